@@ -1,0 +1,1 @@
+"""Builders for tzip's training and benchmark sets, from package names alone (DESIGN §4)."""

@@ -1,0 +1,92 @@
+"""Fetching and unpacking packages: Debian .debs (apt-get download + dpkg -x) and PyPI files.
+
+Versions are pinned so a rebuild on a fresh machine produces the same bytes (the manifest
+records every package file's sha256 and the builder refuses a different one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+DEBIAN = {  # package -> pinned version (Debian 12 "bookworm")
+    "dict-gcide": "0.48.5+nmu2",
+    "linux-source-6.1": "6.1.192-2",
+    "python3.11-doc": "3.11.2-6+deb12u9",
+    "perl-doc": "5.36.0-7+deb12u4",
+    "wordnet-base": "1:3.0-37",
+    "sword-text-web": "426.0-1",
+    "sword-comm-tdavid": "2.1-1",
+    "lomiri-wallpapers-16.04": "20.04.0-2",
+    "mate-backgrounds": "1.26.0-1",
+    "plasma-workspace-wallpapers": "4:5.27.5-2",
+    "stellarium-data": "0.22.2-1",
+    "festvox-ru": "0.5+dfsg-6",
+    "asterisk-core-sounds-es-wav": "1.6.1-1",
+    "asterisk-core-sounds-fr-wav": "1.6.1-1",
+    "asterisk-core-sounds-it-wav": "1.6.1-1",
+    "asterisk-core-sounds-ru-wav": "1.6.1-1",
+    "fluid-soundfont-gm": "3.1-5.3",
+    "hydrogen-drumkits": "2017.09.19~dfsg-1",
+    "avldrums.lv2-soundfont": "0.5.2-2",
+    "asterisk-core-sounds-en-wav": "1.6.1-1",
+    "sonic-pi-samples": "3.2.2~repack-8",
+}
+PYPI = {  # (name, version, kind) -> kind is "sdist" or "wheel"
+    "brotli": ("Brotli", "1.2.1", "sdist"),
+    "scikit-image": ("scikit-image", "0.25.2", "wheel"),
+}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def debian_package(name: str, cache: Path) -> tuple[Path, dict]:
+    """Download (once) and unpack a pinned Debian package; returns (root, manifest entry)."""
+    version = DEBIAN[name]
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{name}_*.deb"))
+    if not found:
+        log(f"downloading {name}={version}")
+        subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=debs, check=True,
+                       stdout=subprocess.DEVNULL)
+        found = sorted(debs.glob(f"{name}_*.deb"))
+    deb = found[-1]
+    root = cache / "unpacked" / name
+    if not (root / ".done").exists():
+        log(f"unpacking {deb.name}")
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        (root / ".done").write_text("")
+    return root, {"package": name, "version": version, "file": deb.name, "sha256": sha256_file(deb)}
+
+
+def pypi_file(key: str, cache: Path) -> tuple[Path, dict]:
+    name, version, kind = PYPI[key]
+    dest = cache / "pypi"
+    dest.mkdir(parents=True, exist_ok=True)
+    prefix = f"{name}-{version}".lower().replace("-", "_")
+    match = lambda: sorted(p for p in dest.iterdir() if p.name.lower().replace("-", "_").startswith(prefix))  # noqa: E731
+    found = match()
+    if not found:
+        log(f"downloading {name}=={version} ({kind})")
+        fmt = ["--no-binary", ":all:"] if kind == "sdist" else [
+            "--only-binary", ":all:", "--platform", "manylinux2014_x86_64",
+            "--python-version", "3.11", "--implementation", "cp"]
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest),
+                        *fmt, f"{name}=={version}"], check=True)
+        found = match()
+    path = found[-1]
+    return path, {"package": name, "version": version, "file": path.name, "sha256": sha256_file(path)}

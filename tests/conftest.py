@@ -1,0 +1,82 @@
+"""Shared fixtures: real data excerpts and a tiny model exported on the fly.
+
+The tiny model is randomly initialised (after one calibration pass so its activation scales
+are set) — exactness does not depend on training, and its small window/memory (W=16, c=4,
+M=4) makes short inputs cross every window and memory boundary.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tzip.context import Layout, feature_indices, phase_indices
+from tzip.engine import IntModel
+from tzip.export import export
+from tzip.model import ModelConfig, TzipModel
+from tzip.modelfile import parse
+
+DATA = Path(__file__).parent / "data"
+TINY = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
+
+
+def build_tiny(seed: int = 0, cfg: ModelConfig = TINY) -> TzipModel:
+    torch.manual_seed(seed)
+    model = TzipModel(cfg)
+    text = (DATA / "alice_head.txt").read_bytes()[:512]
+    x = torch.frombuffer(bytearray(text), dtype=torch.uint8)[None]
+    model.train()
+    with torch.no_grad():
+        model(feature_indices(x, Layout.text()), phase_indices(torch.arange(x.shape[1]), Layout.text())[None])
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_float() -> TzipModel:
+    return build_tiny()
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory, tiny_float) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny.tzm"
+    export(tiny_float).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path) -> IntModel:
+    return IntModel(parse(tiny_path.read_bytes()))
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, bytes]:
+    """Real files of every modality, in the containers tzip keeps verbatim."""
+    from PIL import Image
+
+    out = {
+        "text": (DATA / "alice_head.txt").read_bytes(),
+        "wav_mono": (DATA / "speech.wav").read_bytes(),
+        "wav_stereo": (DATA / "music_stereo.wav").read_bytes(),
+        "random": os.urandom(3000),
+    }
+    grey = Image.open(DATA / "camera_crop.png")
+    rgb = Image.open(DATA / "astronaut_crop.png").convert("RGB")
+    out["pgm"] = f"P5\n{grey.width} {grey.height}\n255\n".encode() + grey.tobytes()
+    out["ppm"] = f"P6\n{rgb.width} {rgb.height}\n255\n".encode() + rgb.tobytes()
+    for fmt, key in (("BMP", "bmp"), ("TIFF", "tiff")):
+        buf = io.BytesIO()
+        rgb.save(buf, format=fmt)
+        out[key] = buf.getvalue()
+    out["png"] = (DATA / "astronaut_crop.png").read_bytes()
+    return out
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small integer ops run fastest on one intra-op thread (tests that vary it restore it)."""
+    torch.set_num_threads(1)
+    yield

@@ -1,0 +1,187 @@
+"""Container and library API: round trips, corruption, no expansion, streaming (DESIGN §5)."""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tzip
+from tzip import container as C
+from tzip.api import TzipCompressor, TzipDecompressor
+from tzip.modality import detect
+
+NEURAL = ("neural",)
+
+
+def roundtrip(data: bytes, model, **kw) -> bytes:
+    packed = tzip.compress(data, model=model, **kw)
+    assert tzip.decompress(packed, model=model) == data
+    return packed
+
+
+@pytest.mark.parametrize("data", [b"", b"x", b"\x00", b"ab" * 3, bytes(range(256))])
+def test_tiny_inputs(tiny, data):
+    roundtrip(data, tiny)
+    roundtrip(data, tiny, methods=NEURAL)
+
+
+@pytest.mark.parametrize("key", ["text", "wav_mono", "wav_stereo", "pgm", "ppm", "bmp", "tiff", "random"])
+def test_real_files_round_trip_through_the_neural_coder(tiny, samples, key):
+    packed = roundtrip(samples[key], tiny, methods=NEURAL, segment_size=1024)
+    streams = {"text": "text", "random": "binary", "wav_mono": "audio", "wav_stereo": "audio"}
+    assert C.Header.unpack(packed[: C.HEADER_SIZE]).layout.modality == \
+        {"text": 0, "image": 1, "audio": 2, "binary": 3}[streams.get(key, "image")]
+
+
+def test_detection_keeps_container_bytes(samples):
+    for key, kind in [("wav_mono", "wav"), ("ppm", "pnm"), ("pgm", "pnm"), ("bmp", "bmp"), ("tiff", "tiff")]:
+        split = detect(samples[key])
+        assert split.kind == kind and split.prefix_len > 0
+    assert detect(samples["wav_stereo"]).layout.period == 4  # 2 channels x 2 bytes, MSB first
+
+
+def test_long_repeats_and_many_segments(tiny):
+    data = b"abcabcabd" * 5000 + bytes(20000) + os.urandom(5000)
+    packed = roundtrip(data, tiny, segment_size=4096)
+    assert len(packed) < len(data) // 5
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=700), st.sampled_from([256, 300, 1000]))
+def test_property_round_trip(tiny, data, segment_size):
+    roundtrip(data, tiny, segment_size=segment_size, methods=("neural", "stored"))
+
+
+def test_random_data_does_not_expand(tiny):
+    data = os.urandom(40_000)
+    packed = tzip.compress(data, model=tiny, segment_size=16384)
+    segments = -(-len(data) // 16384)
+    overhead = C.HEADER_SIZE + 1 + C.END.size + segments * (1 + C.SEGMENT.size)
+    assert len(packed) <= len(data) + overhead
+    assert overhead < 128
+
+
+def test_cross_configuration(tiny, samples):
+    """Compress one segment at a time on 1 thread; decompress batched on 2: same bytes."""
+    data = samples["text"] + samples["ppm"][:3000]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        c = TzipCompressor(model=tiny, segment_size=512, methods=NEURAL)
+        c_batch_bytes = tzip.api.BATCH_BYTES
+        tzip.api.BATCH_BYTES = 1  # code each segment on its own
+        packed = b"".join(c.compress(data[i : i + 700]) for i in range(0, len(data), 700)) + c.flush()
+        tzip.api.BATCH_BYTES = c_batch_bytes
+        torch.set_num_threads(2)
+        assert tzip.decompress(packed, model=tiny) == data
+        assert packed == tzip.compress(data, model=tiny, segment_size=512, methods=NEURAL)
+    finally:
+        torch.set_num_threads(before)
+        tzip.api.BATCH_BYTES = 1 << 20
+
+
+def test_corruption_is_always_detected(tiny, samples):
+    packed = tzip.compress(samples["text"][:1500] + samples["wav_mono"][:800], model=tiny, segment_size=512)
+    rng = np.random.default_rng(0)
+    offsets = sorted(set(range(0, 60)) | set(int(x) for x in rng.integers(0, len(packed), 120)))
+    for off in offsets:
+        bad = bytearray(packed)
+        bad[off] ^= 1 << int(rng.integers(0, 8))
+        try:
+            out = tzip.decompress(bytes(bad), model=tiny)
+        except tzip.TzipError:
+            continue
+        pytest.fail(f"flip at {off} gave {'the original' if out == samples else 'wrong output'}, no error")
+
+
+def test_truncation_is_always_detected(tiny, samples):
+    packed = tzip.compress(samples["text"][:2000], model=tiny, segment_size=512, methods=("neural", "stored"))
+    for n in range(0, len(packed)):
+        with pytest.raises(tzip.TzipError):
+            tzip.decompress(packed[:n], model=tiny)
+
+
+def test_error_messages(tiny, tmp_path):
+    with pytest.raises(tzip.TzipError, match="not a tzip stream"):
+        tzip.decompress(b"hello world, this is not compressed")
+    packed = bytearray(tzip.compress(b"hello", model=tiny))
+    packed[4] = 9
+    with pytest.raises(tzip.TzipError, match="unsupported tzip format version 9"):
+        tzip.decompress(bytes(packed))
+    other = tzip.compress(b"hello" * 100, model=tiny, methods=NEURAL)
+    header = C.Header.unpack(other[: C.HEADER_SIZE])
+    header.model_id = "0123456789abcdef"
+    with pytest.raises(tzip.TzipError, match="model 0123456789abcdef is needed"):
+        tzip.decompress(header.pack() + other[C.HEADER_SIZE :])
+
+
+def test_concatenated_streams_and_unused_data(tiny):
+    a, b = tzip.compress(b"first ", model=tiny), tzip.compress(b"second", model=tiny)
+    assert tzip.decompress(a + b, model=tiny) == b"first second"
+    d = TzipDecompressor(tiny)
+    assert d.decompress(a + b"trailing") == b"first "
+    assert d.eof and d.unused_data == b"trailing"
+    with pytest.raises(EOFError):
+        d.decompress(b"more")
+
+
+def test_incremental_objects_bounded_output(tiny, samples):
+    data = samples["text"] * 3
+    c = TzipCompressor(model=tiny, segment_size=1024)
+    packed = b"".join(c.compress(data[i : i + 999]) for i in range(0, len(data), 999)) + c.flush()
+    with pytest.raises(ValueError):
+        c.compress(b"x")
+    d = TzipDecompressor(tiny)
+    out = bytearray()
+    for i in range(0, len(packed), 100):
+        out += d.decompress(packed[i : i + 100], max_length=50)
+        while not d.needs_input and not d.eof:
+            out += d.decompress(b"", max_length=50)
+    assert bytes(out) == data and d.eof and not d.needs_input
+
+
+def test_tzipfile_and_open(tiny, tmp_path, samples):
+    path = tmp_path / "a.tz"
+    with tzip.open(path, "wb", model=tiny, segment_size=1024) as f:
+        for i in range(0, len(samples["text"]), 333):
+            f.write(samples["text"][i : i + 333])
+    with tzip.open(path, "rb", model=tiny) as f:
+        assert f.read(10) == samples["text"][:10]
+        assert f.read() == samples["text"][10:]
+    with tzip.open(path, "rt", model=tiny, encoding="latin-1", newline="") as f:
+        assert f.readline() == samples["text"].decode("latin-1").splitlines(True)[0]
+    buf = io.BytesIO()
+    with tzip.TzipFile(buf, "wb", model=tiny) as f:
+        f.write(b"to a file object")
+    assert tzip.decompress(buf.getvalue(), model=tiny) == b"to a file object"
+
+
+def test_png_and_flac_transcode_are_pixel_and_sample_exact(tiny, samples, tmp_path):
+    import soundfile as sf
+    from PIL import Image
+
+    packed = tzip.compress(samples["png"], model=tiny, transcode=True)
+    assert C.Header.unpack(packed[: C.HEADER_SIZE]).transcode == "png"
+    out = tzip.decompress(packed, model=tiny)
+    a, b = Image.open(io.BytesIO(samples["png"])), Image.open(io.BytesIO(out))
+    assert a.size == b.size and a.convert("RGBA").tobytes() == b.convert("RGBA").tobytes()
+    wav = samples["wav_stereo"]
+    samples_in, rate = sf.read(io.BytesIO(wav), dtype="int16")
+    flac = io.BytesIO()
+    sf.write(flac, samples_in, rate, format="FLAC", subtype="PCM_16")
+    packed = tzip.compress(flac.getvalue(), model=tiny, transcode=True)
+    assert C.Header.unpack(packed[: C.HEADER_SIZE]).transcode == "flac"
+    got, rate2 = sf.read(io.BytesIO(tzip.decompress(packed, model=tiny)), dtype="int16")
+    assert rate2 == rate and np.array_equal(got, samples_in)
+
+
+def test_header_checksums(tiny):
+    packed = tzip.compress(b"abc", model=tiny)
+    assert zlib.crc32(packed[: C.HEADER.size]) == int.from_bytes(packed[C.HEADER.size : C.HEADER_SIZE], "little")

@@ -1,0 +1,182 @@
+"""Exactness of the integer engine (DESIGN §2): parallel == incremental, invariances, bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tzip.context import Layout, feature_indices, phase_indices, visible_slots
+from tzip.engine import FP32_EXACT, FREQ_BITS, Decoder, IntModel, isqrt, rmsnorm
+from tzip.export import export
+from tzip.modality import split_bytes
+from tzip.model import ModelConfig
+from tzip.modelfile import ModelFileError, parse
+
+from .conftest import TINY, build_tiny
+
+
+def incremental(model: IntModel, segments: list[bytes], layout: Layout) -> list[torch.Tensor]:
+    n = max(len(s) for s in segments)
+    dec = Decoder(model, [layout] * len(segments), n)
+    data = torch.zeros(len(segments), n, dtype=torch.uint8)
+    for i, s in enumerate(segments):
+        data[i, : len(s)] = torch.frombuffer(bytearray(s), dtype=torch.uint8)
+    steps = []
+    for t in range(n):
+        steps.append(dec.step())
+        dec.push(data[:, t])
+    freqs = torch.stack(steps, 1)
+    return [freqs[i, : len(s)] for i, s in enumerate(segments)]
+
+
+def parallel(model: IntModel, segments: list[bytes], layout: Layout, **kw) -> list[torch.Tensor]:
+    n = max(len(s) for s in segments)
+    data = torch.zeros(len(segments), n, dtype=torch.uint8)
+    for i, s in enumerate(segments):
+        data[i, : len(s)] = torch.frombuffer(bytearray(s), dtype=torch.uint8)
+    freqs = model.parallel(data, [layout] * len(segments), **kw)
+    return [freqs[i, : len(s)] for i, s in enumerate(segments)]
+
+
+def payload(samples, key) -> tuple[bytes, Layout]:
+    _, body, _, split = split_bytes(samples[key])
+    return body, split.layout
+
+
+@pytest.mark.parametrize("key", ["text", "pgm", "ppm", "wav_mono", "wav_stereo", "random"])
+def test_parallel_equals_incremental(tiny, samples, key):
+    body, layout = payload(samples, key)
+    seg = body[:300]  # > W + c*M = 32: crosses the window and memory boundaries many times
+    (par,) = parallel(tiny, [seg], layout)
+    (inc,) = incremental(tiny, [seg], layout)
+    assert torch.equal(par, inc)
+
+
+def test_frequencies_are_valid(tiny, samples):
+    body, layout = payload(samples, "text")
+    (freqs,) = parallel(tiny, [body[:500]], layout)
+    assert freqs.dtype == torch.int32
+    assert int(freqs.min()) >= 1
+    assert torch.all(freqs.sum(-1) == 1 << FREQ_BITS)
+
+
+def test_chunking_does_not_change_results(tiny, samples):
+    body, layout = payload(samples, "text")
+    ref = parallel(tiny, [body[:400]], layout)[0]
+    for chunk in (1, 7, 16, 333, 1024):
+        assert torch.equal(parallel(tiny, [body[:400]], layout, chunk=chunk)[0], ref)
+
+
+def test_batch_composition_and_order(tiny, samples):
+    body, layout = payload(samples, "text")
+    segs = [body[:50], body[100:400], body[500:501], body[600:790]]
+    alone = [parallel(tiny, [s], layout)[0] for s in segs]
+    batched = parallel(tiny, segs, layout)
+    reversed_ = parallel(tiny, segs[::-1], layout)[::-1]
+    inc = incremental(tiny, segs, layout)
+    for a, b, r, i in zip(alone, batched, reversed_, inc):
+        assert torch.equal(a, b) and torch.equal(a, r) and torch.equal(a, i)
+
+
+def test_thread_count_does_not_change_results(tiny, samples):
+    body, layout = payload(samples, "ppm")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = parallel(tiny, [body[:600]], layout)[0]
+        torch.set_num_threads(2)
+        two = parallel(tiny, [body[:600]], layout)[0]
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+
+
+def test_isqrt_is_exact():
+    rng = np.random.default_rng(0)
+    vals = [0, 1, 2, 3, 4, 15, 16, 17, 2**31 - 1, 2**40, 2**56 - 1, 2**58 + 12345]
+    vals += [int(v) for v in rng.integers(0, 2**62, 2000)]
+    vals += [k * k for k in range(1000)] + [k * k - 1 for k in range(1, 1000)]
+    got = isqrt(torch.tensor(vals, dtype=torch.int64))
+    assert got.tolist() == [math.isqrt(v) for v in vals]
+
+
+def test_visibility_rules():
+    # slot b (positions [4b, 4b+4)) becomes visible once it has left the window [t-15, t]
+    w, c, m = 16, 4, 4
+    for t in range(200):
+        lo, hi = visible_slots(t, w, c, m)
+        visible = {b for b in range(100) if (b + 1) * c <= t - w + 1}
+        want = sorted(visible)[-m:]
+        assert list(range(lo, hi)) == want
+        tl, th = visible_slots(torch.tensor([t]), w, c, m)
+        assert (int(tl), int(th)) == (lo, hi)
+
+
+def test_float_model_and_engine_agree(tiny_float, tiny, samples):
+    """The exact engine's coded cost tracks the float model's cross-entropy (QAT mirror)."""
+    body, layout = payload(samples, "text")
+    x = torch.frombuffer(bytearray(body[:1000]), dtype=torch.uint8)[None]
+    with torch.no_grad():
+        logits = tiny_float(feature_indices(x, layout), phase_indices(torch.arange(1000), layout)[None])
+    ce = F.cross_entropy(logits[0], x[0].long()).item() / math.log(2)
+    freqs = tiny.parallel(x, [layout])[0]
+    bits = -(freqs.gather(1, x[0].long()[:, None]).double() / 2**FREQ_BITS).log2().mean().item()
+    assert abs(bits - ce) / ce < 0.02
+
+
+def test_extremes_stay_within_integer_bounds(tiny_path, samples, monkeypatch):
+    """Saturated weights and embeddings: every float32 GEMM's sum of |terms| stays below 2^24."""
+    mf = parse(tiny_path.read_bytes())
+    t = {k: v.copy() for k, v in mf.tensors.items()}
+    for k, v in t.items():
+        if k.endswith(".w"):
+            t[k] = np.where(np.arange(v.size).reshape(v.shape) % 2 == 0, 127, -127).astype(np.int8)
+        if k.startswith("embed."):  # random signs at a fifth of the residual clamp each
+            signs = np.random.default_rng(1).choice([-1, 1], size=v.shape)
+            t[k] = (signs * (2**20 // 5)).astype(v.dtype)
+    mf.tensors = t
+    model = IntModel(mf)
+    worst = []
+    real_matmul = torch.Tensor.__matmul__
+
+    def checked(a, b):
+        if a.dtype == torch.float32:
+            bound = real_matmul(a.abs().double(), b.abs().double())
+            worst.append(float(bound.max()))
+            assert torch.all(bound < FP32_EXACT)
+        return real_matmul(a, b)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", checked)
+    body, layout = payload(samples, "text")
+    (freqs,) = parallel(model, [body[:200]], layout)
+    assert worst and max(worst) > 2**18  # the extremes really were extreme
+    assert int(freqs.min()) >= 1 and torch.all(freqs.sum(-1) == 1 << FREQ_BITS)
+    h = torch.full((3, TINY.d_model), 2**20, dtype=torch.int64)
+    h[1] = -(2**20)
+    h[2, ::2] = 0
+    x = rmsnorm(h)
+    assert int(x.abs().max()) <= 127
+
+
+def test_bound_check_rejects_oversized_models():
+    model = build_tiny(cfg=ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=1100, window=16, block=4, mem_slots=4))
+    with pytest.raises(ValueError, match="exact float32 bound"):
+        IntModel(parse(export(model).to_bytes()))
+
+
+def test_model_file_id_and_corruption(tiny_path):
+    data = tiny_path.read_bytes()
+    mf = parse(data)
+    assert len(mf.model_id) == 16
+    name = "layers.0.qkv.w"
+    mf.tensors = {**mf.tensors, name: mf.tensors[name].copy()}
+    mf.tensors[name].flat[0] ^= 1
+    assert parse(mf.to_bytes()).model_id != parse(data).model_id
+    with pytest.raises(ModelFileError):
+        parse(b"NOTAMODEL" + data[9:])
+    with pytest.raises(ModelFileError):
+        parse(data[: len(data) // 2])

@@ -1,0 +1,375 @@
+"""The library API, shaped like CPython's lzma module.
+
+`compress`/`decompress` for bytes; `TzipCompressor`/`TzipDecompressor` for incremental use
+(bounded memory: input is cut into segments and coded in batches); `TzipFile`/`open` for files.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import zlib
+from typing import BinaryIO
+
+import zstandard
+
+from . import container as C
+from .coder import CoderError, decode_segments, encode_segments
+from .engine import IntModel
+from .errors import TzipError
+from .modality import DETECT_BYTES, detect, swap16
+from .models import get_model, model_by_id
+from .transcode import from_intermediate, to_intermediate
+
+DEFAULT_SEGMENT = 64 * 1024
+BATCH_BYTES = 1 << 20  # neural segments are coded together in batches of up to this many bytes
+MODES = ("text", "image", "audio", "binary")
+
+
+class TzipCompressor:
+    """Incremental compressor: `compress(data)` returns what is ready, `flush()` ends the stream."""
+
+    def __init__(self, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
+                 model: str | os.PathLike | IntModel | None = None,
+                 methods: tuple[str, ...] = ("neural", "zstd", "stored"), transcode: str | None = None):
+        """methods: the per-segment coders to choose from (smallest output wins)."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        unknown = set(methods) - set(C.METHOD_NAMES.values())
+        if unknown or not methods:
+            raise ValueError(f"methods must be a non-empty subset of {sorted(C.METHOD_NAMES.values())}")
+        if not 256 <= segment_size <= C.MAX_SEGMENT:
+            raise ValueError(f"segment_size must be between 256 and {C.MAX_SEGMENT}")
+        self.model = model if isinstance(model, IntModel) else get_model(model)
+        self.mode, self.methods, self.transcode = mode, set(methods), transcode
+        self.segment_request = segment_size
+        self.head = bytearray()
+        self.split = None
+        self.pos = 0  # bytes of input routed so far (after detection)
+        self.pending = bytearray()  # payload bytes not yet a full segment
+        self.batch: list[bytes] = []  # full segments (modelling order) awaiting coding
+        self.crc, self.total, self.done = 0, 0, False
+        self.zstd = zstandard.ZstdCompressor(level=19)
+        self.stats: list[tuple[int, int, int]] = []  # (method, raw, coded) per segment
+
+    def compress(self, data: bytes) -> bytes:
+        if self.done:
+            raise ValueError("compressor was already flushed")
+        data = bytes(data)
+        self.crc = zlib.crc32(data, self.crc)
+        self.total += len(data)
+        if self.split is None:
+            self.head += data
+            if len(self.head) < DETECT_BYTES:
+                return b""
+            return self._start()
+        return self._route(data)
+
+    def flush(self) -> bytes:
+        if self.done:
+            raise ValueError("compressor was already flushed")
+        out = self._start() if self.split is None else b""
+        out += self._end_payload()
+        self.done = True
+        return out + C.end_frame(self.total, self.crc)
+
+    # -- internals -----------------------------------------------------------------------
+    def _start(self) -> bytes:
+        self.split = sp = detect(bytes(self.head), self.mode)
+        unit = sp.unit()
+        fits = unit <= C.MAX_SEGMENT
+        self.segment_size = max(unit, self.segment_request // unit * unit) if fits else self.segment_request
+        header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode)
+        head, self.head = bytes(self.head), bytearray()
+        return header.pack() + self._route(head)
+
+    def _route(self, data: bytes) -> bytes:
+        sp, out = self.split, []
+        start, end = sp.prefix_len, sp.prefix_len + sp.payload_len
+        while data:
+            if self.pos < start:
+                n = min(len(data), start - self.pos)
+                out.append(C.verbatim_frame(data[:n]))
+            elif self.pos < end:
+                n = min(len(data), end - self.pos)
+                self.pending += data[:n]
+                out.append(self._cut_segments())
+            else:
+                out.append(self._end_payload())
+                n = min(len(data), C.MAX_VERBATIM)
+                out.append(C.verbatim_frame(data[:n]))
+            self.pos += n
+            data = data[n:]
+        return b"".join(out)
+
+    def _cut_segments(self) -> bytes:
+        out = []
+        while len(self.pending) >= self.segment_size:
+            self.batch.append(bytes(self.pending[: self.segment_size]))
+            del self.pending[: self.segment_size]
+            if sum(map(len, self.batch)) >= BATCH_BYTES:
+                out.append(self._code_batch())
+        return b"".join(out)
+
+    def _end_payload(self) -> bytes:
+        if self.pending:
+            self.batch.append(bytes(self.pending))
+            self.pending.clear()
+        return self._code_batch()
+
+    def _code_batch(self) -> bytes:
+        raws = [swap16(s) if self.split.swapped else s for s in self.batch]
+        self.batch = []
+        use = self.methods
+        neural = encode_segments(self.model, raws, self.split.layout) if "neural" in use else [None] * len(raws)
+        out = []
+        for raw, nc in zip(raws, neural):
+            options = [(C.STORED, raw)] if "stored" in use else []
+            if "zstd" in use:
+                options.append((C.ZSTD, self.zstd.compress(raw)))
+            if nc is not None:
+                options.append((C.NEURAL, nc))
+            method, coded = min(options, key=lambda o: (len(o[1]), -o[0]))
+            self.stats.append((method, len(raw), len(coded)))
+            out.append(C.segment_frame(method, raw, coded))
+        return b"".join(out)
+
+
+class TzipDecompressor:
+    """Incremental decompressor with lzma's `eof`, `unused_data` and `needs_input`."""
+
+    def __init__(self, model: str | os.PathLike | IntModel | None = None):
+        self.model_spec = model
+        self.buf = bytearray()
+        self.header: C.Header | None = None
+        self.queue: list[C.Frame] = []
+        self.out = bytearray()
+        self.crc, self.total = 0, 0
+        self.ended, self.unused_data, self.needs_input = False, b"", True
+        self.frames: list[tuple[str, int, int]] = []  # (kind, raw, coded) for `tzip info`
+
+    @property
+    def eof(self) -> bool:
+        """The end frame was reached and every decompressed byte has been returned."""
+        return self.ended and not self.out
+
+    @property
+    def transcode(self) -> str | None:
+        return self.header.transcode if self.header else None
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self.eof:
+            raise EOFError("end of stream already reached")
+        self.buf += data
+        self._process()
+        return self._take(max_length)
+
+    def _take(self, max_length: int) -> bytes:
+        n = len(self.out) if max_length < 0 else min(max_length, len(self.out))
+        chunk = bytes(self.out[:n])
+        del self.out[:n]
+        self.needs_input = not self.out and not self.ended
+        return chunk
+
+    def _model(self) -> IntModel:
+        spec = self.model_spec
+        m = spec if isinstance(spec, IntModel) else (get_model(spec) if spec else model_by_id(self.header.model_id))
+        if m.model_id != self.header.model_id:
+            raise TzipError(f"this stream needs model {self.header.model_id}, but the given model is {m.model_id}")
+        return m
+
+    def _process(self) -> None:
+        if self.header is None:
+            if len(self.buf) < C.HEADER_SIZE:
+                if len(self.buf) >= 5 or (self.buf and not C.MAGIC.startswith(bytes(self.buf[:4]))):
+                    C.Header.unpack(bytes(self.buf))  # raises the precise error early
+                return
+            self.header = C.Header.unpack(bytes(self.buf[: C.HEADER_SIZE]))
+            del self.buf[: C.HEADER_SIZE]
+        pos = 0
+        while not self.ended:
+            got = C.read_frame(self.buf, pos, self.header.segment_size)
+            if got is None:
+                break
+            frame, pos = got
+            if frame.kind == C.FRAME_SEGMENT:
+                self.queue.append(frame)
+                self.frames.append((C.METHOD_NAMES[frame.method], frame.raw_len, len(frame.body)))
+                if sum(f.raw_len for f in self.queue if f.method == C.NEURAL) >= BATCH_BYTES:
+                    self._drain()
+                continue
+            self._drain()
+            if frame.kind == C.FRAME_VERBATIM:
+                self.frames.append(("verbatim", frame.raw_len, frame.raw_len))
+                self._emit(frame.body)
+            else:
+                if frame.total != self.total or frame.crc != self.crc:
+                    raise TzipError("corrupted tzip stream (checksum of the original does not match)")
+                self.ended = True
+                self.unused_data = bytes(self.buf[pos:])
+        del self.buf[:pos]
+
+    def _emit(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+        self.total += len(data)
+        self.out += data
+
+    def _drain(self) -> None:
+        if not self.queue:
+            return
+        neural = [f for f in self.queue if f.method == C.NEURAL]
+        decoded = {}
+        if neural:
+            try:
+                raws = decode_segments(self._model(), [f.body for f in neural],
+                                       [f.raw_len for f in neural], self.header.layout)
+            except (CoderError, ValueError, RuntimeError) as e:
+                raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
+            decoded = {id(f): r for f, r in zip(neural, raws)}
+        for f in self.queue:
+            if f.method == C.STORED:
+                raw = f.body
+            elif f.method == C.ZSTD:
+                try:
+                    raw = zstandard.ZstdDecompressor().decompress(f.body, max_output_size=f.raw_len)
+                except zstandard.ZstdError as e:
+                    raise TzipError(f"corrupted tzip stream (zstd segment: {e})") from None
+            else:
+                raw = decoded[id(f)]
+            if len(raw) != f.raw_len or zlib.crc32(raw) != f.crc:
+                raise TzipError("corrupted tzip stream (segment checksum mismatch)")
+            self._emit(swap16(raw) if self.header.swapped else raw)
+        self.queue = []
+
+
+def compress(data: bytes, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
+             model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
+             methods: tuple[str, ...] = ("neural", "zstd", "stored")) -> bytes:
+    """Compress bytes to a complete .tz stream."""
+    tag = None
+    if transcode:
+        got = to_intermediate(bytes(data))
+        if got is not None:
+            data, tag = got
+    c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag)
+    return c.compress(data) + c.flush()
+
+
+def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None) -> bytes:
+    """Decompress one or more concatenated .tz streams."""
+    data = bytes(data)
+    if not data:
+        raise TzipError("not a tzip stream (empty input)")
+    results = []
+    while data:
+        d = TzipDecompressor(model)
+        out = d.decompress(data)
+        if not d.eof:
+            raise TzipError("truncated tzip stream (ended before its end frame)")
+        results.append(from_intermediate(out, d.transcode) if d.transcode else out)
+        data = d.unused_data
+    return b"".join(results)
+
+
+class TzipFile(io.BufferedIOBase):
+    """A file object that compresses on write or decompresses on read (like lzma.LZMAFile)."""
+
+    def __init__(self, filename: str | os.PathLike | BinaryIO, mode: str = "rb", **opts):
+        mode = mode.replace("b", "")
+        if mode not in ("r", "w", "x", "a"):
+            raise ValueError(f"invalid mode {mode!r}")
+        self._own = isinstance(filename, (str, bytes, os.PathLike))
+        self._fp = builtins.open(filename, mode + "b") if self._own else filename
+        self._mode = mode
+        self._opts = opts
+        if mode == "r":
+            self._dec = TzipDecompressor(opts.get("model"))
+            self._buffer = bytearray()
+            self._eof = False
+        else:
+            self._comp = TzipCompressor(**opts)
+        self._closed = False
+
+    # io plumbing
+    def readable(self) -> bool:
+        return self._mode == "r"
+
+    def writable(self) -> bool:
+        return self._mode != "r"
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self._mode != "r":
+                self._fp.write(self._comp.flush())
+        finally:
+            self._closed = True
+            if self._own:
+                self._fp.close()
+
+    def write(self, data) -> int:
+        if self._mode == "r":
+            raise io.UnsupportedOperation("file not open for writing")
+        data = bytes(data)
+        self._fp.write(self._comp.compress(data))
+        return len(data)
+
+    def _fill(self) -> bool:
+        """Decode more into the buffer; False at the end of all streams."""
+        while not self._buffer:
+            if self._dec.eof:
+                rest = self._dec.unused_data
+                if not rest:
+                    rest = self._fp.read(1 << 16)
+                    if not rest:
+                        return False
+                self._dec = TzipDecompressor(self._opts.get("model"))
+                self._buffer += self._dec.decompress(rest)
+                continue
+            chunk = b"" if not self._dec.needs_input else self._fp.read(1 << 16)
+            if not chunk and self._dec.needs_input:
+                raise TzipError("truncated tzip stream (ended before its end frame)")
+            self._buffer += self._dec.decompress(chunk)
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._mode != "r":
+            raise io.UnsupportedOperation("file not open for reading")
+        if size is None or size < 0:
+            chunks = []
+            while True:
+                chunks.append(bytes(self._buffer))
+                self._buffer.clear()
+                if not self._fill():
+                    return b"".join(chunks)
+        if not self._buffer:
+            self._fill()
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size if size >= 0 else 1 << 16)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def open(file, mode: str = "rb", *, encoding=None, errors=None, newline=None, **opts):  # noqa: A001
+    """Open a .tz file in binary ('rb', 'wb', 'xb', 'ab') or text ('rt', 'wt', ...) mode."""
+    if "t" in mode:
+        binary = TzipFile(file, mode.replace("t", ""), **opts)
+        return io.TextIOWrapper(binary, encoding, errors, newline)
+    return TzipFile(file, mode, **opts)
+

@@ -1,0 +1,431 @@
+"""The `tzip` command: gzip/zstd-style flags on top of the library API.
+
+    tzip FILE...            compress each FILE to FILE.tz (input kept; --rm removes it)
+    tzip -d FILE.tz...      decompress
+    tzip -c / -o OUT / -    to stdout / to OUT / stdin
+    tzip info FILE.tz       what is inside
+    tzip bench              the benchmark tables
+
+Exit status: 0 ok, 1 error, 2 usage. Outputs are written to a temporary name and renamed only
+when complete; an input is removed (--rm) only after its output has been verified.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from . import container as C
+from .api import DEFAULT_SEGMENT, TzipCompressor, TzipDecompressor
+from .errors import TzipError
+from .transcode import from_intermediate, to_intermediate
+
+SUFFIX = ".tz"
+CHUNK = 1 << 20
+app = typer.Typer(add_completion=False, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+class Mode(str, Enum):
+    text = "text"
+    image = "image"
+    audio = "audio"
+    binary = "binary"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Failed(Exception):
+    """One input failed; the message was already printed."""
+
+
+def say(msg: str) -> None:
+    print(f"tzip: {msg}", file=sys.stderr)
+
+
+class Progress:
+    """A progress bar with bytes/s, shown only on a terminal and only for work over a second."""
+
+    def __init__(self, label: str, total: int | None, quiet: bool):
+        self.label, self.total, self.start = label, total, time.time()
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.bar = None
+        self.done = 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self.bar is None and time.time() - self.start > 1.0:
+            from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                           TransferSpeedColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total, completed=self.done)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def setup_engine(device: Device, threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    if device == Device.cuda:
+        raise TzipError("--device cuda: the GPU (Triton) backend is not part of this build yet; use --device cpu")
+
+
+def open_input(name: str):
+    if name == "-":
+        return sys.stdin.buffer, None
+    try:
+        f = open(name, "rb")
+        return f, os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise TzipError(f"cannot read {name}: {e.strerror}") from None
+
+
+class Output:
+    """Writes to stdout, or to a temporary file renamed onto the target only on `commit`."""
+
+    def __init__(self, target: str | None, force: bool):
+        self.target, self.tmp = target, None
+        if target is None:
+            self.f = sys.stdout.buffer
+            return
+        if os.path.exists(target) and not force:
+            raise TzipError(f"{target} already exists; use -f to overwrite")
+        d = os.path.dirname(os.path.abspath(target))
+        fd, self.tmp = tempfile.mkstemp(prefix=".tzip-", suffix=".part", dir=d)
+        self.f = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.f.write(data)
+
+    def commit(self) -> None:
+        if self.tmp is None:
+            self.f.flush()
+            return
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.target)
+        self.tmp = None
+
+    def abort(self) -> None:
+        if self.tmp is not None:
+            self.f.close()
+            os.unlink(self.tmp)
+            self.tmp = None
+
+
+def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: bool, quiet: bool, label: str) -> int:
+    """Returns the number of bytes written."""
+    written = 0
+    prog = Progress(label, size, quiet)
+    try:
+        if transcode:
+            data = src.read()
+            got = to_intermediate(data)
+            tag = None
+            if got is not None:
+                data, tag = got
+            elif not quiet:
+                say(f"{label}: not a PNG/FLAC that can be transcoded exactly; stored as an ordinary file")
+            chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+            comp = TzipCompressor(transcode=tag, **opts)
+        else:
+            chunks = iter(lambda: src.read(CHUNK), b"")
+            comp = TzipCompressor(**opts)
+        for chunk in chunks:
+            piece = comp.compress(chunk)
+            out.write(piece)
+            written += len(piece)
+            prog.advance(len(chunk))
+        piece = comp.flush()
+        out.write(piece)
+        return written + len(piece)
+    finally:
+        prog.close()
+
+
+def decompress_stream(src, out: Output, size: int | None, model: str | None, quiet: bool, label: str) -> int:
+    written, prog = 0, Progress(label, size, quiet)
+    dec = TzipDecompressor(model)
+    pending = b""
+    streams = 0
+    try:
+        while True:
+            chunk = pending or src.read(CHUNK)
+            pending = b""
+            if not chunk:
+                break
+            prog.advance(len(chunk))
+            data = dec.decompress(chunk)
+            if dec.transcode:
+                data += dec.decompress(b"") if not dec.eof else b""
+                rest = src.read()  # transcoded streams are rebuilt whole
+                while not dec.eof and rest:
+                    data += dec.decompress(rest)
+                    rest = b""
+                if not dec.eof:
+                    raise TzipError("truncated tzip stream (ended before its end frame)")
+                data = from_intermediate(data, dec.transcode)
+            out.write(data)
+            written += len(data)
+            if dec.eof:
+                streams += 1
+                pending = dec.unused_data
+                if pending or (rest := src.read(CHUNK)):
+                    pending = pending or rest
+                    dec = TzipDecompressor(model)
+                else:
+                    break
+        if not dec.eof:
+            raise TzipError("truncated tzip stream (ended before its end frame)" if streams or dec.header
+                            else "not a tzip stream (empty or too short)")
+        return written
+    finally:
+        prog.close()
+
+
+def verify(path: str, original: str, model: str | None) -> None:
+    """Decompress `path` and compare with `original` byte for byte (before --rm)."""
+    import hashlib
+
+    dec, h = TzipDecompressor(model), hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(dec.decompress(chunk))
+    with open(original, "rb") as f:
+        want = hashlib.sha256()
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            want.update(chunk)
+    if not dec.eof or h.digest() != want.digest():
+        raise TzipError(f"verification of {path} failed; {original} was kept")
+
+
+def run_files(files: list[str], decompress: bool, stdout: bool, output: str | None, force: bool,
+              rm: bool, quiet: bool, verbose: bool, opts: dict, transcode: bool) -> int:
+    if not files:
+        files = ["-"]
+    if output and len(files) > 1:
+        say("-o can be used with a single input only")
+        return 2
+    status = 0
+    for name in files:
+        target = None
+        try:
+            if stdout or (name == "-" and not output):
+                target = None
+            elif output:
+                target = output
+            elif decompress:
+                if not name.endswith(SUFFIX):
+                    raise TzipError(f"{name}: unknown suffix (expected {SUFFIX}); use -o or -c")
+                target = name[: -len(SUFFIX)]
+            else:
+                if name.endswith(SUFFIX) and not force:
+                    raise TzipError(f"{name} already has the {SUFFIX} suffix; use -f to compress it again")
+                target = name + SUFFIX
+            if target is None and not decompress and not force and sys.stdout.isatty():
+                raise TzipError("compressed data not written to a terminal; use -o or redirect (-f to force)")
+            src, size = open_input(name)
+            out = Output(target, force)
+            try:
+                if decompress:
+                    n = decompress_stream(src, out, size, opts.get("model"), quiet, name)
+                else:
+                    n = compress_stream(src, out, size, opts, transcode, quiet, name)
+                out.commit()
+            except BaseException:
+                out.abort()
+                raise
+            finally:
+                if src is not sys.stdin.buffer:
+                    src.close()
+            if verbose and size is not None:
+                ratio = (1 - n / size) * 100 if not decompress and size else (1 - size / n) * 100 if n else 0.0
+                say(f"{name}: {ratio:5.1f}% -- {'to ' + target if target else 'to stdout'}")
+            if rm and target and name != "-":
+                if not decompress:
+                    verify(target, name, opts.get("model"))
+                os.unlink(name)
+        except TzipError as e:
+            say(str(e) if str(e).startswith(name) else f"{name}: {e}")
+            status = 1
+        except KeyboardInterrupt:
+            say("interrupted")
+            return 1
+    return status
+
+
+MODEL_OPT = typer.Option(None, "--model", help="model file or id (default: the shipped default model)")
+DEVICE_OPT = typer.Option(Device.auto, "--device", help="where the engine runs")
+THREADS_OPT = typer.Option(0, "--threads", "-T", help="CPU threads for the engine (0: torch default)")
+
+
+@app.command("compress")
+def compress_cmd(
+    files: list[str] = typer.Argument(None, help="files to compress ('-' for stdin)"),
+    decompress: bool = typer.Option(False, "-d", "--decompress", help="decompress instead"),
+    stdout: bool = typer.Option(False, "-c", "--stdout", help="write to standard output"),
+    output: str | None = typer.Option(None, "-o", "--output", help="output file (single input)"),
+    force: bool = typer.Option(False, "-f", "--force", help="overwrite existing outputs"),
+    keep: bool = typer.Option(True, "-k", "--keep", help="keep inputs (the default)"),
+    rm: bool = typer.Option(False, "--rm", help="remove inputs after their output is verified"),
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+    mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
+    segment_size: int = typer.Option(DEFAULT_SEGMENT, "--segment-size", help="bytes per independent segment"),
+    transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples (exact, not byte-exact)"),
+    model: str | None = MODEL_OPT,
+    device: Device = DEVICE_OPT,
+    threads: int = THREADS_OPT,
+) -> None:
+    """Compress FILEs (or decompress with -d)."""
+    try:
+        setup_engine(device, threads)
+        opts = {"model": model} if decompress else {"model": model, "mode": mode.value if mode else None,
+                                                    "segment_size": segment_size}
+        if not decompress:
+            TzipCompressor(**opts)  # fail early on a bad model or option, before touching files
+    except (TzipError, ValueError) as e:
+        say(str(e))
+        raise typer.Exit(2 if isinstance(e, ValueError) else 1) from None
+    raise typer.Exit(run_files(files or [], decompress, stdout, output, force, rm,
+                               quiet, verbose, opts, transcode))
+
+
+@app.command("decompress")
+def decompress_cmd(
+    files: list[str] = typer.Argument(None, help=".tz files to decompress ('-' for stdin)"),
+    stdout: bool = typer.Option(False, "-c", "--stdout"),
+    output: str | None = typer.Option(None, "-o", "--output"),
+    force: bool = typer.Option(False, "-f", "--force"),
+    keep: bool = typer.Option(True, "-k", "--keep", help="keep inputs (the default)"),
+    rm: bool = typer.Option(False, "--rm", help="remove inputs after successful decompression"),
+    quiet: bool = typer.Option(False, "-q", "--quiet"),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+    decompress_flag: bool = typer.Option(True, "-d", "--decompress", hidden=True),
+    model: str | None = MODEL_OPT,
+    device: Device = DEVICE_OPT,
+    threads: int = THREADS_OPT,
+) -> None:
+    """Decompress .tz FILEs."""
+    try:
+        setup_engine(device, threads)
+    except TzipError as e:
+        say(str(e))
+        raise typer.Exit(1) from None
+    raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, {"model": model}, False))
+
+
+def scan(data: bytes) -> list[tuple[C.Header, list[C.Frame]]]:
+    """Headers and frames of every stream in `data`, without decoding any segment."""
+    streams, pos = [], 0
+    while pos < len(data):
+        header = C.Header.unpack(data[pos : pos + C.HEADER_SIZE])
+        pos += C.HEADER_SIZE
+        frames = []
+        while True:
+            got = C.read_frame(data, pos, header.segment_size)
+            if got is None:
+                raise TzipError("truncated tzip stream (ended before its end frame)")
+            frame, pos = got
+            frames.append(frame)
+            if frame.kind == C.FRAME_END:
+                break
+        streams.append((header, frames))
+    if not streams:
+        raise TzipError("not a tzip stream (empty input)")
+    return streams
+
+
+@app.command("info")
+def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
+    """Show modality, model id, sizes, ratio and the coding method of every segment."""
+    from .context import MODALITY_NAMES
+
+    status = 0
+    for name in files:
+        try:
+            src, _ = open_input(name)
+            data = src.read()
+            for header, frames in scan(data):
+                segs = [f for f in frames if f.kind == C.FRAME_SEGMENT]
+                total = frames[-1].total
+                print(f"{name}:")
+                print(f"  modality      {MODALITY_NAMES[header.layout.modality]}"
+                      f"{' (16-bit samples, MSB first)' if header.swapped else ''}")
+                if header.transcode:
+                    tag = header.transcode.upper()
+                    unit = "pixels" if header.transcode == "png" else "samples"
+                    print(f"  transcoded    from {tag}: decompresses to a {tag} with identical {unit}, not identical bytes")
+                print(f"  layout        offsets {list(header.layout.offsets)}, period {header.layout.period}")
+                print(f"  model id      {header.model_id}")
+                print(f"  segment size  {header.segment_size}")
+                print(f"  original      {total} bytes")
+                print(f"  compressed    {len(data)} bytes, ratio {len(data) / max(1, total):.4f}"
+                      f" ({8 * len(data) / max(1, total):.3f} bits/byte)")
+                print(f"  verbatim      {sum(f.raw_len for f in frames if f.kind == C.FRAME_VERBATIM)} bytes")
+                for m, label in C.METHOD_NAMES.items():
+                    chosen = [f for f in segs if f.method == m]
+                    if chosen:
+                        print(f"  {label:<13} {len(chosen)} segments, {sum(f.raw_len for f in chosen)} -> "
+                              f"{sum(len(f.body) for f in chosen)} bytes")
+                print("  segments      " + " ".join(C.METHOD_NAMES[f.method][0] for f in segs))
+        except TzipError as e:
+            say(f"{name}: {e}")
+            status = 1
+    raise typer.Exit(status)
+
+
+@app.command("bench")
+def bench_cmd(
+    sets: str = typer.Option("text,image,audio", help="modalities to run"),
+    limit: int = typer.Option(0, help="bytes per modality given to tzip (0: all)"),
+    out: Path = typer.Option(Path("bench/results"), help="where the table, JSON and chart go"),
+    no_tzip: bool = typer.Option(False, "--no-tzip", help="classical codecs only"),
+) -> None:
+    """Run the benchmark harness (classical codecs and tzip) on the bench sets."""
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from bench.run import main as bench_main
+
+    args = ["--sets", sets, "--out", str(out), "--limit", str(limit)] + (["--no-tzip"] if no_tzip else [])
+    raise typer.Exit(bench_main(args))
+
+
+COMMANDS = {"compress", "decompress", "info", "bench"}
+
+
+def main() -> None:
+    """Entry point: `tzip FILE` and `tzip -d FILE` work like gzip; subcommands too."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in COMMANDS | {"-h", "--help"}:
+        argv = ["compress", *argv]
+    try:
+        app(argv, prog_name="tzip", standalone_mode=True)
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

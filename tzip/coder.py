@@ -1,0 +1,64 @@
+"""Range coding of segments with the engine's integer frequencies (constriction).
+
+Each segment is its own range-coder stream. Frequencies reach constriction as exact integers
+(in float32, which holds them exactly): constriction's Categorical(perfect=False) turns them
+into its fixed-point model by a deterministic integer-exact procedure, identically on encode
+and decode, so no float computed by us ever decides a symbol.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+import torch
+
+from .context import Layout
+from .engine import Decoder, IntModel
+
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
+
+
+class CoderError(ValueError):
+    pass
+
+
+def encode_symbols(symbols: np.ndarray, freqs: np.ndarray) -> bytes:
+    enc = constriction.stream.queue.RangeEncoder()
+    if len(symbols):
+        enc.encode(symbols.astype(np.int32), _FAMILY, freqs.astype(np.float32))
+    return enc.get_compressed().astype("<u4").tobytes()
+
+
+def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> list[bytes]:
+    """Teacher-forced pass over a batch of segments, then one range-coder stream per segment."""
+    if not segments:
+        return []
+    t_len = max(len(s) for s in segments)
+    data = torch.zeros(len(segments), t_len, dtype=torch.uint8)
+    for i, s in enumerate(segments):
+        data[i, : len(s)] = torch.frombuffer(bytearray(s), dtype=torch.uint8)
+    freqs = model.parallel(data, [layout] * len(segments)).numpy()
+    return [encode_symbols(data[i, : len(s)].numpy(), freqs[i, : len(s)]) for i, s in enumerate(segments)]
+
+
+def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout) -> list[bytes]:
+    """Decode a batch of segments in lock-step: one batched engine step per byte position."""
+    if not coded:
+        return []
+    if any(len(c) % 4 for c in coded):
+        raise CoderError("coded segment length is not a whole number of coder words")
+    decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(c, dtype="<u4").astype(np.uint32))
+                for c in coded]
+    n, t_len = len(coded), max(lengths)
+    out = np.zeros((n, t_len), dtype=np.uint8)
+    dec = Decoder(model, [layout] * n, t_len)
+    active = list(range(n))
+    for t in range(t_len):
+        active = [i for i in active if lengths[i] > t]
+        probs = dec.step().numpy().astype(np.float32)
+        symbols = np.zeros(n, dtype=np.int64)
+        for i in active:
+            symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]
+        out[:, t] = symbols
+        dec.push(torch.from_numpy(symbols))
+    return [out[i, : lengths[i]].tobytes() for i in range(n)]
