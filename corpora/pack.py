@@ -48,8 +48,10 @@ def select(set_dir: Path, mode: str, budget: int):
             continue
         chosen.append([name, lay, data, int(rank("val" + name), 16) % 50 == 0])
         total += len(data)
-    if chosen and not any(c[3] for c in chosen):  # always hold out at least one chunk
+    if len(chosen) > 1 and not any(c[3] for c in chosen):  # hold out at least one chunk
         min(chosen, key=lambda c: rank("val" + c[0]))[3] = True
+    if len(chosen) > 1 and all(c[3] for c in chosen):  # ...but never all of them
+        chosen[0][3] = False
     return [tuple(c) for c in chosen]
 
 

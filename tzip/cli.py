@@ -278,7 +278,7 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
 
 MODEL_OPT = typer.Option(None, "--model", help="model file or id (default: the shipped default model)")
 DEVICE_OPT = typer.Option(Device.auto, "--device", help="where the engine runs")
-THREADS_OPT = typer.Option(0, "--threads", "-T", help="CPU threads for the engine (0: torch default)")
+THREADS_OPT = typer.Option(1, "--threads", "-T", help="CPU threads for the engine (0: torch default)")
 
 
 @app.command("compress")
@@ -294,7 +294,7 @@ def compress_cmd(
     verbose: bool = typer.Option(False, "-v", "--verbose"),
     mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
     segment_size: int = typer.Option(DEFAULT_SEGMENT, "--segment-size", help="bytes per independent segment"),
-    transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples (exact, not byte-exact)"),
+    transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
     model: str | None = MODEL_OPT,
     device: Device = DEVICE_OPT,
     threads: int = THREADS_OPT,
@@ -377,7 +377,8 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                 if header.transcode:
                     tag = header.transcode.upper()
                     unit = "pixels" if header.transcode == "png" else "samples"
-                    print(f"  transcoded    from {tag}: decompresses to a {tag} with identical {unit}, not identical bytes")
+                    print(f"  transcoded    from {tag}: decompresses to a {tag} with identical {unit}"
+                          ", not identical bytes")
                 print(f"  layout        offsets {list(header.layout.offsets)}, period {header.layout.period}")
                 print(f"  model id      {header.model_id}")
                 print(f"  segment size  {header.segment_size}")

@@ -58,6 +58,8 @@ class Batches:
         for doc in shard.docs:
             if doc.val == val and doc.length > cfg.seq:
                 self.by_modality.setdefault(doc.layout.modality, []).append(doc)
+        if not self.by_modality:
+            raise ValueError(f"shard has no {'validation' if val else 'training'} docs longer than {cfg.seq} bytes")
         mods = [m for m in self.by_modality if cfg.mixture.get(m, 0) > 0] or list(self.by_modality)
         w = np.array([cfg.mixture.get(m, 1.0) for m in mods], dtype=np.float64)
         self.modalities, self.mod_p = mods, w / w.sum()

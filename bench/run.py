@@ -1,0 +1,153 @@
+"""Benchmark harness: every codec on the bench sets, sizes, ratios and speeds in one run.
+
+    python -m bench.run [--sets text,image,audio] [--limit BYTES] [--no-tzip] [--out DIR]
+
+Inputs are the bench sets built by `python -m corpora.build text-bench image-bench audio-bench`
+(uncompressed: text, PPM/PGM, WAV). `--limit` takes, per modality, the files in sorted order
+up to that many bytes, for every codec alike. Each codec's output is decoded and checked
+(bytes, or pixels/samples for image/audio codecs); a failed check is reported as a failure.
+Writes results.json, results.md and ratio.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.codecs import Codec, classical, tzip_codec  # noqa: E402
+from corpora.build import default_cache  # noqa: E402
+
+UNITS = {"text": ("bits/byte", 8), "image": ("bits/subpixel", 8), "audio": ("bits/sample", 16)}
+SETS = {"text": "text-bench", "image": "image-bench", "audio": "audio-bench"}
+IMAGE_SUFFIXES = (".ppm", ".pgm")
+
+
+def bench_files(cache: Path, modality: str, limit: int) -> list[Path]:
+    d = cache / "sets" / SETS[modality]
+    manifest = d / "manifest.json"
+    if not manifest.exists():
+        raise SystemExit(f"{d} is not built: python -m corpora.build {SETS[modality]}")
+    names = sorted(json.loads(manifest.read_text())["files"])
+    if modality == "image":
+        names = [n for n in names if n.endswith(IMAGE_SUFFIXES)]
+    out, total = [], 0
+    for n in names:
+        size = (d / n).stat().st_size
+        if limit and total + size > limit and out:
+            continue
+        out.append(d / n)
+        total += size
+    return out
+
+
+def run_codec(codec: Codec, data: bytes) -> dict:
+    t0 = time.perf_counter()
+    blob = codec.encode(data)
+    t1 = time.perf_counter()
+    back = codec.decode(blob)
+    t2 = time.perf_counter()
+    return {"bytes": len(blob), "ok": bool(codec.same(data, back)), "enc_s": t1 - t0, "dec_s": t2 - t1}
+
+
+def run(modalities: list[str], codecs: list[Codec], cache: Path, limit: int, log=print) -> dict:
+    results = {"modalities": {}, "missing": {}}
+    for codec in codecs:
+        reason = codec.available()
+        if reason:
+            results["missing"][codec.name] = reason
+    for m in modalities:
+        files = bench_files(cache, m, limit)
+        rows = {}
+        for codec in codecs:
+            if m not in codec.modalities or codec.name in results["missing"]:
+                continue
+            per_file, raw = {}, 0
+            for f in files:
+                data = f.read_bytes()
+                raw += len(data)
+                try:
+                    per_file[f.name] = {"raw": len(data), **run_codec(codec, data)}
+                except Exception as e:  # a codec crash is a failed round trip, reported
+                    per_file[f.name] = {"raw": len(data), "bytes": 0, "ok": False, "enc_s": 0, "dec_s": 0,
+                                        "error": f"{type(e).__name__}: {e}"}
+            total = sum(r["bytes"] for r in per_file.values())
+            enc = sum(r["enc_s"] for r in per_file.values())
+            dec = sum(r["dec_s"] for r in per_file.values())
+            rows[codec.name] = {
+                "raw": raw, "bytes": total, "ratio": total / raw if raw else 0,
+                "bits": UNITS[m][1] * total / raw if raw else 0,
+                "enc_MBps": raw / enc / 1e6 if enc else 0, "dec_MBps": raw / dec / 1e6 if dec else 0,
+                "ok": all(r["ok"] for r in per_file.values()), "files": per_file,
+            }
+            log(f"{m:6} {codec.name:26} ratio {rows[codec.name]['ratio']:.4f}  "
+                f"{'ok' if rows[codec.name]['ok'] else 'ROUND TRIP FAILED'}")
+        results["modalities"][m] = {"files": [f.name for f in files], "codecs": rows}
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for m, res in results["modalities"].items():
+        unit = UNITS[m][0]
+        raw = next(iter(res["codecs"].values()))["raw"] if res["codecs"] else 0
+        lines += [f"### {m} ({len(res['files'])} files, {raw:,} bytes)", "",
+                  f"| codec | compressed bytes | ratio | {unit} | compress MB/s | decompress MB/s | round trip |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for name, r in sorted(res["codecs"].items(), key=lambda kv: kv[1]["bytes"]):
+            lines.append(f"| {name} | {r['bytes']:,} | {r['ratio']:.4f} | {r['bits']:.3f} | "
+                         f"{r['enc_MBps']:.3f} | {r['dec_MBps']:.3f} | {'ok' if r['ok'] else 'FAILED'} |")
+        lines.append("")
+    if results["missing"]:
+        lines += ["Missing codecs:", ""] + [f"- {k}: {v}" for k, v in results["missing"].items()] + [""]
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mods = list(results["modalities"])
+    fig, axes = plt.subplots(1, len(mods), figsize=(5 * len(mods), 4), squeeze=False)
+    for ax, m in zip(axes[0], mods):
+        rows = sorted(results["modalities"][m]["codecs"].items(), key=lambda kv: kv[1]["ratio"])
+        names = [n for n, _ in rows]
+        ax.barh(names, [r["ratio"] for _, r in rows],
+                color=["tab:red" if n == "tzip" else "tab:blue" for n in names])
+        ax.set_title(f"{m}: compressed / raw (lower is better)")
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="text,image,audio")
+    ap.add_argument("--limit", type=int, default=0, help="bytes per modality (0: the whole set)")
+    ap.add_argument("--cache", type=Path, default=default_cache())
+    ap.add_argument("--out", type=Path, default=Path("bench/results"))
+    ap.add_argument("--no-tzip", action="store_true")
+    ap.add_argument("--model", default=None, help="tzip model file or id")
+    args = ap.parse_args(argv)
+    codecs = classical() + ([] if args.no_tzip else [tzip_codec(args.model)])
+    results = run([s for s in args.sets.split(",") if s], codecs, args.cache, args.limit)
+    results["limit"] = args.limit
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    md = markdown(results)
+    (args.out / "results.md").write_text(md)
+    chart(results, args.out / "ratio.png")
+    print(md)
+    failed = [n for r in results["modalities"].values() for n, c in r["codecs"].items() if not c["ok"]]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

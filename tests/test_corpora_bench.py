@@ -1,0 +1,112 @@
+"""Corpus builders, shard packer and benchmark harness on small real fixtures (no network)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from bench import run as bench_run
+from bench.codecs import GENERIC, IMAGE, Codec, same_pixels
+from corpora import build, pack
+from tzip.context import IMAGE as IMAGE_MODALITY
+from tzip.shard import Shard
+from tzip.train import Batches, TrainConfig
+
+
+def make_sets(cache, samples):
+    w = build.SetWriter(cache, "text-bench")
+    w.write("alice_head.txt", samples["text"])
+    w.finish()
+    w = build.SetWriter(cache, "image-bench")
+    w.write("crop.ppm", samples["ppm"])
+    w.write("crop.pgm", samples["pgm"])
+    w.finish()
+    for name in ("text-train", "image-train", "audio-train"):
+        w = build.SetWriter(cache, name)
+        key = {"text-train": "text", "image-train": "ppm", "audio-train": "wav_stereo"}[name]
+        for i in range(3):
+            w.write(f"{i}.{key}", samples[key] * (i + 1))
+        w.finish()
+
+
+def test_set_manifest_is_deterministic(tmp_path, samples):
+    hashes = []
+    for _ in range(2):
+        make_sets(tmp_path, samples)
+        hashes.append(json.loads((tmp_path / "sets/text-bench/manifest.json").read_text())["manifest_sha256"])
+    assert hashes[0] == hashes[1]
+
+
+def test_builder_helpers(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "usr/share/wordnet"
+    root.mkdir(parents=True)
+    (root / "data.noun").write_bytes(b"  copyright line\n00001740 03 n 01 entity 0 | that which exists\n")
+    assert build.wordnet_glosses(tmp_path) == b"that which exists\n"
+    img = Image.new("RGB", (16, 8), (10, 20, 30))
+    assert build.ppm_bytes(img) == b"P6\n16 8\n255\n" + bytes([10, 20, 30]) * 128
+    samples = np.arange(-50, 50, dtype=np.int16)[:, None]
+    wav = build.wav_bytes(samples, 8000)
+    import soundfile as sf
+
+    back, rate = sf.read(io.BytesIO(wav), dtype="int16", always_2d=True)
+    assert rate == 8000 and np.array_equal(back, samples)
+
+
+def test_pack_shard_and_training_batches(tmp_path, samples):
+    make_sets(tmp_path, samples)
+    out = tmp_path / "train.shard"
+    pack.main([str(out), "--cache", str(tmp_path), "--text-mb", "1", "--image-mb", "1", "--audio-mb", "1"])
+    shard = Shard(out)
+    modalities = {d.layout.modality for d in shard.docs}
+    assert modalities == {0, 1, 2}
+    assert any(d.val for d in shard.docs)
+    image = next(d for d in shard.docs if d.layout.modality == IMAGE_MODALITY)
+    assert image.layout.offsets[1] == 48 * 3  # a PPM row: 48 RGB pixels
+    cfg = TrainConfig(shard=str(out), seq=256)
+    feats, phase, y, mods = Batches(shard, cfg, val=False, seed=0).batch(8)
+    assert feats.shape == (8, 256, 4) and y.shape == (8, 256) and len(mods) == 8
+    # features are the real earlier bytes, even before the crop start
+    assert int(feats[..., 0].max()) <= 256 and int(phase.max()) < 64
+
+
+def test_harness_reports_sizes_and_catches_a_broken_codec(tmp_path, samples):
+    make_sets(tmp_path, samples)
+    broken = Codec("broken", ("text",), lambda d: d[::-1], lambda d: d)  # decodes to the wrong bytes
+    codecs = [GENERIC[0], broken, IMAGE[0]]
+    res = bench_run.run(["text", "image"], codecs, tmp_path, 0, log=lambda *_: None)
+    text = res["modalities"]["text"]["codecs"]
+    assert text["gzip -9"]["ok"] and text["gzip -9"]["bytes"] < len(samples["text"])
+    assert not text["broken"]["ok"]
+    assert res["modalities"]["image"]["codecs"]["PNG (Pillow, optimize)"]["ok"]
+    md = bench_run.markdown(res)
+    assert "FAILED" in md and "gzip -9" in md
+
+
+def test_missing_codec_is_reported_not_dropped(tmp_path, samples, monkeypatch):
+    make_sets(tmp_path, samples)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cjxl here
+    jxl = next(c for c in IMAGE if c.name.startswith("JPEG-XL"))
+    res = bench_run.run(["image"], [jxl], tmp_path, 0, log=lambda *_: None)
+    assert "cjxl not found" in res["missing"][jxl.name]
+
+
+def test_grey_pixels_decoded_as_rgb_compare_equal(samples):
+    from PIL import Image
+
+    grey = Image.open(io.BytesIO(samples["pgm"]))
+    buf = io.BytesIO()
+    grey.convert("RGB").save(buf, format="PNG")
+    assert same_pixels(samples["pgm"], buf.getvalue())
+    assert not same_pixels(samples["pgm"], samples["ppm"])
+
+
+@pytest.mark.parametrize("limit", [0, 10])
+def test_bench_file_selection(tmp_path, samples, limit):
+    make_sets(tmp_path, samples)
+    files = bench_run.bench_files(tmp_path, "image", limit)
+    assert [f.name for f in files] == (["crop.pgm", "crop.ppm"] if not limit else ["crop.pgm"])
