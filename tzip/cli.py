@@ -281,59 +281,57 @@ DEVICE_OPT = typer.Option(Device.auto, "--device", help="where the engine runs")
 THREADS_OPT = typer.Option(1, "--threads", "-T", help="CPU threads for the engine (0: torch default)")
 
 
-@app.command("compress")
-def compress_cmd(
-    files: list[str] = typer.Argument(None, help="files to compress ('-' for stdin)"),
-    decompress: bool = typer.Option(False, "-d", "--decompress", help="decompress instead"),
-    stdout: bool = typer.Option(False, "-c", "--stdout", help="write to standard output"),
-    output: str | None = typer.Option(None, "-o", "--output", help="output file (single input)"),
-    force: bool = typer.Option(False, "-f", "--force", help="overwrite existing outputs"),
-    keep: bool = typer.Option(True, "-k", "--keep", help="keep inputs (the default)"),
-    rm: bool = typer.Option(False, "--rm", help="remove inputs after their output is verified"),
-    quiet: bool = typer.Option(False, "-q", "--quiet"),
-    verbose: bool = typer.Option(False, "-v", "--verbose"),
-    mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
-    segment_size: int = typer.Option(DEFAULT_SEGMENT, "--segment-size", help="bytes per independent segment"),
-    transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
-    model: str | None = MODEL_OPT,
-    device: Device = DEVICE_OPT,
-    threads: int = THREADS_OPT,
-) -> None:
-    """Compress FILEs (or decompress with -d)."""
-    try:
-        setup_engine(device, threads)
-        opts = {"model": model} if decompress else {"model": model, "mode": mode.value if mode else None,
-                                                    "segment_size": segment_size}
-        if not decompress:
-            TzipCompressor(**opts)  # fail early on a bad model or option, before touching files
-    except (TzipError, ValueError) as e:
-        say(str(e))
-        raise typer.Exit(2 if isinstance(e, ValueError) else 1) from None
-    raise typer.Exit(run_files(files or [], decompress, stdout, output, force, rm,
-                               quiet, verbose, opts, transcode))
+STDOUT_OPT = typer.Option(False, "-c", "--stdout", help="write to standard output")
+OUTPUT_OPT = typer.Option(None, "-o", "--output", help="output file (single input)")
+FORCE_OPT = typer.Option(False, "-f", "--force", help="overwrite existing outputs")
+KEEP_OPT = typer.Option(True, "-k", "--keep", help="keep inputs (the default)")
+RM_OPT = typer.Option(False, "--rm", help="remove inputs once their output is complete and verified")
+QUIET_OPT = typer.Option(False, "-q", "--quiet")
+VERBOSE_OPT = typer.Option(False, "-v", "--verbose")
 
 
-@app.command("decompress")
-def decompress_cmd(
-    files: list[str] = typer.Argument(None, help=".tz files to decompress ('-' for stdin)"),
-    stdout: bool = typer.Option(False, "-c", "--stdout"),
-    output: str | None = typer.Option(None, "-o", "--output"),
-    force: bool = typer.Option(False, "-f", "--force"),
-    keep: bool = typer.Option(True, "-k", "--keep", help="keep inputs (the default)"),
-    rm: bool = typer.Option(False, "--rm", help="remove inputs after successful decompression"),
-    quiet: bool = typer.Option(False, "-q", "--quiet"),
-    verbose: bool = typer.Option(False, "-v", "--verbose"),
-    decompress_flag: bool = typer.Option(True, "-d", "--decompress", hidden=True),
-    model: str | None = MODEL_OPT,
-    device: Device = DEVICE_OPT,
-    threads: int = THREADS_OPT,
-) -> None:
-    """Decompress .tz FILEs."""
+def start_engine(device: Device, threads: int) -> None:
     try:
         setup_engine(device, threads)
     except TzipError as e:
         say(str(e))
         raise typer.Exit(1) from None
+
+
+@app.command("compress")
+def compress_cmd(
+    files: list[str] = typer.Argument(None, help="files to compress ('-' for stdin)"),
+    decompress: bool = typer.Option(False, "-d", "--decompress", help="decompress instead"),
+    stdout: bool = STDOUT_OPT, output: str | None = OUTPUT_OPT, force: bool = FORCE_OPT,
+    keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
+    mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
+    segment_size: int = typer.Option(DEFAULT_SEGMENT, "--segment-size", help="bytes per independent segment"),
+    transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
+    model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
+) -> None:
+    """Compress FILEs (or decompress with -d)."""
+    start_engine(device, threads)
+    opts = {"model": model}
+    if not decompress:
+        opts.update(mode=mode.value if mode else None, segment_size=segment_size)
+        try:
+            TzipCompressor(**opts)  # fail early on a bad model or option, before touching files
+        except (TzipError, ValueError) as e:
+            say(str(e))
+            raise typer.Exit(2 if isinstance(e, ValueError) else 1) from None
+    raise typer.Exit(run_files(files or [], decompress, stdout, output, force, rm, quiet, verbose, opts, transcode))
+
+
+@app.command("decompress")
+def decompress_cmd(
+    files: list[str] = typer.Argument(None, help=".tz files to decompress ('-' for stdin)"),
+    stdout: bool = STDOUT_OPT, output: str | None = OUTPUT_OPT, force: bool = FORCE_OPT,
+    keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
+    decompress_flag: bool = typer.Option(True, "-d", "--decompress", hidden=True),
+    model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
+) -> None:
+    """Decompress .tz FILEs."""
+    start_engine(device, threads)
     raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, {"model": model}, False))
 
 
