@@ -183,7 +183,7 @@ IMAGE = [
 
 # -- audio (on PCM samples) ---------------------------------------------------------------
 def _flac_encode(data: bytes) -> bytes:
-    return _run_tool([_tool("flac"), "-8", "-s", "-f", "-o", "{out}", "{in}"], data, ".wav", ".flac")
+    return _run_tool([_tool("flac"), "-8", "--no-padding", "-s", "-f", "-o", "{out}", "{in}"], data, ".wav", ".flac")
 
 
 def _flac_decode(data: bytes) -> bytes:
@@ -199,7 +199,7 @@ def _wavpack_decode(data: bytes) -> bytes:
 
 
 AUDIO = [
-    Codec("FLAC -8", ("audio",), _flac_encode, _flac_decode, same_samples),
+    Codec("FLAC -8 (no padding)", ("audio",), _flac_encode, _flac_decode, same_samples),
     Codec("WavPack -hhx", ("audio",), _wavpack_encode, _wavpack_decode, same_samples),
 ]
 

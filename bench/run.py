@@ -4,7 +4,7 @@
 
 Inputs are the bench sets built by `python -m corpora.build text-bench image-bench audio-bench`
 (uncompressed: text, PPM/PGM, WAV). `--limit` takes, per modality, the files in sorted order
-up to that many bytes, for every codec alike. Each codec's output is decoded and checked
+(smallest first) up to that many bytes, for every codec alike. Each codec's output is decoded and checked
 (bytes, or pixels/samples for image/audio codecs); a failed check is reported as a failure.
 Writes results.json, results.md and ratio.png to --out.
 """
@@ -35,6 +35,8 @@ def bench_files(cache: Path, modality: str, limit: int) -> list[Path]:
     names = sorted(json.loads(manifest.read_text())["files"])
     if modality == "image":
         names = [n for n in names if n.endswith(IMAGE_SUFFIXES)]
+    if limit:  # a subset: the smallest files first, so it holds as many files as it can
+        names.sort(key=lambda n: ((d / n).stat().st_size, n))
     out, total = [], 0
     for n in names:
         size = (d / n).stat().st_size
@@ -135,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--no-tzip", action="store_true")
     ap.add_argument("--model", default=None, help="tzip model file or id")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for tzip (as the CLI's default)")
     args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     codecs = classical() + ([] if args.no_tzip else [tzip_codec(args.model)])
     results = run([s for s in args.sets.split(",") if s], codecs, args.cache, args.limit)
     results["limit"] = args.limit

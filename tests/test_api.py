@@ -68,23 +68,21 @@ def test_random_data_does_not_expand(tiny):
     assert overhead < 128
 
 
-def test_cross_configuration(tiny, samples):
+def test_cross_configuration(tiny, samples, monkeypatch):
     """Compress one segment at a time on 1 thread; decompress batched on 2: same bytes."""
     data = samples["text"] + samples["ppm"][:3000]
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
+        monkeypatch.setattr(tzip.api, "ENCODE_BATCH_BYTES", 1)  # code each segment on its own
         c = TzipCompressor(model=tiny, segment_size=512, methods=NEURAL)
-        c_batch_bytes = tzip.api.BATCH_BYTES
-        tzip.api.BATCH_BYTES = 1  # code each segment on its own
         packed = b"".join(c.compress(data[i : i + 700]) for i in range(0, len(data), 700)) + c.flush()
-        tzip.api.BATCH_BYTES = c_batch_bytes
+        monkeypatch.undo()
         torch.set_num_threads(2)
         assert tzip.decompress(packed, model=tiny) == data
         assert packed == tzip.compress(data, model=tiny, segment_size=512, methods=NEURAL)
     finally:
         torch.set_num_threads(before)
-        tzip.api.BATCH_BYTES = 1 << 20
 
 
 def test_corruption_is_always_detected(tiny, samples):

@@ -109,4 +109,4 @@ def test_grey_pixels_decoded_as_rgb_compare_equal(samples):
 def test_bench_file_selection(tmp_path, samples, limit):
     make_sets(tmp_path, samples)
     files = bench_run.bench_files(tmp_path, "image", limit)
-    assert [f.name for f in files] == (["crop.pgm", "crop.ppm"] if not limit else ["crop.pgm"])
+    assert [f.name for f in files] == (["crop.pgm", "crop.ppm"] if not limit else ["crop.pgm"])  # smaller first

@@ -180,3 +180,13 @@ def test_model_file_id_and_corruption(tiny_path):
         parse(b"NOTAMODEL" + data[9:])
     with pytest.raises(ModelFileError):
         parse(data[: len(data) // 2])
+
+
+def test_head_slicing_does_not_change_results(tiny, samples, monkeypatch):
+    import tzip.engine as engine
+
+    body, layout = payload(samples, "wav_stereo")
+    ref = parallel(tiny, [body[:300], body[300:500]], layout)
+    monkeypatch.setattr(engine, "HEAD_ROWS", 7)
+    for a, b in zip(ref, parallel(tiny, [body[:300], body[300:500]], layout)):
+        assert torch.equal(a, b)

@@ -23,7 +23,8 @@ from .models import get_model, model_by_id
 from .transcode import from_intermediate, to_intermediate
 
 DEFAULT_SEGMENT = 64 * 1024
-BATCH_BYTES = 1 << 20  # neural segments are coded together in batches of up to this many bytes
+BATCH_BYTES = 1 << 20  # neural segments are decoded together in batches of up to this many bytes
+ENCODE_BATCH_BYTES = 1 << 18  # ...and encoded in batches of this many (the parallel pass's memory)
 MODES = ("text", "image", "audio", "binary")
 
 
@@ -108,7 +109,7 @@ class TzipCompressor:
         while len(self.pending) >= self.segment_size:
             self.batch.append(bytes(self.pending[: self.segment_size]))
             del self.pending[: self.segment_size]
-            if sum(map(len, self.batch)) >= BATCH_BYTES:
+            if sum(map(len, self.batch)) >= ENCODE_BATCH_BYTES:
                 out.append(self._code_batch())
         return b"".join(out)
 

@@ -25,6 +25,7 @@ FREQ_BITS = 16
 FP32_EXACT = 2**24
 MASKED = -(2**40)  # score of an invisible key: exp2 of it is 0
 RES_LIMIT = 2**20
+HEAD_ROWS = 8192  # positions per slice of the output head in the parallel pass
 
 
 @dataclass
@@ -230,7 +231,8 @@ class IntModel:
             ]
             h = (h + layer.proj(torch.cat(outs, 1))).clamp(-RES_LIMIT, RES_LIMIT)
             h = self.mlp(layer, h)
-        return self.frequencies(h)
+        rows = max(1, HEAD_ROWS // b)  # the head's [.., 256] int64 temporaries, a slice at a time
+        return torch.cat([self.frequencies(h[:, i : i + rows]) for i in range(0, t_len, rows)], 1)
 
 
 class Decoder:
