@@ -22,7 +22,7 @@ class CoderError(ValueError):
     pass
 
 
-def encode_symbols(symbols: np.ndarray, freqs: np.ndarray) -> bytes:
+def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
     enc = constriction.stream.queue.RangeEncoder()
     if len(symbols):
         enc.encode(symbols.astype(np.int32), _FAMILY, freqs.astype(np.float32))
@@ -30,15 +30,17 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray) -> bytes:
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> list[bytes]:
-    """Teacher-forced pass over a batch of segments, then one range-coder stream per segment."""
-    if not segments:
-        return []
-    t_len = max(len(s) for s in segments)
-    data = torch.zeros(len(segments), t_len, dtype=torch.uint8)
-    for i, s in enumerate(segments):
-        data[i, : len(s)] = torch.frombuffer(bytearray(s), dtype=torch.uint8)
-    freqs = model.parallel(data, [layout] * len(segments)).numpy()
-    return [encode_symbols(data[i, : len(s)].numpy(), freqs[i, : len(s)]) for i, s in enumerate(segments)]
+    """Teacher-forced pass over each segment, then one range-coder stream per segment.
+
+    One segment at a time: a segment is already a long sequence, so batching gains little here
+    and would multiply the pass's memory (results are identical either way; tests pin it).
+    """
+    out = []
+    for s in segments:
+        data = torch.frombuffer(bytearray(s), dtype=torch.uint8)[None] if s else torch.zeros(1, 0, dtype=torch.uint8)
+        freqs = model.parallel(data, [layout]).numpy() if s else None
+        out.append(encode_symbols(data[0].numpy(), freqs[0]) if s else encode_symbols(data[0].numpy(), None))
+    return out
 
 
 def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout) -> list[bytes]:
