@@ -183,3 +183,13 @@ def test_png_and_flac_transcode_are_pixel_and_sample_exact(tiny, samples, tmp_pa
 def test_header_checksums(tiny):
     packed = tzip.compress(b"abc", model=tiny)
     assert zlib.crc32(packed[: C.HEADER.size]) == int.from_bytes(packed[C.HEADER.size : C.HEADER_SIZE], "little")
+
+
+def test_decompressor_fed_one_byte_at_a_time(tiny):
+    data = b"one byte at a time " * 20
+    packed = tzip.compress(data, model=tiny, methods=("neural", "stored"))
+    d = TzipDecompressor(tiny)
+    out = b"".join(d.decompress(packed[i : i + 1]) for i in range(len(packed)))
+    assert out == data and d.eof
+    with pytest.raises(tzip.TzipError, match="bad magic"):
+        TzipDecompressor(tiny).decompress(b"TZX")

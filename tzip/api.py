@@ -183,8 +183,7 @@ class TzipDecompressor:
     def _process(self) -> None:
         if self.header is None:
             if len(self.buf) < C.HEADER_SIZE:
-                if len(self.buf) >= 5 or (self.buf and not C.MAGIC.startswith(bytes(self.buf[:4]))):
-                    C.Header.unpack(bytes(self.buf))  # raises the precise error early
+                C.check_prefix(bytes(self.buf))  # a wrong magic or version fails at once
                 return
             self.header = C.Header.unpack(bytes(self.buf[: C.HEADER_SIZE]))
             del self.buf[: C.HEADER_SIZE]

@@ -31,6 +31,14 @@ MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
 
 
+def check_prefix(data: bytes) -> None:
+    """Raise at once if the first bytes seen so far cannot start a stream this tzip reads."""
+    if not MAGIC.startswith(data[:4]):
+        raise TzipError("not a tzip stream (bad magic)")
+    if len(data) > 4 and data[4] != VERSION:
+        raise TzipError(f"unsupported tzip format version {data[4]} (this tzip reads version {VERSION})")
+
+
 @dataclass
 class Header:
     model_id: str
