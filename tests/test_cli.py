@@ -131,3 +131,16 @@ def test_tar_integration(env, tmp_path, samples):
     assert (out / "src/a.txt").read_bytes() == samples["text"]
     with tarfile.open(fileobj=__import__("io").BytesIO(tz(env, "-dc", archive).stdout)) as t:
         assert sorted(t.getnames()) == ["src", "src/a.txt", "src/b.pgm"]
+
+
+def test_remaining_flags(env, tmp_path, samples):
+    a = tmp_path / "a.txt"
+    a.write_bytes(samples["text"])
+    r = tz(env, "-q", "-k", "--threads", "2", "--segment-size", "1024", "--device", "cpu", a)
+    assert r.stderr == b"" and a.exists()
+    assert "segment size  1024" in tz(env, "info", tmp_path / "a.txt.tz").stdout.decode()
+    assert tz(env, "-dc", "--threads", "2", tmp_path / "a.txt.tz").stdout == samples["text"]
+    r = tz(env, "--device", "cuda", "-f", a, check=False)
+    assert r.returncode == 1 and b"GPU" in r.stderr
+    r = tz(env, "--segment-size", "10", "-f", a, check=False)
+    assert r.returncode == 2 and b"segment_size" in r.stderr

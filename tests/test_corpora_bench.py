@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from bench import run as bench_run
 from bench.codecs import GENERIC, IMAGE, Codec, same_pixels
@@ -110,3 +111,27 @@ def test_bench_file_selection(tmp_path, samples, limit):
     make_sets(tmp_path, samples)
     files = bench_run.bench_files(tmp_path, "image", limit)
     assert [f.name for f in files] == (["crop.pgm", "crop.ppm"] if not limit else ["crop.pgm"])  # smaller first
+
+
+def test_training_resumes_exports_and_measures(tmp_path, samples):
+    from tzip.model import ModelConfig
+    from tzip.modelfile import load
+    from tzip.train import train
+
+    make_sets(tmp_path, samples)
+    shard = tmp_path / "train.shard"
+    pack.main([str(shard), "--cache", str(tmp_path), "--text-mb", "1", "--image-mb", "1", "--audio-mb", "1"])
+    mcfg = ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, window=32, block=4, mem_slots=4)
+    out = tmp_path / "run"
+    cfg = TrainConfig(shard=str(shard), out=str(out), steps=2, batch=2, seq=128, warmup=1, save_every=1)
+    train(cfg, mcfg)
+    first = torch.load(out / "ckpt.pt", weights_only=False)
+    assert first["step"] == 2 and (out / "model.tzm").exists()
+    cfg.steps = 4
+    train(cfg, mcfg)  # resumes from the checkpoint instead of starting over
+    second = torch.load(out / "ckpt.pt", weights_only=False)
+    assert second["step"] == 4 and second["tokens"] == 2 * first["tokens"]
+    assert load(out / "model.tzm").meta["steps"] == 4
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    measured = [r["measured"] for r in log if "measured" in r]
+    assert measured and all("coded_bpb" in v for v in measured[-1].values())
