@@ -136,8 +136,10 @@ def test_tar_integration(env, tmp_path, samples):
 def test_remaining_flags(env, tmp_path, samples):
     a = tmp_path / "a.txt"
     a.write_bytes(samples["text"])
+    a.chmod(0o640)
     r = tz(env, "-q", "-k", "--threads", "2", "--segment-size", "1024", "--device", "cpu", a)
     assert r.stderr == b"" and a.exists()
+    assert (tmp_path / "a.txt.tz").stat().st_mode & 0o777 == 0o640  # permissions follow the input
     assert "segment size  1024" in tz(env, "info", tmp_path / "a.txt.tz").stdout.decode()
     assert tz(env, "-dc", "--threads", "2", tmp_path / "a.txt.tz").stdout == samples["text"]
     r = tz(env, "--device", "cuda", "-f", a, check=False)

@@ -27,7 +27,7 @@ from .errors import TzipError
 from .transcode import from_intermediate, to_intermediate
 
 SUFFIX = ".tz"
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # read size: also how often the progress bar moves
 app = typer.Typer(add_completion=False, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -103,8 +103,8 @@ def open_input(name: str):
 class Output:
     """Writes to stdout, or to a temporary file renamed onto the target only on `commit`."""
 
-    def __init__(self, target: str | None, force: bool):
-        self.target, self.tmp = target, None
+    def __init__(self, target: str | None, force: bool, mode: int | None = None):
+        self.target, self.tmp, self.mode = target, None, mode
         if target is None:
             self.f = sys.stdout.buffer
             return
@@ -125,6 +125,11 @@ class Output:
         self.f.flush()
         os.fsync(self.f.fileno())
         self.f.close()
+        if self.mode is None:  # like a new file: 0666 less the umask (mkstemp made it 0600)
+            umask = os.umask(0)
+            os.umask(umask)
+            self.mode = 0o666 & ~umask
+        os.chmod(self.tmp, self.mode)
         os.replace(self.tmp, self.target)
         self.tmp = None
 
@@ -247,7 +252,7 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
             if target is None and not decompress and not force and sys.stdout.isatty():
                 raise TzipError("compressed data not written to a terminal; use -o or redirect (-f to force)")
             src, size = open_input(name)
-            out = Output(target, force)
+            out = Output(target, force, None if name == "-" else os.stat(name).st_mode & 0o777)
             try:
                 if decompress:
                     n = decompress_stream(src, out, size, opts.get("model"), quiet, name)

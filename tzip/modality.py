@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .context import AUDIO, BINARY, IMAGE, TEXT, Layout
 
-DETECT_BYTES = 1 << 20
+DETECT_BYTES = 1 << 16
 UNBOUNDED = 1 << 62
 
 
