@@ -37,9 +37,9 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> l
     """
     out = []
     for s in segments:
-        data = torch.frombuffer(bytearray(s), dtype=torch.uint8)[None] if s else torch.zeros(1, 0, dtype=torch.uint8)
-        freqs = model.parallel(data, [layout]).numpy() if s else None
-        out.append(encode_symbols(data[0].numpy(), freqs[0]) if s else encode_symbols(data[0].numpy(), None))
+        symbols = np.frombuffer(s, dtype=np.uint8)
+        freqs = model.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].numpy() if s else None
+        out.append(encode_symbols(symbols, freqs))
     return out
 
 
