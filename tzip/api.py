@@ -10,6 +10,7 @@ import builtins
 import io
 import os
 import zlib
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import zstandard
@@ -256,20 +257,38 @@ def compress(data: bytes, mode: str | None = None, *, segment_size: int = DEFAUL
     return c.compress(data) + c.flush()
 
 
+def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntModel | None = None,
+                      empty_ok: bool = False) -> Iterator[bytes]:
+    """Decompressed bytes of every concatenated stream that `read()` supplies (b"" at its end).
+
+    Output comes out as it is decoded (bounded memory), except that a transcoded stream is
+    rebuilt into its PNG/FLAC file as a whole.
+    """
+    rest = read()
+    if not rest and not empty_ok:
+        raise TzipError("not a tzip stream (empty input)")
+    while rest:
+        d, whole = TzipDecompressor(model), []
+        while True:
+            out = d.decompress(rest)
+            if d.transcode:
+                whole.append(out)
+            elif out:
+                yield out
+            if d.eof:
+                break
+            rest = read()
+            if not rest:
+                raise TzipError("truncated tzip stream (ended before its end frame)")
+        if d.transcode:
+            yield from_intermediate(b"".join(whole), d.transcode)
+        rest = d.unused_data or read()
+
+
 def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None) -> bytes:
     """Decompress one or more concatenated .tz streams."""
-    data = bytes(data)
-    if not data:
-        raise TzipError("not a tzip stream (empty input)")
-    results = []
-    while data:
-        d = TzipDecompressor(model)
-        out = d.decompress(data)
-        if not d.eof:
-            raise TzipError("truncated tzip stream (ended before its end frame)")
-        results.append(from_intermediate(out, d.transcode) if d.transcode else out)
-        data = d.unused_data
-    return b"".join(results)
+    chunks = iter([bytes(data)])
+    return b"".join(stream_decompress(lambda: next(chunks, b""), model))
 
 
 class TzipFile(io.BufferedIOBase):
@@ -284,9 +303,8 @@ class TzipFile(io.BufferedIOBase):
         self._mode = mode
         self._opts = opts
         if mode == "r":
-            self._dec = TzipDecompressor(opts.get("model"))
+            self._pieces = stream_decompress(lambda: self._fp.read(1 << 16), opts.get("model"), empty_ok=True)
             self._buffer = bytearray()
-            self._eof = False
         else:
             self._comp = TzipCompressor(**opts)
         self._closed = False
@@ -326,19 +344,10 @@ class TzipFile(io.BufferedIOBase):
     def _fill(self) -> bool:
         """Decode more into the buffer; False at the end of all streams."""
         while not self._buffer:
-            if self._dec.eof:
-                rest = self._dec.unused_data
-                if not rest:
-                    rest = self._fp.read(1 << 16)
-                    if not rest:
-                        return False
-                self._dec = TzipDecompressor(self._opts.get("model"))
-                self._buffer += self._dec.decompress(rest)
-                continue
-            chunk = b"" if not self._dec.needs_input else self._fp.read(1 << 16)
-            if not chunk and self._dec.needs_input:
-                raise TzipError("truncated tzip stream (ended before its end frame)")
-            self._buffer += self._dec.decompress(chunk)
+            piece = next(self._pieces, None)
+            if piece is None:
+                return False
+            self._buffer += piece
         return True
 
     def read(self, size: int | None = -1) -> bytes:

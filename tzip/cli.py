@@ -22,9 +22,9 @@ from pathlib import Path
 import typer
 
 from . import container as C
-from .api import DEFAULT_SEGMENT, TzipCompressor, TzipDecompressor
+from .api import DEFAULT_SEGMENT, TzipCompressor, stream_decompress
 from .errors import TzipError
-from .transcode import from_intermediate, to_intermediate
+from .transcode import to_intermediate
 
 SUFFIX = ".tz"
 CHUNK = 1 << 16  # read size: also how often the progress bar moves
@@ -172,39 +172,16 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
 
 def decompress_stream(src, out: Output, size: int | None, model: str | None, quiet: bool, label: str) -> int:
     written, prog = 0, Progress(label, size, quiet)
-    dec = TzipDecompressor(model)
-    pending = b""
-    streams = 0
+
+    def read() -> bytes:
+        chunk = src.read(CHUNK)
+        prog.advance(len(chunk))
+        return chunk
+
     try:
-        while True:
-            chunk = pending or src.read(CHUNK)
-            pending = b""
-            if not chunk:
-                break
-            prog.advance(len(chunk))
-            data = dec.decompress(chunk)
-            if dec.transcode:
-                data += dec.decompress(b"") if not dec.eof else b""
-                rest = src.read()  # transcoded streams are rebuilt whole
-                while not dec.eof and rest:
-                    data += dec.decompress(rest)
-                    rest = b""
-                if not dec.eof:
-                    raise TzipError("truncated tzip stream (ended before its end frame)")
-                data = from_intermediate(data, dec.transcode)
-            out.write(data)
-            written += len(data)
-            if dec.eof:
-                streams += 1
-                pending = dec.unused_data
-                if pending or (rest := src.read(CHUNK)):
-                    pending = pending or rest
-                    dec = TzipDecompressor(model)
-                else:
-                    break
-        if not dec.eof:
-            raise TzipError("truncated tzip stream (ended before its end frame)" if streams or dec.header
-                            else "not a tzip stream (empty or too short)")
+        for piece in stream_decompress(read, model):
+            out.write(piece)
+            written += len(piece)
         return written
     finally:
         prog.close()
@@ -214,15 +191,14 @@ def verify(path: str, original: str, model: str | None) -> None:
     """Decompress `path` and compare with `original` byte for byte (before --rm)."""
     import hashlib
 
-    dec, h = TzipDecompressor(model), hashlib.sha256()
+    got, want = hashlib.sha256(), hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(dec.decompress(chunk))
+        for piece in stream_decompress(lambda: f.read(CHUNK), model):
+            got.update(piece)
     with open(original, "rb") as f:
-        want = hashlib.sha256()
         for chunk in iter(lambda: f.read(CHUNK), b""):
             want.update(chunk)
-    if not dec.eof or h.digest() != want.digest():
+    if got.digest() != want.digest():
         raise TzipError(f"verification of {path} failed; {original} was kept")
 
 
