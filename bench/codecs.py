@@ -204,11 +204,12 @@ AUDIO = [
 ]
 
 
-def tzip_codec(model: str | None = None) -> Codec:
+def tzip_codec(model: str | None = None, workers: int = 0) -> Codec:
+    """tzip as the CLI runs it: worker processes on every core (started once, on first use)."""
     import tzip
 
-    return Codec("tzip", ("text", "image", "audio"), lambda d: tzip.compress(d, model=model),
-                 lambda d: tzip.decompress(d, model=model))
+    return Codec("tzip", ("text", "image", "audio"), lambda d: tzip.compress(d, model=model, workers=workers),
+                 lambda d: tzip.decompress(d, model=model, workers=workers))
 
 
 def classical() -> list[Codec]:

@@ -92,17 +92,28 @@ def run(modalities: list[str], codecs: list[Codec], cache: Path, limit: int, log
     return results
 
 
+REFERENCE = "xz -9e"  # speeds are also given as a multiple of this codec's, measured in the same run
+
+
+def times(row: dict, ref: dict | None, key: str) -> str:
+    """A speed as a multiple of the reference codec's."""
+    return f"{row[key] / ref[key]:.3g}" if ref and ref[key] else "–"
+
+
 def markdown(results: dict) -> str:
     lines = []
     for m, res in results["modalities"].items():
         unit = UNITS[m][0]
         raw = next(iter(res["codecs"].values()))["raw"] if res["codecs"] else 0
+        ref = res["codecs"].get(REFERENCE)
         lines += [f"### {m} ({len(res['files'])} files, {raw:,} bytes)", "",
-                  f"| codec | compressed bytes | ratio | {unit} | compress MB/s | decompress MB/s | round trip |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+                  f"| codec | compressed bytes | ratio | {unit} | compress kB/s | × xz | decompress kB/s | × xz "
+                  "| round trip |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for name, r in sorted(res["codecs"].items(), key=lambda kv: kv[1]["bytes"]):
             lines.append(f"| {name} | {r['bytes']:,} | {r['ratio']:.4f} | {r['bits']:.3f} | "
-                         f"{r['enc_MBps']:.3f} | {r['dec_MBps']:.3f} | {'ok' if r['ok'] else 'FAILED'} |")
+                         f"{1e3 * r['enc_MBps']:,.1f} | {times(r, ref, 'enc_MBps')} | {1e3 * r['dec_MBps']:,.1f} | "
+                         f"{times(r, ref, 'dec_MBps')} | {'ok' if r['ok'] else 'FAILED'} |")
         lines.append("")
     if results["missing"]:
         lines += ["Missing codecs:", ""] + [f"- {k}: {v}" for k, v in results["missing"].items()] + [""]
@@ -137,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--no-tzip", action="store_true")
     ap.add_argument("--model", default=None, help="tzip model file or id")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for tzip (as the CLI's default)")
+    ap.add_argument("--workers", type=int, default=0, help="tzip worker processes (0: one per core, the CLI's default)")
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
-    codecs = classical() + ([] if args.no_tzip else [tzip_codec(args.model)])
+    torch.set_num_threads(1)  # as the CLI: one engine thread per process
+    codecs = classical() + ([] if args.no_tzip else [tzip_codec(args.model, args.workers)])
     results = run([s for s in args.sets.split(",") if s], codecs, args.cache, args.limit)
     results["limit"] = args.limit
     args.out.mkdir(parents=True, exist_ok=True)

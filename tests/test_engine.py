@@ -56,6 +56,32 @@ def test_parallel_equals_incremental(tiny, samples, key):
     assert torch.equal(par, inc)
 
 
+@pytest.fixture(scope="module")
+def tiny_variants() -> dict[str, IntModel]:
+    """Other attention shapes the engine supports: multi-query, grouped, window only."""
+    shapes = {
+        "multi-query": dict(n_heads=4, n_kv_heads=1),
+        "grouped": dict(n_heads=4, n_kv_heads=2),
+        "no memory": dict(n_heads=2, use_memory=False),
+        "odd window": dict(n_heads=2, window=13, block=4, mem_slots=3),
+    }
+    base = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
+    return {k: IntModel(parse(export(build_tiny(cfg=ModelConfig(**{**base, **v}))).to_bytes()))
+            for k, v in shapes.items()}
+
+
+@pytest.mark.parametrize("variant", ["multi-query", "grouped", "no memory", "odd window"])
+def test_parallel_equals_incremental_variants(tiny_variants, samples, variant):
+    model = tiny_variants[variant]
+    for key in ("text", "ppm", "wav_stereo"):
+        body, layout = payload(samples, key)
+        segs = [body[:257], body[300:400]]
+        inc = incremental(model, segs, layout)
+        for chunk in (4, 12, 64):
+            for a, b in zip(parallel(model, segs, layout, chunk=chunk), inc):
+                assert torch.equal(a, b)
+
+
 def test_frequencies_are_valid(tiny, samples):
     body, layout = payload(samples, "text")
     (freqs,) = parallel(tiny, [body[:500]], layout)
@@ -129,7 +155,10 @@ def test_float_model_and_engine_agree(tiny_float, tiny, samples):
 
 
 def test_extremes_stay_within_integer_bounds(tiny_path, samples, monkeypatch):
-    """Saturated weights and embeddings: every float32 GEMM's sum of |terms| stays below 2^24."""
+    """Saturated weights and embeddings: every float32 GEMM's sum of |terms| stays below 2^24,
+    and every int32 requantisation product stays below 2^31 (checked in int64)."""
+    import tzip.engine as engine
+
     mf = parse(tiny_path.read_bytes())
     t = {k: v.copy() for k, v in mf.tensors.items()}
     for k, v in t.items():
@@ -140,31 +169,45 @@ def test_extremes_stay_within_integer_bounds(tiny_path, samples, monkeypatch):
             t[k] = (signs * (2**20 // 5)).astype(v.dtype)
     mf.tensors = t
     model = IntModel(mf)
-    worst = []
-    real_matmul = torch.Tensor.__matmul__
+    worst, products = [], []
+    real_matmul, real_requant = torch.matmul, engine.Requant.__call__
 
-    def checked(a, b):
-        if a.dtype == torch.float32:
-            bound = real_matmul(a.abs().double(), b.abs().double())
-            worst.append(float(bound.max()))
-            assert torch.all(bound < FP32_EXACT)
+    def checked_matmul(a, b):
+        bound = real_matmul(a.abs().double(), b.abs().double())
+        worst.append(float(bound.max()))
+        assert torch.all(bound < FP32_EXACT)
         return real_matmul(a, b)
 
-    monkeypatch.setattr(torch.Tensor, "__matmul__", checked)
+    def checked_requant(self, acc):
+        wide = acc.long().abs() * self.mult.long() + self.round.long()
+        products.append(int(wide.max()))
+        assert int(wide.max()) < 2**31
+        return real_requant(self, acc)
+
+    monkeypatch.setattr(torch, "matmul", checked_matmul)
+    monkeypatch.setattr(engine.Requant, "__call__", checked_requant)
     body, layout = payload(samples, "text")
     (freqs,) = parallel(model, [body[:200]], layout)
     assert worst and max(worst) > 2**18  # the extremes really were extreme
+    assert products and max(products) > 2**28
     assert int(freqs.min()) >= 1 and torch.all(freqs.sum(-1) == 1 << FREQ_BITS)
-    h = torch.full((3, TINY.d_model), 2**20, dtype=torch.int64)
+    (inc,) = incremental(model, [body[:200]], layout)
+    assert torch.equal(inc, freqs)
+    h = torch.full((3, TINY.d_model), 2**20, dtype=torch.int32)
     h[1] = -(2**20)
     h[2, ::2] = 0
     x = rmsnorm(h)
     assert int(x.abs().max()) <= 127
 
 
-def test_bound_check_rejects_oversized_models():
-    model = build_tiny(cfg=ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=1100, window=16, block=4, mem_slots=4))
-    with pytest.raises(ValueError, match="exact float32 bound"):
+def test_bound_check_rejects_oversized_models(tiny_path):
+    mf = parse(tiny_path.read_bytes())
+    mf.tensors = dict(mf.tensors)
+    mf.tensors["layers.0.down.mult"] = mf.tensors["layers.0.down.mult"] * 64  # could overflow int32
+    with pytest.raises(ValueError, match="int32 requantisation bound"):
+        IntModel(mf)
+    model = build_tiny(cfg=ModelConfig(d_model=2112, n_layers=1, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4))
+    with pytest.raises(ValueError, match="exact float32 bound"):  # head dim 1056: q.k could pass 2^24
         IntModel(parse(export(model).to_bytes()))
 
 

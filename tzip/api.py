@@ -16,16 +16,17 @@ from typing import BinaryIO
 import zstandard
 
 from . import container as C
-from .coder import CoderError, decode_segments, encode_segments
+from .coder import CoderError
 from .engine import IntModel
 from .errors import TzipError
 from .modality import DETECT_BYTES, detect, swap16
 from .models import get_model, model_by_id
 from .transcode import from_intermediate, to_intermediate
+from .workers import SegmentCoder
 
-DEFAULT_SEGMENT = 64 * 1024
-BATCH_BYTES = 1 << 20  # neural segments are decoded together in batches of up to this many bytes
-ENCODE_BATCH_BYTES = 1 << 18  # ...and encoded in batches of this many (the parallel pass's memory)
+DEFAULT_SEGMENT = 16 * 1024  # the model sees < 600 bytes back: small segments cost little (bench/)
+BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
+ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 MODES = ("text", "image", "audio", "binary")
 
 
@@ -34,8 +35,10 @@ class TzipCompressor:
 
     def __init__(self, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
                  model: str | os.PathLike | IntModel | None = None,
-                 methods: tuple[str, ...] = ("neural", "zstd", "stored"), transcode: str | None = None):
-        """methods: the per-segment coders to choose from (smallest output wins)."""
+                 methods: tuple[str, ...] = ("neural", "zstd", "stored"), transcode: str | None = None,
+                 workers: int = 1):
+        """methods: the per-segment coders to choose from (smallest output wins).
+        workers: processes coding segments in parallel (0: one per core); output never depends on it."""
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         unknown = set(methods) - set(C.METHOD_NAMES.values())
@@ -44,6 +47,7 @@ class TzipCompressor:
         if not 256 <= segment_size <= C.MAX_SEGMENT:
             raise ValueError(f"segment_size must be between 256 and {C.MAX_SEGMENT}")
         self.model = model if isinstance(model, IntModel) else get_model(model)
+        self.coder = SegmentCoder(self.model, workers)
         self.mode, self.methods, self.transcode = mode, set(methods), transcode
         self.segment_request = segment_size
         self.head = bytearray()
@@ -124,7 +128,7 @@ class TzipCompressor:
         raws = [swap16(s) if self.split.swapped else s for s in self.batch]
         self.batch = []
         use = self.methods
-        neural = encode_segments(self.model, raws, self.split.layout) if "neural" in use else [None] * len(raws)
+        neural = self.coder.encode(raws, self.split.layout) if "neural" in use else [None] * len(raws)
         out = []
         for raw, nc in zip(raws, neural):
             options = [(C.STORED, raw)] if "stored" in use else []
@@ -141,8 +145,8 @@ class TzipCompressor:
 class TzipDecompressor:
     """Incremental decompressor with lzma's `eof`, `unused_data` and `needs_input`."""
 
-    def __init__(self, model: str | os.PathLike | IntModel | None = None):
-        self.model_spec = model
+    def __init__(self, model: str | os.PathLike | IntModel | None = None, workers: int = 1):
+        self.model_spec, self.workers = model, workers
         self.buf = bytearray()
         self.header: C.Header | None = None
         self.queue: list[C.Frame] = []
@@ -223,8 +227,8 @@ class TzipDecompressor:
         decoded = {}
         if neural:
             try:
-                raws = decode_segments(self._model(), [f.body for f in neural],
-                                       [f.raw_len for f in neural], self.header.layout)
+                raws = SegmentCoder(self._model(), self.workers).decode(
+                    [f.body for f in neural], [f.raw_len for f in neural], self.header.layout)
             except (CoderError, ValueError, RuntimeError) as e:
                 raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
             decoded = {id(f): r for f, r in zip(neural, raws)}
@@ -246,19 +250,19 @@ class TzipDecompressor:
 
 def compress(data: bytes, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
              model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
-             methods: tuple[str, ...] = ("neural", "zstd", "stored")) -> bytes:
-    """Compress bytes to a complete .tz stream."""
+             methods: tuple[str, ...] = ("neural", "zstd", "stored"), workers: int = 1) -> bytes:
+    """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core)."""
     tag = None
     if transcode:
         got = to_intermediate(bytes(data))
         if got is not None:
             data, tag = got
-    c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag)
+    c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag, workers=workers)
     return c.compress(data) + c.flush()
 
 
 def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntModel | None = None,
-                      empty_ok: bool = False) -> Iterator[bytes]:
+                      empty_ok: bool = False, workers: int = 1) -> Iterator[bytes]:
     """Decompressed bytes of every concatenated stream that `read()` supplies (b"" at its end).
 
     Output comes out as it is decoded (bounded memory), except that a transcoded stream is
@@ -268,7 +272,7 @@ def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntM
     if not rest and not empty_ok:
         raise TzipError("not a tzip stream (empty input)")
     while rest:
-        d, whole = TzipDecompressor(model), []
+        d, whole = TzipDecompressor(model, workers), []
         while True:
             out = d.decompress(rest)
             if d.transcode:
@@ -285,10 +289,10 @@ def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntM
         rest = d.unused_data or read()
 
 
-def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None) -> bytes:
-    """Decompress one or more concatenated .tz streams."""
+def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None, workers: int = 1) -> bytes:
+    """Decompress one or more concatenated .tz streams (workers: processes, 0 = one per core)."""
     chunks = iter([bytes(data)])
-    return b"".join(stream_decompress(lambda: next(chunks, b""), model))
+    return b"".join(stream_decompress(lambda: next(chunks, b""), model, workers=workers))
 
 
 class TzipFile(io.BufferedIOBase):
@@ -303,7 +307,8 @@ class TzipFile(io.BufferedIOBase):
         self._mode = mode
         self._opts = opts
         if mode == "r":
-            self._pieces = stream_decompress(lambda: self._fp.read(1 << 16), opts.get("model"), empty_ok=True)
+            self._pieces = stream_decompress(lambda: self._fp.read(1 << 16), opts.get("model"), empty_ok=True,
+                                             workers=opts.get("workers", 1))
             self._buffer = bytearray()
         else:
             self._comp = TzipCompressor(**opts)

@@ -81,11 +81,10 @@ class Progress:
             self.bar.stop()
 
 
-def setup_engine(device: Device, threads: int) -> None:
+def setup_engine(device: Device) -> None:
     import torch
 
-    if threads > 0:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)  # the engine's ops are small: one thread each, and workers for the cores
     if device == Device.cuda:
         raise TzipError("--device cuda: the GPU (Triton) backend is not part of this build yet; use --device cpu")
 
@@ -170,7 +169,7 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
         prog.close()
 
 
-def decompress_stream(src, out: Output, size: int | None, model: str | None, quiet: bool, label: str) -> int:
+def decompress_stream(src, out: Output, size: int | None, opts: dict, quiet: bool, label: str) -> int:
     written, prog = 0, Progress(label, size, quiet)
 
     def read() -> bytes:
@@ -179,7 +178,7 @@ def decompress_stream(src, out: Output, size: int | None, model: str | None, qui
         return chunk
 
     try:
-        for piece in stream_decompress(read, model):
+        for piece in stream_decompress(read, opts.get("model"), workers=opts.get("workers", 1)):
             out.write(piece)
             written += len(piece)
         return written
@@ -187,13 +186,13 @@ def decompress_stream(src, out: Output, size: int | None, model: str | None, qui
         prog.close()
 
 
-def verify(path: str, original: str, model: str | None) -> None:
+def verify(path: str, original: str, opts: dict) -> None:
     """Decompress `path` and compare with `original` byte for byte (before --rm)."""
     import hashlib
 
     got, want = hashlib.sha256(), hashlib.sha256()
     with open(path, "rb") as f:
-        for piece in stream_decompress(lambda: f.read(CHUNK), model):
+        for piece in stream_decompress(lambda: f.read(CHUNK), opts.get("model"), workers=opts.get("workers", 1)):
             got.update(piece)
     with open(original, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -231,7 +230,7 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
             out = Output(target, force, None if name == "-" else os.stat(name).st_mode & 0o777)
             try:
                 if decompress:
-                    n = decompress_stream(src, out, size, opts.get("model"), quiet, name)
+                    n = decompress_stream(src, out, size, opts, quiet, name)
                 else:
                     n = compress_stream(src, out, size, opts, transcode, quiet, name)
                 out.commit()
@@ -246,7 +245,7 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
                 say(f"{name}: {ratio:5.1f}% -- {'to ' + target if target else 'to stdout'}")
             if rm and target and name != "-":
                 if not decompress:
-                    verify(target, name, opts.get("model"))
+                    verify(target, name, opts)
                 os.unlink(name)
         except TzipError as e:
             say(str(e) if str(e).startswith(name) else f"{name}: {e}")
@@ -259,7 +258,8 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
 
 MODEL_OPT = typer.Option(None, "--model", help="model file or id (default: the shipped default model)")
 DEVICE_OPT = typer.Option(Device.auto, "--device", help="where the engine runs")
-THREADS_OPT = typer.Option(1, "--threads", "-T", help="CPU threads for the engine (0: torch default)")
+THREADS_OPT = typer.Option(0, "--threads", "-T", min=0,
+                           help="worker processes coding segments in parallel (0: one per core)")
 
 
 STDOUT_OPT = typer.Option(False, "-c", "--stdout", help="write to standard output")
@@ -271,9 +271,9 @@ QUIET_OPT = typer.Option(False, "-q", "--quiet")
 VERBOSE_OPT = typer.Option(False, "-v", "--verbose")
 
 
-def start_engine(device: Device, threads: int) -> None:
+def start_engine(device: Device) -> None:
     try:
-        setup_engine(device, threads)
+        setup_engine(device)
     except TzipError as e:
         say(str(e))
         raise typer.Exit(1) from None
@@ -291,8 +291,8 @@ def compress_cmd(
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
     """Compress FILEs (or decompress with -d)."""
-    start_engine(device, threads)
-    opts = {"model": model}
+    start_engine(device)
+    opts = {"model": model, "workers": threads}
     if not decompress:
         opts.update(mode=mode.value if mode else None, segment_size=segment_size)
         try:
@@ -312,8 +312,9 @@ def decompress_cmd(
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
     """Decompress .tz FILEs."""
-    start_engine(device, threads)
-    raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, {"model": model}, False))
+    start_engine(device)
+    opts = {"model": model, "workers": threads}
+    raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, opts, False))
 
 
 def scan(data: bytes) -> list[tuple[C.Header, list[C.Frame]]]:

@@ -1,53 +1,78 @@
 """The integer-only inference engine (PyTorch reference backend).
 
-Every value is an integer. Matrix products run as float32 GEMMs on integer-valued tensors,
-which is exact in any summation order because `IntModel.check_bounds` proves every partial
-sum stays below 2^24 (DESIGN §2). The output is, per position, integer frequencies for the
-256 byte values, each >= 1, summing to exactly 2^FREQ_BITS.
+Every value is an integer. Linear layers are int8 x int8 -> int32 products (`torch._int_mm`);
+attention products run as float32 batched GEMMs on integer-valued tensors, exact in any order
+because `IntModel.check_bounds` proves every partial sum stays below 2^24 (DESIGN §2).
+Requantisation is int32 (per-channel multiplier and rounding shift, sized at export so the product
+cannot overflow); RMSNorm uses an int64 sum of squares, a Newton integer square root and a
+per-row reciprocal; softmax uses an exp2 table and a per-row reciprocal. The output is, per
+position, integer frequencies for the 256 byte values, each >= 1, summing to exactly 2^FREQ_BITS.
 
 Two modes give identical frequencies: `parallel` (teacher-forced over whole segments, used to
 compress) and `Decoder.step` (one byte per step over a batch of segments, used to decompress).
+Both are organised for speed on a CPU: the parallel pass walks the sequence in row blocks so
+temporaries stay in cache, and attends in chunks of QUERY_CHUNK queries to a band of keys; the
+decoder keeps ring buffers (keys in ring order; the bias says which are visible) so a step
+gathers nothing.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .context import ABSENT, N_FEATURES, PHASES, Layout, feature_indices, phase_indices, visible_slots
-from .export import PROB_BITS, SCORE_FRAC
+from .export import EXP_BITS, PROB_BITS, SCORE_FRAC
 from .model import NORM_SCALE, ModelConfig
 from .modelfile import IntModelFile
 
 FREQ_BITS = 16
 FP32_EXACT = 2**24
-MASKED = -(2**40)  # score of an invisible key: exp2 of it is 0
+INT32_LIMIT = 2**31 - 1
+MASKED = -(2**26)  # bias of an invisible key: its exp2 weight comes out 0
+SCORE_LIMIT = 2**24  # |attention score| and |logit| bound the export must respect
+U_MAX = (EXP_BITS + 1) * 256 - 1  # exp2 of anything further below the row max is 0
 RES_LIMIT = 2**20
-HEAD_ROWS = 8192  # positions per slice of the output head in the parallel pass
-ROW_BLOCK = 8192  # positions per block of a linear layer
+ROW_BLOCK = 256  # positions per block of the parallel pass (keeps temporaries in cache)
+QUERY_CHUNK = 32  # queries sharing one band of keys in the parallel pass
+HEAD_ROWS = ROW_BLOCK  # kept as a name for tests that slice the head
 
 
 @dataclass
 class Requant:
-    mult: torch.Tensor  # int64 [channels] or [1]
-    shift: int
+    """y = (acc * mult + 2^(shift-1)) >> shift per channel, in int32 (export proves no overflow)."""
+
+    mult: torch.Tensor  # int32 [channels] or [1]
+    shift: torch.Tensor  # int32 [channels] or [1]
+
+    def __post_init__(self):
+        self.round = (1 << (self.shift - 1)).to(torch.int32)
 
     def __call__(self, acc: torch.Tensor) -> torch.Tensor:
-        return (acc * self.mult + (1 << (self.shift - 1))) >> self.shift
+        """Requantise an int32 accumulator in place (and return it)."""
+        return acc.mul_(self.mult).add_(self.round).bitwise_right_shift_(self.shift)
+
+    def part(self, lo: int, hi: int) -> Requant:
+        return Requant(self.mult[lo:hi], self.shift[lo:hi])
 
 
 @dataclass
 class Linear:
-    weight: torch.Tensor  # float32 [in, out], integer-valued (int8 range)
+    weight: torch.Tensor  # int8 [in, out], column-major (the fast layout for _int_mm)
     requant: Requant
 
+    def acc(self, x: torch.Tensor) -> torch.Tensor:
+        """int8 [..., in] -> int32 accumulator [..., out]."""
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.shape[0] == 0:
+            return torch.zeros(*x.shape[:-1], self.weight.shape[1], dtype=torch.int32)
+        return torch._int_mm(flat, self.weight).view(*x.shape[:-1], self.weight.shape[1])
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Row blocks keep the int64 temporaries of long sequences small (results are per row)."""
-        if x.shape[-2] <= ROW_BLOCK:
-            return self.requant((x.to(torch.float32) @ self.weight).to(torch.int64))
-        return torch.cat([self(x[..., i : i + ROW_BLOCK, :]) for i in range(0, x.shape[-2], ROW_BLOCK)], -2)
+        return self.requant(self.acc(x))
 
 
 @dataclass
@@ -58,27 +83,40 @@ class Layer:
     down: Linear
     score: Requant
     attn_out: Requant
-    alibi: torch.Tensor  # int64 [H]
+    alibi: torch.Tensor  # int32 [H]
 
 
 def isqrt(n: torch.Tensor) -> torch.Tensor:
-    """floor(sqrt(n)) for int64 n >= 0, by Newton iteration from a power-of-two overestimate."""
-    bits = torch.zeros_like(n)
-    for s in (32, 16, 8, 4, 2, 1):
-        bits = bits + s * ((n >> (bits + s)) > 0)
-    x = torch.ones_like(n) << ((bits + 2) >> 1)
-    for _ in range(7):
-        x = torch.minimum(x, (x + n // x.clamp(min=1)) >> 1)  # x reaches 0 only for n = 0
-    return x - (x * x > n).to(torch.int64)
+    """floor(sqrt(n)) for int64 0 <= n < 2^62, exactly.
+
+    A float64 square root gives a guess within one of the answer (IEEE sqrt is correctly
+    rounded); one integer comparison each way then settles it, so the result is exact anywhere.
+    """
+    x = n.to(torch.float64).sqrt_().to(torch.int64)
+    x -= (x * x > n).to(torch.int64)
+    return x + ((x + 1) * (x + 1) <= n).to(torch.int64)
+
+
+NORM_RECIP_BITS = 40
 
 
 def rmsnorm(h: torch.Tensor) -> torch.Tensor:
-    """Integer RMSNorm: round(h * NORM_SCALE / rms(h)), clamped to int8. Gain is in the weights."""
+    """Integer RMSNorm of int32 h [..., d] -> int8 round(h * NORM_SCALE / rms(h)). Gain is in the weights.
+
+    rms16 = floor(16 * rms) = isqrt(floor(256 * sum(h^2) / d)); the sum of squares is exact in
+    float64 (|h| <= 2^20, so every partial sum is an integer below 2^53), as is the floor of its
+    division by d. The division by rms16 is a multiplication by a per-row int64 reciprocal.
+    """
     d = h.shape[-1]
-    ms = ((h * h).sum(-1, keepdim=True) << 8) // d  # 256 * mean square
-    rms16 = isqrt(ms).clamp(min=1)  # floor(16 * rms)
-    x = (h * (2 * 16 * NORM_SCALE) + rms16) // (2 * rms16)
-    return x.clamp(-127, 127)
+    hf = h.to(torch.float64)
+    ms = hf.square().sum(-1, keepdim=True).mul_(256 / d if d & (d - 1) == 0 else 256).floor_()
+    if d & (d - 1):
+        ms = ms.div_(d).floor_()
+    rms16 = isqrt(ms.to(torch.int64)).clamp_(min=1)
+    inv = ((1 << NORM_RECIP_BITS) + (rms16 >> 1)) // rms16
+    shift = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))
+    x = h.to(torch.int64).mul_(inv).add_(1 << (shift - 1)).bitwise_right_shift_(shift)
+    return x.clamp_(-127, 127).to(torch.int8)
 
 
 class IntModel:
@@ -87,223 +125,342 @@ class IntModel:
     def __init__(self, mf: IntModelFile):
         self.file = mf
         self.model_id = mf.model_id
-        self.cfg = ModelConfig(**mf.config)
+        self.cfg = cfg = ModelConfig(**mf.config)
         t = {k: torch.from_numpy(np.array(v)) for k, v in mf.tensors.items()}
 
         def requant(name: str) -> Requant:
-            return Requant(t[f"{name}.mult"].long(), int(t[f"{name}.shift"][0]))
+            return Requant(t[f"{name}.mult"].to(torch.int32), t[f"{name}.shift"].to(torch.int32))
 
         def linear(name: str) -> Linear:
-            return Linear(t[f"{name}.w"].to(torch.float32).T.contiguous(), requant(name))
+            w = t[f"{name}.w"]
+            if w.dtype != torch.int8:
+                raise ValueError("weights must be int8")
+            return Linear(w.contiguous().T, requant(name))  # [in, out] with column-major strides
 
-        self.features = t["embed.features"].long()  # [N_FEATURES, 257, d]
-        self.phase = t["embed.phase"].long()  # [4*PHASES, d]
+        self.features = t["embed.features"].to(torch.int32)  # [N_FEATURES, 257, d]
+        self.phase = t["embed.phase"].to(torch.int32)  # [4*PHASES, d]
         self.layers = [
             Layer(
                 linear(f"layers.{i}.qkv"), linear(f"layers.{i}.proj"), linear(f"layers.{i}.up"),
                 linear(f"layers.{i}.down"), requant(f"layers.{i}.score"),
-                requant(f"layers.{i}.attn_out"), t[f"layers.{i}.alibi"].long(),
+                requant(f"layers.{i}.attn_out"), t[f"layers.{i}.alibi"].to(torch.int32),
             )
-            for i in range(self.cfg.n_layers)
+            for i in range(cfg.n_layers)
         ]
         self.head = linear("head")
-        self.exp_table = t["exp_table"].long()
+        self.exp_table = t["exp_table"].to(torch.int32)
+        u = torch.arange(U_MAX + 1)  # the table extended over the whole clamped range: one lookup
+        self.exp_full = (self.exp_table[u & 255] >> (u >> SCORE_FRAC)).to(torch.int32)
+        d = cfg.d_model
+        self.kv_requant = [L.qkv.requant.part(d, d + 2 * cfg.kv_dim) for L in self.layers]
+        self.kv_weight = [L.qkv.weight[:, d:] for L in self.layers]
+        self.ring = self._ring_slots()
+        self._chunk_bias: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.check_bounds()
 
+    def _ring_slots(self) -> int:
+        """Memory ring size: room for every visible slot plus the ones filling, a multiple of W/c."""
+        cfg = self.cfg
+        per_window = max(1, cfg.window // cfg.block)
+        need = cfg.mem_slots + per_window + 2
+        return -(-need // per_window) * per_window
+
     def check_bounds(self) -> None:
-        """Prove every float32 partial sum is an integer below 2^24 (so any order is exact)."""
+        """Prove every float32 partial sum is an integer below 2^24 and no int32 value overflows."""
         cfg = self.cfg
         hd = cfg.d_model // cfg.n_heads
-        keys = cfg.window + cfg.mem_slots
-        worst = {
-            "qkv/up/head (int8 x int8 over d_model)": cfg.d_model * 127 * 127,
-            "down (uint7 x int8 over d_ff)": cfg.d_ff * 127 * 127,
-            "proj (int8 x int8 over d_model)": cfg.d_model * 127 * 127,
+        keys = cfg.window + self.ring + QUERY_CHUNK
+        fp32 = {
             "scores (int8 x int8 over head dim)": hd * 127 * 127,
-            "probs x values (sum p <= 2^15 + keys/2)": 127 * (2**PROB_BITS + keys),
+            "probs x values (sum p <= 2^15)": 127 * 2**PROB_BITS,
         }
-        for what, bound in worst.items():
+        for what, bound in fp32.items():
             if bound >= FP32_EXACT:
                 raise ValueError(f"model exceeds the exact float32 bound in {what}: {bound}")
-        for lin in [self.head] + [x for L in self.layers for x in (L.qkv, L.proj, L.up, L.down)]:
-            if lin.weight.abs().max() > 127:
-                raise ValueError("weights must be int8")
+        if 2**EXP_BITS * max(keys, 256) >= FP32_EXACT:
+            raise ValueError("softmax sums would leave float32's exact range")
+
+        def check(rq: Requant, bound: int, what: str, out_limit: int | None = None) -> None:
+            """bound: the largest |accumulator| (int8 inputs are at most 127 in magnitude)."""
+            worst = rq.mult.long() * bound + rq.round.long()
+            if bool((worst > INT32_LIMIT).any()) or bool((rq.shift < 1).any()) or bool((rq.shift > 30).any()):
+                raise ValueError(f"model exceeds the int32 requantisation bound in {what}")
+            if out_limit is not None and bool(((worst >> rq.shift.long()) >= out_limit).any()):
+                raise ValueError(f"model's {what} can exceed {out_limit}")
+
+        for i, L in enumerate(self.layers):
+            check(L.qkv.requant, cfg.d_model * 127 * 127, f"layer {i} qkv")
+            check(L.proj.requant, cfg.d_model * 127 * 127, f"layer {i} proj")
+            check(L.up.requant, cfg.d_model * 127 * 127, f"layer {i} up")
+            check(L.down.requant, cfg.d_ff * 127 * 127, f"layer {i} down")
+            check(L.score, hd * 127 * 127, f"layer {i} scores", SCORE_LIMIT)
+            check(L.attn_out, 127 * 2**PROB_BITS, f"layer {i} attention output")
+            reach = cfg.window + cfg.block * (self.ring + 1)
+            if int(L.alibi.abs().max()) * reach >= SCORE_LIMIT:
+                raise ValueError("ALiBi bias out of range")
+        check(self.head.requant, cfg.d_model * 127 * 127, "output head", SCORE_LIMIT)
+        emb = int(self.features.abs().max()) * N_FEATURES + int(self.phase.abs().max())
+        if emb >= 2**30:
+            raise ValueError("embeddings out of range")
+        if self.exp_table.shape != (256,) or int(self.exp_table.max()) > 2**EXP_BITS or int(self.exp_table.min()) < 0:
+            raise ValueError("bad exp table")
 
     # -- shared pieces ---------------------------------------------------------------------
     def embed(self, feats: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """int32 residual stream [..., d] from feature bytes and phase indices."""
         h = self.phase[phase]
         for slot in range(N_FEATURES):
-            h = h + self.features[slot][feats[..., slot]]
-        return h
+            h += self.features[slot][feats[..., slot]]
+        return h.clamp_(-RES_LIMIT, RES_LIMIT)
 
-    def exp2(self, zneg: torch.Tensor) -> torch.Tensor:
-        """2^(-zneg / 2^SCORE_FRAC) * 2^24 for zneg >= 0: table for the fraction, shift for the rest."""
-        return self.exp_table[zneg & 255] >> (zneg >> SCORE_FRAC).clamp(max=40)
+    def exp2(self, u: torch.Tensor) -> torch.Tensor:
+        """table[u & 255] >> (u >> SCORE_FRAC) = 2^(-u / 2^SCORE_FRAC) * 2^EXP_BITS, for 0 <= u <= U_MAX."""
+        return self.exp_full.index_select(0, u.view(-1)).view(u.shape)
+
+    def row_sum(self, e: torch.Tensor) -> torch.Tensor:
+        """Sum over the last axis of int32 values < 2^15 (float32 is exact below 2^24, and fast)."""
+        return e.to(torch.float32).sum(-1, keepdim=True).to(torch.int32)
 
     def softmax_weights(self, z: torch.Tensor) -> torch.Tensor:
-        """Integer attention probabilities over the last axis, summing to ~2^PROB_BITS."""
-        e = self.exp2(z.amax(-1, keepdim=True) - z)
-        total = e.sum(-1, keepdim=True)
-        return ((e << PROB_BITS) + (total >> 1)) // total
+        """int32 scores [..., K] -> float32 integer weights summing to at most 2^PROB_BITS (consumes z)."""
+        u = torch.sub(z.amax(-1, keepdim=True), z, out=z).clamp_(max=U_MAX)
+        e = self.exp2(u)
+        inv = (1 << (2 * PROB_BITS)) // self.row_sum(e)  # total >= 2^15: the max has weight 2^15
+        return e.mul_(inv).bitwise_right_shift_(PROB_BITS).to(torch.float32)
 
     def frequencies(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm + head -> int32 frequencies [..., 256], each >= 1, summing to 2^FREQ_BITS."""
         z = self.head(rmsnorm(h))
-        e = self.exp2(z.amax(-1, keepdim=True) - z)
-        total = e.sum(-1, keepdim=True)
-        freq = 1 + (e * ((1 << FREQ_BITS) - 256)) // total
-        deficit = (1 << FREQ_BITS) - freq.sum(-1, keepdim=True)
-        top = e.argmax(-1, keepdim=True)
-        freq.scatter_add_(-1, top, deficit)
-        return freq.to(torch.int32)
+        top = z.argmax(-1, keepdim=True)
+        u = torch.sub(z.amax(-1, keepdim=True), z, out=z).clamp_(max=U_MAX)
+        e = self.exp2(u)
+        spread = (1 << FREQ_BITS) - 256
+        inv = (spread << EXP_BITS) // self.row_sum(e)  # <= spread: the top has weight 2^15
+        freq = e.mul_(inv).bitwise_right_shift_(EXP_BITS).add_(1)
+        deficit = (1 << FREQ_BITS) - freq.sum(-1, keepdim=True, dtype=torch.int32)
+        return freq.scatter_add_(-1, top, deficit)
 
     def mlp(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
-        a = layer.up(rmsnorm(h)).clamp(0, 127)
-        return (h + layer.down(a)).clamp(-RES_LIMIT, RES_LIMIT)
+        """h += down(relu(up(norm(h)))), in place."""
+        a = layer.up(rmsnorm(h)).clamp_(0, 127).to(torch.int8)
+        return h.add_(layer.down(a)).clamp_(-RES_LIMIT, RES_LIMIT)
 
-    def qkv(self, layer: Layer, x: torch.Tensor):
-        d = self.cfg.d_model
-        out = layer.qkv(x).clamp(-127, 127)
-        return out[..., :d], out[..., d : 2 * d], out[..., 2 * d :]
+    def project(self, layer: Layer, o: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """o: float32 attention accumulators [..., d]; h += proj(requant(o)), in place."""
+        o = layer.attn_out(o.to(torch.int32)).clamp_(-127, 127).to(torch.int8)
+        return h.add_(layer.proj(o)).clamp_(-RES_LIMIT, RES_LIMIT)
 
-    def kv(self, layer: Layer, x: torch.Tensor):
-        """Keys and values of memory slots: the same projection as the window keys/values."""
-        d = self.cfg.d_model
-        w = layer.qkv.weight[:, d:]
-        acc = (x.to(torch.float32) @ w).to(torch.int64)
-        rq = Requant(layer.qkv.requant.mult[d:], layer.qkv.requant.shift)
-        out = rq(acc).clamp(-127, 127)
-        return out[..., :d], out[..., d:]
+    def memory_kv(self, i: int, pooled: torch.Tensor) -> torch.Tensor:
+        """Keys and values of memory slots (pooled int8 [..., d]) -> float32 [..., 2d]."""
+        flat = pooled.reshape(-1, pooled.shape[-1])
+        acc = torch._int_mm(flat, self.kv_weight[i]) if flat.shape[0] else torch.zeros(0, 2 * self.cfg.kv_dim,
+                                                                                        dtype=torch.int32)
+        return self.kv_requant[i](acc).clamp_(-127, 127).to(torch.float32).view(*pooled.shape[:-1], -1)
 
     def pool(self, block_sum: torch.Tensor) -> torch.Tensor:
         c = self.cfg.block
-        return torch.div(block_sum + c // 2, c, rounding_mode="floor")
+        return torch.div(block_sum + c // 2, c, rounding_mode="floor").to(torch.int8)
 
-    def bias(self, dist: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        """ALiBi bias in score units, MASKED where invisible: [H, Q, K] (same in every layer)."""
-        b = -self.layers[0].alibi[:, None, None] * dist
-        return torch.where(visible, b, MASKED)
-
-    def attend(self, layer: Layer, q, k, v, bias) -> torch.Tensor:
-        """q [B,H,Q,hd], k/v [B,H,K,hd], bias [H,Q,K] -> int8 output [B,Q,d]."""
-        s = (q.to(torch.float32) @ k.to(torch.float32).transpose(-1, -2)).to(torch.int64)
-        p = self.softmax_weights(layer.score(s) + bias)
-        o = (p.to(torch.float32) @ v.to(torch.float32)).to(torch.int64)
-        o = layer.attn_out(o).clamp(-127, 127)
-        b, nh, nq, hd = o.shape
-        return o.transpose(1, 2).reshape(b, nq, nh * hd)
-
-    def heads(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, d] -> [B, H, T, hd]."""
-        b, t, d = x.shape
-        return x.view(b, t, self.cfg.n_heads, d // self.cfg.n_heads).transpose(1, 2)
+    def alibi_bias(self, dist: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """int32 [H, *dist.shape]: -slope * distance where visible, MASKED elsewhere."""
+        slopes = self.layers[0].alibi.view(-1, *([1] * dist.dim()))
+        return torch.where(visible, -slopes * dist.to(torch.int32), torch.tensor(MASKED, dtype=torch.int32))
 
     # -- compress: teacher-forced pass over whole segments ------------------------------------
-    def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = 64) -> torch.Tensor:
-        """data [B, T] uint8 (rows padded at the end) -> frequencies [B, T, 256] int32."""
+    def band_bias(self, chunks: int, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention bias of the parallel pass: (first chunks [n0, H, q, K], steady state [H, q, K]).
+
+        Chunk j holds queries jq..jq+q-1 and sees window keys jq-W+1..jq+q-1 and memory slots
+        jq/c + floor((1-W)/c) - M + 0..M+q/c-1. After the first n0 chunks the pattern repeats.
+        """
+        cfg = self.cfg
+        w, c, m = cfg.window, cfg.block, cfg.mem_slots
+        key = (q,)
+        if key not in self._chunk_bias:
+            first = -(-(w - 1 + c * (m + 1)) // q) + 1
+            j = torch.arange(first + 1)[:, None, None]
+            a = torch.arange(q)[None, :, None]
+            t = j * q + a
+            b = torch.arange(w + q - 1)[None, None, :]
+            p = j * q - w + 1 + b
+            dist_w, vis_w = t - p, (t - p >= 0) & (t - p < w) & (p >= 0)
+            bm = torch.arange(m + q // c)[None, None, :] if cfg.use_memory else torch.zeros(1, 1, 0, dtype=torch.long)
+            slot = j * (q // c) + (1 - w) // c - m + bm
+            lo, hi = visible_slots(t, w, c, m)
+            vis_m = (slot >= lo) & (slot < hi) & (slot >= 0)
+            dist_m = t - (slot * c + c // 2)
+            dist = torch.cat([dist_w.expand(-1, q, -1), dist_m.expand(-1, q, -1)], -1)
+            vis = torch.cat([vis_w.expand(-1, q, -1), vis_m.expand(-1, q, -1)], -1)
+            bias = self.alibi_bias(dist, vis)  # [H, first+1, q, K]
+            self._chunk_bias[key] = (bias[:, :first].transpose(0, 1).contiguous(), bias[:, first].contiguous())
+        return self._chunk_bias[key]
+
+    def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = QUERY_CHUNK) -> torch.Tensor:
+        """data [B, T] uint8 (rows padded at the end) -> frequencies [B, T, 256] int32.
+
+        `chunk` (queries per band of keys) is a speed knob only: it must be a multiple of the
+        memory block c; any other value is rounded to one. Results never depend on it.
+        """
         cfg = self.cfg
         b, t_len = data.shape
+        c, w, m, nh, nkv, d = cfg.block, cfg.window, cfg.mem_slots, cfg.n_heads, cfg.n_kv_heads, cfg.d_model
+        hd, g = d // nh, nh // nkv  # query head h uses key/value head h // g
+        q = max(c, chunk // c * c)
+        rows = max(q, ROW_BLOCK // q * q)
+        n_chunks = -(-t_len // q)
+        tp = n_chunks * q
         feats = torch.stack([feature_indices(data[i], lay) for i, lay in enumerate(layouts)])
         pos = torch.arange(t_len)
         phase = torch.stack([phase_indices(pos, lay) for lay in layouts])
-        h = self.embed(feats, phase)
-        c, n_blocks = cfg.block, (t_len // cfg.block if cfg.use_memory else 0)
-        chunks = []  # (start, end, first window key, memory slot range, bias) per query chunk
-        biases: dict[tuple, torch.Tensor] = {}  # steady-state chunks share one bias pattern
-        for s in range(0, t_len, chunk):
-            e = min(s + chunk, t_len)
-            ks = max(0, s - cfg.window + 1)
-            qpos, kpos = pos[s:e], pos[ks:e]
-            lo, hi = visible_slots(qpos, cfg.window, c, cfg.mem_slots)
-            m0, m1 = (int(lo.min()), int(hi.max())) if n_blocks else (0, 0)
-            key = (e - s, s - ks, m1 - m0, s - m0 * c, tuple((lo - m0).tolist()), tuple((hi - m0).tolist()))
-            if key not in biases:
-                dist_w = qpos[:, None] - kpos[None, :]
-                vis_w = (dist_w >= 0) & (dist_w < cfg.window)
-                slot = torch.arange(m0, m1)
-                dist_m = qpos[:, None] - (slot[None, :] * c + c // 2)
-                vis_m = (slot[None, :] >= lo[:, None]) & (slot[None, :] < hi[:, None])
-                biases[key] = self.bias(torch.cat([dist_w, dist_m], 1), torch.cat([vis_w, vis_m], 1))
-            chunks.append((s, e, ks, m0, m1, biases[key]))
-        for layer in self.layers:
-            x = rmsnorm(h)
-            q, k, v = (self.heads(z) for z in self.qkv(layer, x))
-            pooled = self.pool(x[:, : n_blocks * c].reshape(b, n_blocks, c, cfg.d_model).sum(2))
-            km, vm = (self.heads(z) for z in self.kv(layer, pooled))
-            outs = [
-                self.attend(layer, q[:, :, s:e], torch.cat([k[:, :, ks:e], km[:, :, m0:m1]], 2),
-                            torch.cat([v[:, :, ks:e], vm[:, :, m0:m1]], 2), bias)
-                for s, e, ks, m0, m1, bias in chunks
-            ]
-            h = (h + layer.proj(torch.cat(outs, 1))).clamp(-RES_LIMIT, RES_LIMIT)
-            h = self.mlp(layer, h)
-        rows = max(1, HEAD_ROWS // b)  # the head's [.., 256] int64 temporaries, a slice at a time
-        return torch.cat([self.frequencies(h[:, i : i + rows]) for i in range(0, t_len, rows)], 1)
+        h = torch.zeros(b, tp, d, dtype=torch.int32)
+        h[:, :t_len] = self.embed(feats, phase)
+        first, steady = self.band_bias(n_chunks, q)  # [n0, H, q, K], [H, q, K]
+        first = first.view(-1, nkv, g, q, first.shape[-1]).transpose(0, 1)  # [nkv, n0, g, q, K]
+        steady = steady.view(nkv, 1, g, q, -1)
+        mem_pad = m - (1 - w) // c  # memory slot s sits at index s + mem_pad
+        n_slots = tp // c if cfg.use_memory else 0
+        km_len = mem_pad + n_chunks * (q // c) + m + q // c
+        k_len = w - 1 + tp
+        n_mem = m + q // c if cfg.use_memory else 0
+        for i, layer in enumerate(self.layers):
+            qs = torch.zeros(b, nkv, n_chunks, g, q, hd)  # queries grouped by the kv head they use
+            ks = torch.zeros(b, nkv, k_len, hd)  # position p at index p + w - 1
+            vs = torch.zeros(b, nkv, k_len, hd)
+            sums = torch.zeros(b, n_slots, d, dtype=torch.int32)
+            for r0 in range(0, tp, rows):  # pass 1: queries, keys, values, memory block sums
+                r1 = min(r0 + rows, tp)
+                x = rmsnorm(h[:, r0:r1])
+                out = layer.qkv(x).clamp_(-127, 127).to(torch.float32)
+                qs[:, :, r0 // q : r1 // q] = out[..., :d].view(b, -1, q, nkv, g, hd).permute(0, 3, 1, 4, 2, 5)
+                kv = out[..., d:].view(b, r1 - r0, 2, nkv, hd)
+                ks[:, :, w - 1 + r0 : w - 1 + r1] = kv[:, :, 0].transpose(1, 2)
+                vs[:, :, w - 1 + r0 : w - 1 + r1] = kv[:, :, 1].transpose(1, 2)
+                if n_slots:
+                    sums[:, r0 // c : r1 // c] = x.view(b, -1, c, d).sum(2, dtype=torch.int32)
+            kms = torch.zeros(b, nkv, km_len, hd)
+            vms = torch.zeros(b, nkv, km_len, hd)
+            if n_slots:
+                kv = self.memory_kv(i, self.pool(sums)).view(b, n_slots, 2, nkv, hd)
+                kms[:, :, mem_pad : mem_pad + n_slots] = kv[:, :, 0].transpose(1, 2)
+                vms[:, :, mem_pad : mem_pad + n_slots] = kv[:, :, 1].transpose(1, 2)
+            for r0 in range(0, tp, rows):  # pass 2: attention, projection and MLP per row block
+                r1 = min(r0 + rows, tp)
+                j0, nb = r0 // q, (r1 - r0) // q
+
+                keys = torch.cat([band(ks, j0, nb, q, w + q - 1), band(kms, j0, nb, q // c, n_mem)], 3)
+                vals = torch.cat([band(vs, j0, nb, q, w + q - 1), band(vms, j0, nb, q // c, n_mem)], 3)
+                s = torch.matmul(qs[:, :, j0 : j0 + nb].view(b, nkv, nb, g * q, hd), keys.transpose(-1, -2))
+                z = layer.score(s.to(torch.int32)).view(b, nkv, nb, g, q, -1)
+                if j0 >= first.shape[1]:
+                    z += steady
+                else:
+                    n_first = min(nb, first.shape[1] - j0)
+                    z[:, :, :n_first] += first[:, j0 : j0 + n_first]
+                    z[:, :, n_first:] += steady
+                p = self.softmax_weights(z).view(b, nkv, nb, g * q, -1)
+                o = torch.matmul(p, vals).view(b, nkv, nb, g, q, hd)  # [b, nkv, nb, g, q, hd]
+                o = o.permute(0, 2, 4, 1, 3, 5).reshape(b, r1 - r0, d)
+                hb = h[:, r0:r1]
+                self.mlp(layer, self.project(layer, o, hb))
+        out = torch.empty(b, t_len, 256, dtype=torch.int32)
+        for r0 in range(0, t_len, HEAD_ROWS):
+            out[:, r0 : r0 + HEAD_ROWS] = self.frequencies(h[:, r0 : min(r0 + HEAD_ROWS, t_len)])
+        return out
+
+
+def band(buf: torch.Tensor, j0: int, n: int, step: int, count: int) -> torch.Tensor:
+    """Overlapping windows of buf [b, heads, L, hd]: window j covers rows (j0+j)*step .. +count (a view)."""
+    b, nh, length, hd = buf.shape
+    return buf.as_strided((b, nh, n, count, hd), (nh * length * hd, length * hd, step * hd, hd, 1),
+                          buf.storage_offset() + j0 * step * hd)
 
 
 class Decoder:
-    """Incremental pass: one byte per step for a batch of segments, with window and memory caches.
+    """Incremental pass: one byte per step for a batch of segments, with window and memory rings.
 
     All segments advance together (position t is the same for every row), so each step is a
     real matrix product over the batch; rows past their segment's end just carry on unused.
+    Keys and values live in ring order: index t % W for the window, W + slot % R for memory;
+    the step's bias (which depends on t alone, periodically after warm-up) masks the rest.
     """
 
     def __init__(self, model: IntModel, layouts: list[Layout], max_len: int):
         cfg = model.cfg
         self.m, self.cfg, self.t = model, cfg, 0
-        b, nh, hd = len(layouts), cfg.n_heads, cfg.d_model // cfg.n_heads
+        b, nkv, hd = len(layouts), cfg.n_kv_heads, cfg.d_model // cfg.n_heads
+        self.b = b
         self.history = torch.zeros(b, max_len + 1, dtype=torch.long)
         self.offsets = torch.tensor([lay.offsets for lay in layouts], dtype=torch.long)
         self.modality = torch.tensor([lay.modality for lay in layouts], dtype=torch.long)
         self.period = torch.tensor([lay.period for lay in layouts], dtype=torch.long)
-        self.ring = cfg.mem_slots + cfg.window // cfg.block + 2
-        zeros = lambda *s: torch.zeros(*s, dtype=torch.int64)  # noqa: E731
-        self.k = [zeros(b, nh, cfg.window, hd) for _ in model.layers]
-        self.v = [zeros(b, nh, cfg.window, hd) for _ in model.layers]
-        self.km = [zeros(b, nh, self.ring, hd) for _ in model.layers]
-        self.vm = [zeros(b, nh, self.ring, hd) for _ in model.layers]
-        self.block_sum = [zeros(b, cfg.d_model) for _ in model.layers]
+        self.use = self.offsets > 0
+        self.ring = model.ring
+        keys = cfg.window + (self.ring if cfg.use_memory else 0)
+        self.keys = [torch.zeros(b, nkv, hd, keys) for _ in model.layers]  # transposed: q @ keys is a plain GEMM
+        self.vals = [torch.zeros(b, nkv, keys, hd) for _ in model.layers]
+        self.block_sum = [torch.zeros(b, cfg.d_model, dtype=torch.int32) for _ in model.layers]
+        c = cfg.block
+        self.warm = cfg.window + c * (self.ring + 1)
+        self.bias_period = math.lcm(cfg.window, self.ring * c) if cfg.use_memory else cfg.window
+        self._bias: dict[int, torch.Tensor] = {}
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.t
         src = t - self.offsets  # [B, N_FEATURES]
-        ok = (self.offsets > 0) & (src >= 0)
+        ok = self.use & (src >= 0)
         feats = torch.where(ok, self.history.gather(1, src.clamp(min=0)), ABSENT)
         phase = self.modality * PHASES + t % self.period
         return feats, phase
 
+    def bias(self, t: int) -> torch.Tensor:
+        """[nkv, g, keys] int32 for position t (memoised; periodic in t after warm-up)."""
+        key = t if t < self.warm else self.warm + (t - self.warm) % self.bias_period
+        got = self._bias.get(key)
+        if got is None:
+            cfg, w, c = self.cfg, self.cfg.window, self.cfg.block
+            j = torch.arange(w)
+            dist_w = (t - j) % w
+            vis_w = t - dist_w >= 0
+            parts_d, parts_v = [dist_w], [vis_w]
+            if cfg.use_memory:
+                lo, hi = visible_slots(t, w, c, cfg.mem_slots)
+                r = torch.arange(self.ring)
+                slot = hi - 1 - ((hi - 1 - r) % self.ring)
+                parts_d.append(t - (slot * c + c // 2))
+                parts_v.append((slot >= lo) & (slot < hi))
+            dist, vis = torch.cat(parts_d), torch.cat(parts_v)
+            got = self.m.alibi_bias(dist, vis).view(cfg.n_kv_heads, -1, dist.shape[0])  # [nkv, g, keys]
+            self._bias[key] = got
+        return got
+
     def step(self) -> torch.Tensor:
         """Frequencies [B, 256] for position t, given bytes 0..t-1 pushed with `push`."""
-        m, cfg, t = self.m, self.cfg, self.t
-        c = cfg.block
+        m, cfg, t, b = self.m, self.cfg, self.t, self.b
+        c, w, nkv, d = cfg.block, cfg.window, cfg.n_kv_heads, cfg.d_model
+        g = cfg.n_heads // nkv
         feats, phase = self.features()
         h = m.embed(feats, phase)  # [B, d]
-        w0 = max(0, t - cfg.window + 1)
-        kpos = torch.arange(w0, t + 1)
-        lo, hi = visible_slots(t, cfg.window, c, cfg.mem_slots) if cfg.use_memory else (0, 0)
-        slots = torch.arange(lo, hi)
-        dist = torch.cat([t - kpos, t - (slots * c + c // 2)])[None, :]
-        bias = m.bias(dist, torch.ones_like(dist, dtype=torch.bool))
+        bias = self.bias(t)
+        block_done = cfg.use_memory and (t + 1) % c == 0
         for i, layer in enumerate(m.layers):
             x = rmsnorm(h)
-            q, k, v = m.qkv(layer, x)
-            b, nh = x.shape[0], cfg.n_heads
-            self.k[i][:, :, t % cfg.window] = k.view(b, nh, -1)
-            self.v[i][:, :, t % cfg.window] = v.view(b, nh, -1)
+            out = layer.qkv(x).clamp_(-127, 127).to(torch.float32)
+            kv = out[:, d:].view(b, 2, nkv, -1)
+            keys, vals = self.keys[i], self.vals[i]
+            keys[:, :, :, t % w] = kv[:, 0]
+            vals[:, :, t % w] = kv[:, 1]
             if cfg.use_memory:
                 self.block_sum[i] += x
-                if (t + 1) % c == 0:
-                    km, vm = m.kv(layer, m.pool(self.block_sum[i]))
-                    slot = (t + 1) // c - 1
-                    self.km[i][:, :, slot % self.ring] = km.view(b, nh, -1)
-                    self.vm[i][:, :, slot % self.ring] = vm.view(b, nh, -1)
+                if block_done:
+                    kv = m.memory_kv(i, m.pool(self.block_sum[i])).view(b, 2, nkv, -1)
+                    slot = w + ((t + 1) // c - 1) % self.ring
+                    keys[:, :, :, slot] = kv[:, 0]
+                    vals[:, :, slot] = kv[:, 1]
                     self.block_sum[i].zero_()
-            wi, si = kpos % cfg.window, slots % self.ring
-            keys = torch.cat([self.k[i][:, :, wi], self.km[i][:, :, si]], 2)
-            vals = torch.cat([self.v[i][:, :, wi], self.vm[i][:, :, si]], 2)
-            o = m.attend(layer, q.view(b, nh, 1, -1), keys, vals, bias)[:, 0]
-            h = (h + layer.proj(o)).clamp(-RES_LIMIT, RES_LIMIT)
-            h = m.mlp(layer, h)
+            s = torch.matmul(out[:, :d].view(b, nkv, g, -1), keys)  # [B, nkv, g, keys]
+            z = layer.score(s.to(torch.int32)).add_(bias)
+            o = torch.matmul(m.softmax_weights(z), vals).view(b, d)
+            m.mlp(layer, m.project(layer, o, h))
         return m.frequencies(h)
 
     def push(self, symbols: torch.Tensor) -> None:

@@ -1,12 +1,14 @@
 """Export a trained float model to the integer model file the engine runs.
 
 Floats are used here (building multipliers and tables), never at inference. Every requantisation
-is a per-channel integer multiplier with one shared right shift (gemmlowp style).
+is a per-channel integer multiplier and right shift (gemmlowp style), sized so that the product
+with the largest accumulator the layer can produce stays below 2^31: the engine runs it in int32.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,17 +18,32 @@ from .modelfile import IntModelFile
 
 LOG2E = 1.0 / math.log(2.0)
 SCORE_FRAC = 8  # attention scores and logits are in log2 units with 8 fractional bits
-EXP_BITS = 24  # exp table: round(2^24 * 2^(-f/256))
-PROB_BITS = 15  # attention probabilities sum to ~2^15
-MULT_BITS = 22  # requant multipliers have ~22 significant bits
+EXP_BITS = 15  # exp table: round(2^15 * 2^(-f/256)); sums over a row stay exact in int32 and float32
+PROB_BITS = 15  # attention probabilities sum to at most 2^15
+INT32_LIMIT = 2**31 - 1
 
 
-def multiplier(ratio) -> tuple[np.ndarray, int]:
-    """Integer multipliers and one shift with mult / 2^shift ~= ratio (per channel)."""
+def multiplier(ratio, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mult, shift) with mult / 2^shift ~= ratio and mult*bound + 2^(shift-1) < 2^31.
+
+    bound is the largest |accumulator| the layer can produce, so the engine's int32 product never
+    overflows; the multiplier keeps as many bits as that allows.
+    """
     r = np.atleast_1d(np.asarray(ratio, dtype=np.float64))
-    top = float(r.max())
-    shift = int(np.clip(MULT_BITS - math.ceil(math.log2(top)), 1, 62))
-    return np.round(r * 2.0**shift).astype(np.int64), shift
+    if np.any(r <= 0) or np.any(r * bound >= 2**30):
+        raise ValueError("requantisation ratio out of range for int32")
+    shift = np.floor(np.log2(INT32_LIMIT / (r * bound))).astype(np.int64)
+    shift = np.minimum(shift, 30)
+    mult = np.round(r * 2.0**shift).astype(np.int64)
+    while True:  # rounding can push mult*bound past the limit; step back one bit where it does
+        over = mult * bound + (1 << (shift - 1)) > INT32_LIMIT
+        if not over.any():
+            break
+        shift = np.where(over, shift - 1, shift)
+        mult = np.round(r * 2.0**shift).astype(np.int64)
+    if np.any(shift < 1) or np.any(mult < 1):
+        raise ValueError("requantisation ratio too large for int32")
+    return mult.astype(np.int32), shift.astype(np.int32)
 
 
 def quantize_rows(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +55,7 @@ def quantize_rows(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 def exp_table() -> np.ndarray:
     f = np.arange(256, dtype=np.float64)
-    return np.round(2.0**EXP_BITS * 2.0 ** (-f / 256)).astype(np.int64)
+    return np.round(2.0**EXP_BITS * 2.0 ** (-f / 256)).astype(np.int32)
 
 
 def export(model: TzipModel, meta: dict | None = None) -> IntModelFile:
@@ -48,12 +65,13 @@ def export(model: TzipModel, meta: dict | None = None) -> IntModelFile:
     s_norm, s_res = 1.0 / NORM_SCALE, 2.0**-RES_BITS
     t: dict[str, np.ndarray] = {}
 
+    def requant(name: str, ratio, bound: int) -> None:
+        t[f"{name}.mult"], t[f"{name}.shift"] = multiplier(ratio, bound)
+
     def linear(name: str, weight: torch.Tensor, s_in: float, s_out) -> None:
         q, sw = quantize_rows(weight)
-        mult, shift = multiplier(s_in * sw / np.asarray(s_out, dtype=np.float64))
         t[f"{name}.w"] = q
-        t[f"{name}.mult"] = mult
-        t[f"{name}.shift"] = np.array([shift], np.int64)
+        requant(name, s_in * sw / np.asarray(s_out, dtype=np.float64), q.shape[1] * 127 * 127)
 
     feats = [emb.weight.detach().double() for emb in model.features]
     if not cfg.use_features:
@@ -65,16 +83,42 @@ def export(model: TzipModel, meta: dict | None = None) -> IntModelFile:
         p = f"layers.{i}."
         s_q, s_k, s_v = (float(a.scale()) for a in (blk.q_act, blk.k_act, blk.v_act))
         s_o, s_a = float(blk.o_act.scale()), float(blk.ff_act.scale())
-        s_qkv = np.repeat([s_q, s_k, s_v], d)
+        s_qkv = np.repeat([s_q, s_k, s_v], [d, cfg.kv_dim, cfg.kv_dim])
         linear(p + "qkv", blk.qkv.effective_weight(), s_norm, s_qkv)
         linear(p + "proj", blk.proj.effective_weight(), s_o, s_res)
         linear(p + "up", blk.up.effective_weight(), s_norm, s_a)
         linear(p + "down", blk.down.effective_weight(), s_a, s_res)
-        mult, shift = multiplier(s_q * s_k / math.sqrt(hd) * LOG2E * 2**SCORE_FRAC)
-        t[p + "score.mult"], t[p + "score.shift"] = mult, np.array([shift], np.int64)
-        mult, shift = multiplier(s_v * 2.0**-PROB_BITS / s_o)
-        t[p + "attn_out.mult"], t[p + "attn_out.shift"] = mult, np.array([shift], np.int64)
-        t[p + "alibi"] = np.round(slopes * LOG2E * 2**SCORE_FRAC).astype(np.int64)
+        requant(p + "score", s_q * s_k / math.sqrt(hd) * LOG2E * 2**SCORE_FRAC, hd * 127 * 127)
+        requant(p + "attn_out", s_v * 2.0**-PROB_BITS / s_o, 127 * 2**PROB_BITS)
+        t[p + "alibi"] = np.round(slopes * LOG2E * 2**SCORE_FRAC).astype(np.int32)
     linear("head", model.head.effective_weight(), s_norm, 1.0 / (LOG2E * 2**SCORE_FRAC))
     t["exp_table"] = exp_table()
     return IntModelFile(cfg.to_dict(), t, meta or {})
+
+
+def export_checkpoint(ckpt_path: str, out: str) -> str:
+    """Export a training checkpoint (tzip.train's ckpt.pt) to an integer model file; returns its id."""
+    from .model import ModelConfig
+
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model = TzipModel(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    train_cfg = state.get("train_config", {})
+    meta = {"tokens": state["tokens"], "steps": state["step"], "wall_s": round(state["wall"]),
+            "device": train_cfg.get("device", ""), "shard": Path(train_cfg.get("shard", "")).name}
+    return export(model, meta).save(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Export a training checkpoint to a tzip model file.")
+    ap.add_argument("ckpt")
+    ap.add_argument("out")
+    a = ap.parse_args(argv)
+    print(f"{a.out}: id {export_checkpoint(a.ckpt, a.out)}")
+
+
+if __name__ == "__main__":
+    main()

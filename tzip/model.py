@@ -25,12 +25,24 @@ class ModelConfig:
     d_model: int = 128
     n_layers: int = 3
     n_heads: int = 4
+    n_kv_heads: int = 0  # key/value heads shared by groups of query heads (0 = n_heads; 1 = multi-query)
     d_ff: int = 384
     window: int = 128  # W: causal sliding window
     block: int = 16  # c: positions per compressive-memory slot
     mem_slots: int = 32  # M: memory slots a query can see
     use_memory: bool = True
     use_features: bool = True  # image/audio neighbour-byte features (slots 1..3)
+
+    def __post_init__(self):
+        if self.n_kv_heads == 0:
+            self.n_kv_heads = self.n_heads
+        if self.n_heads % self.n_kv_heads or self.d_model % self.n_heads:
+            raise ValueError("n_heads must divide d_model and be a multiple of n_kv_heads")
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the key (and of the value) projection."""
+        return self.n_kv_heads * (self.d_model // self.n_heads)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,7 +141,7 @@ class Block(nn.Module):
         self.cfg = cfg
         self.gain1 = nn.Parameter(torch.ones(d))
         self.gain2 = nn.Parameter(torch.ones(d))
-        self.qkv = QLinear(d, 3 * d, self.gain1)
+        self.qkv = QLinear(d, d + 2 * cfg.kv_dim, self.gain1)
         self.proj = QLinear(d, d)
         self.up = QLinear(d, cfg.d_ff, self.gain2)
         self.down = QLinear(cfg.d_ff, d)
@@ -141,26 +153,27 @@ class Block(nn.Module):
     def forward(self, h: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         b, t, d = h.shape
-        nh, hd = cfg.n_heads, d // cfg.n_heads
+        nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, d // cfg.n_heads
         x = quant_norm(h)
         keys_in = x
         if cfg.use_memory:
             n_slots = t // cfg.block
             pooled = x[:, : n_slots * cfg.block].reshape(b, n_slots, cfg.block, d).mean(2)
             keys_in = torch.cat([x, round_ste(pooled * NORM_SCALE) / NORM_SCALE], 1)
-        w_q, w_k, w_v = self.qkv.effective_weight().split(d)
-        q = self.q_act(F.linear(x, quant_weight(w_q)))
-        k = self.k_act(F.linear(keys_in, quant_weight(w_k)))
-        v = self.v_act(F.linear(keys_in, quant_weight(w_v)))
+        w_q, w_k, w_v = quant_weight(self.qkv.effective_weight()).split([d, cfg.kv_dim, cfg.kv_dim])
+        q = self.q_act(F.linear(x, w_q))
+        k = self.k_act(F.linear(keys_in, w_k))
+        v = self.v_act(F.linear(keys_in, w_v))
         w, n = cfg.window, t // cfg.window
-        heads = lambda z: z.view(b, -1, nh, hd).transpose(1, 2)  # noqa: E731  [B,H,L,hd]
-        q, k, v = heads(q), heads(k), heads(v)
+        heads = lambda z, m: z.view(b, -1, m, hd).transpose(1, 2)  # noqa: E731  [B,heads,L,hd]
+        q, k, v = heads(q, nh), heads(k, nkv), heads(v, nkv)
 
         def local(z: torch.Tensor) -> torch.Tensor:  # [B,H,n,2w+S,hd]: previous+own chunk, memory
-            win = z[:, :, :t].view(b, nh, n, w, hd)
+            win = z[:, :, :t].view(b, nkv, n, w, hd)
             prev = F.pad(win, (0, 0, 0, 0, 1, 0))[:, :, :-1]
-            mem = z[:, :, t:, None].transpose(2, 3).expand(b, nh, n, -1, hd)
-            return torch.cat([prev, win, mem], 3)
+            mem = z[:, :, t:, None].transpose(2, 3).expand(b, nkv, n, -1, hd)
+            kv = torch.cat([prev, win, mem], 3)
+            return kv.repeat_interleave(nh // nkv, dim=1) if nkv != nh else kv  # query head h uses kv head h // G
 
         y = F.scaled_dot_product_attention(q.view(b, nh, n, w, hd), local(k), local(v), attn_mask=bias)
         y = self.o_act(y.reshape(b, nh, t, hd).transpose(1, 2).reshape(b, t, d))

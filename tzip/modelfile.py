@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 MAGIC = b"TZMODEL"
-VERSION = 1
+VERSION = 2  # v2: int32 per-channel requantisation, 15-bit exp table
 DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64}
 
 

@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = 1234
     export_to: str = ""  # integer model file written at the end (default OUT/model.tzm)
     max_minutes: float = 0  # stop (and save) after this much wall time; 0 = no limit
+    init_from: str = ""  # start a new run from another run's ckpt.pt, adapting its weights to this config
 
 
 class Batches:
@@ -106,6 +107,28 @@ def evaluate(model: TzipModel, data: Batches, device: str, n: int = 8) -> dict[i
     return {m: float(np.mean(v)) for m, v in sums.items()}
 
 
+def adapt_weights(src: dict, src_cfg: ModelConfig, cfg: ModelConfig) -> dict:
+    """A state dict from a model of src_cfg, made to fit cfg ("uptraining", Ainslie et al. 2023).
+
+    Key/value heads are mean-pooled within each group when cfg has fewer of them; window, block
+    and memory sizes change no weights.
+    """
+    out = dict(src)
+    d, hd = src_cfg.d_model, src_cfg.d_model // src_cfg.n_heads
+    if (d, src_cfg.n_heads, src_cfg.n_layers, src_cfg.d_ff) != (cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff):
+        raise ValueError("init_from can change kv heads, window and memory, not the model's width or depth")
+    if cfg.n_kv_heads != src_cfg.n_kv_heads:
+        group = src_cfg.n_kv_heads // cfg.n_kv_heads
+        if group < 1 or src_cfg.n_kv_heads % cfg.n_kv_heads:
+            raise ValueError("kv heads can only be pooled into fewer groups")
+        for name, w in src.items():
+            if name.endswith("qkv.weight"):
+                q, k, v = w.split([d, src_cfg.kv_dim, src_cfg.kv_dim])
+                pool = lambda z: z.view(cfg.n_kv_heads, group, hd, -1).mean(1).reshape(-1, z.shape[1])  # noqa: E731
+                out[name] = torch.cat([q, pool(k), pool(v)])
+    return out
+
+
 def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     if cfg.threads:
@@ -128,6 +151,11 @@ def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
         opt.load_state_dict(ckpt["optim"])
         step, tokens, wall = ckpt["step"], ckpt["tokens"], ckpt["wall"]
         print(f"resumed {ckpt_path} at step {step} ({tokens / 1e6:.1f}M tokens)")
+    elif cfg.init_from:
+        src = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(adapt_weights(src["model"], ModelConfig(**src["model_config"]), mcfg))
+        tokens, wall = src["tokens"], src["wall"]  # what the weights have seen, for the model card
+        print(f"initialised from {cfg.init_from} ({tokens / 1e6:.1f}M tokens)")
     shard = Shard(cfg.shard)
     train_data = Batches(shard, cfg, val=False, seed=cfg.seed + step)
     val_data = Batches(shard, cfg, val=True, seed=0)
@@ -137,7 +165,7 @@ def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
     log = open(out / "log.jsonl", "a")
 
     def save() -> None:
-        state = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
+        state = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "device": device,
                  "tokens": tokens, "wall": wall, "model_config": mcfg.to_dict(),
                  "train_config": dataclasses.asdict(cfg)}
         torch.save(state, str(ckpt_path) + ".tmp")

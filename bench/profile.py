@@ -1,0 +1,137 @@
+"""Where the engine's time goes: compress (parallel pass) and decompress (batched decode steps).
+
+    python -m bench.profile [--model FILE] [--bytes N] [--batch B] [--steps S] [--out FILE.md]
+
+Runs the engine in this process on one thread (as each worker does), under torch.profiler, and
+groups the self time of every PyTorch op into classes: matrix products, integer/elementwise
+arithmetic, dtype conversions and copies, table lookups and gathers, reductions, allocation, and
+the rest; "Python and dispatch" is wall time not spent inside any op. Also prints kB/s.
+The text is a bench file (alice29.txt); the decode steps are timed after warm-up, past W + c*M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from corpora.build import default_cache  # noqa: E402
+from tzip.context import Layout  # noqa: E402
+from tzip.engine import Decoder  # noqa: E402
+from tzip.models import get_model  # noqa: E402
+
+CLASSES = {
+    "matrix products": ("mm", "bmm", "_int_mm", "matmul", "addmm", "baddbmm"),
+    "integer/elementwise arithmetic": ("mul", "mul_", "add", "add_", "sub", "sub_", "rsub", "div", "div_",
+                                       "floor_divide", "remainder", "__rshift__", "__lshift__",
+                                       "bitwise_right_shift", "bitwise_right_shift_", "bitwise_left_shift",
+                                       "bitwise_and", "clamp", "clamp_", "clamp_min", "clamp_max", "minimum",
+                                       "maximum", "where", "gt", "ge", "lt", "le", "eq", "ne", "neg", "abs",
+                                       "sqrt", "sqrt_", "square", "floor", "floor_", "pow", "__and__",
+                                       "logical_and", "bitwise_and_"),
+    "dtype conversions and copies": ("copy_", "_to_copy", "to", "clone", "contiguous", "cat", "stack",
+                                     "as_strided", "expand", "reshape", "_reshape_alias"),
+    "table lookups and gathers": ("index_select", "index", "gather", "take", "scatter_add_", "scatter_add",
+                                  "index_put_", "embedding"),
+    "reductions": ("sum", "amax", "argmax", "max", "min", "mean"),
+    "allocation": ("empty", "empty_strided", "zeros", "zeros_like", "ones_like", "full", "fill_", "zero_",
+                   "arange", "resize_"),
+}
+
+
+def op_class(name: str) -> str:
+    base = name.removeprefix("aten::")
+    for cls, names in CLASSES.items():
+        if base in names:
+            return cls
+    return "other ops"
+
+
+def classify(prof, wall: float) -> dict[str, float]:
+    out = {c: 0.0 for c in CLASSES} | {"other ops": 0.0}
+    for ev in prof.key_averages():
+        if ev.key.startswith("aten::"):
+            out[op_class(ev.key)] += ev.self_cpu_time_total / 1e6
+    out["Python and dispatch"] = max(0.0, wall - sum(out.values()))
+    return out
+
+
+def profile_compress(model, data: bytes) -> tuple[float, dict[str, float]]:
+    x = torch.frombuffer(bytearray(data), dtype=torch.uint8)[None]
+    model.parallel(x[:, :4096], [Layout.text()])  # warm-up
+    t0 = time.perf_counter()
+    model.parallel(x, [Layout.text()])
+    plain = time.perf_counter() - t0
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        model.parallel(x, [Layout.text()])
+        wall = time.perf_counter() - t0
+    return len(data) / plain, classify(prof, wall)
+
+
+def profile_decompress(model, batch: int, steps: int) -> tuple[float, dict[str, float]]:
+    cfg = model.cfg
+    warm = cfg.window + cfg.block * (cfg.mem_slots + 8)
+    dec = Decoder(model, [Layout.text()] * batch, warm + 2 * steps + 8)
+    symbols = torch.full((batch,), 101, dtype=torch.long)
+    for _ in range(warm):
+        dec.step()
+        dec.push(symbols)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        dec.step()
+        dec.push(symbols)
+    plain = time.perf_counter() - t0
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            dec.step()
+            dec.push(symbols)
+        wall = time.perf_counter() - t0
+    return batch * steps / plain, classify(prof, wall)
+
+
+def table(title: str, rate: float, parts: dict[str, float]) -> str:
+    total = sum(parts.values())
+    lines = [f"#### {title}: {rate / 1e3:.1f} kB/s (one thread, unprofiled)", "",
+             "| op class | seconds | share |", "| --- | ---: | ---: |"]
+    for k, v in sorted(parts.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {k} | {v:.3f} | {100 * v / total:.1f} % |")
+    return "\n".join(lines + [""])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--bytes", type=int, default=65536)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--cache", type=Path, default=default_cache())
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    model = get_model(args.model)
+    data = (args.cache / "sets" / "text-bench" / "alice29.txt").read_bytes()[: args.bytes]
+    c_rate, c_parts = profile_compress(model, data)
+    d_rate, d_parts = profile_decompress(model, args.batch, args.steps)
+    cfg = model.cfg
+    md = "\n".join([
+        f"### Engine profile, model {model.model_id} (d={cfg.d_model}, layers={cfg.n_layers}, heads={cfg.n_heads}, "
+        f"kv heads={getattr(cfg, 'n_kv_heads', cfg.n_heads)}, W={cfg.window}, c={cfg.block}, M={cfg.mem_slots})", "",
+        table(f"compress: parallel pass over {len(data):,} bytes of text", c_rate, c_parts),
+        table(f"decompress: {args.steps} decode steps, batch of {args.batch} segments", d_rate, d_parts),
+    ])
+    print(md)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(md)
+
+
+if __name__ == "__main__":
+    main()
