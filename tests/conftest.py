@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels run on the CPU in tests (test_triton.py)
 from pathlib import Path
 
 import pytest

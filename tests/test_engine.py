@@ -130,6 +130,22 @@ def test_isqrt_is_exact():
     assert got.tolist() == [math.isqrt(v) for v in vals]
 
 
+@pytest.mark.parametrize("d", [32, 96, 128])
+def test_rmsnorm_matches_integer_reference(d):
+    """The float64 RMSNorm equals its definition in Python integers, up to the extremes."""
+    rng = np.random.default_rng(d)
+    rows = [rng.integers(-(2**k), 2**k, d) for k in (1, 4, 8, 12, 16, 20) for _ in range(30)]
+    rows += [np.full(d, 2**20), np.full(d, -(2**20)), np.eye(1, d, 3)[0].astype(np.int64) * 2**20,
+             np.zeros(d, np.int64), np.eye(1, d, 0)[0].astype(np.int64)]
+    h = torch.tensor(np.stack(rows), dtype=torch.int32)
+    got = rmsnorm(h).tolist()
+    for row, out in zip(h.tolist(), got):
+        ms = 256 * sum(v * v for v in row) // d
+        r = max(1, math.isqrt(ms))
+        inv = (2**32 + r // 2) // r
+        assert out == [max(-127, min(127, (v * inv + 2**23) >> 24)) for v in row]
+
+
 def test_visibility_rules():
     # slot b (positions [4b, 4b+4)) becomes visible once it has left the window [t-15, t]
     w, c, m = 16, 4, 4

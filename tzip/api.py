@@ -20,7 +20,7 @@ from .coder import CoderError
 from .engine import IntModel
 from .errors import TzipError
 from .modality import DETECT_BYTES, detect, swap16
-from .models import get_model, model_by_id
+from .models import get_model, model_by_id, on_device
 from .transcode import from_intermediate, to_intermediate
 from .workers import SegmentCoder
 
@@ -36,9 +36,10 @@ class TzipCompressor:
     def __init__(self, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
                  model: str | os.PathLike | IntModel | None = None,
                  methods: tuple[str, ...] = ("neural", "zstd", "stored"), transcode: str | None = None,
-                 workers: int = 1):
+                 workers: int = 1, device: str = "cpu"):
         """methods: the per-segment coders to choose from (smallest output wins).
-        workers: processes coding segments in parallel (0: one per core); output never depends on it."""
+        workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
+        Triton kernels) or auto. The output never depends on either."""
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         unknown = set(methods) - set(C.METHOD_NAMES.values())
@@ -46,7 +47,7 @@ class TzipCompressor:
             raise ValueError(f"methods must be a non-empty subset of {sorted(C.METHOD_NAMES.values())}")
         if not 256 <= segment_size <= C.MAX_SEGMENT:
             raise ValueError(f"segment_size must be between 256 and {C.MAX_SEGMENT}")
-        self.model = model if isinstance(model, IntModel) else get_model(model)
+        self.model = on_device(model if isinstance(model, IntModel) else get_model(model), device)
         self.coder = SegmentCoder(self.model, workers)
         self.mode, self.methods, self.transcode = mode, set(methods), transcode
         self.segment_request = segment_size
@@ -145,8 +146,8 @@ class TzipCompressor:
 class TzipDecompressor:
     """Incremental decompressor with lzma's `eof`, `unused_data` and `needs_input`."""
 
-    def __init__(self, model: str | os.PathLike | IntModel | None = None, workers: int = 1):
-        self.model_spec, self.workers = model, workers
+    def __init__(self, model: str | os.PathLike | IntModel | None = None, workers: int = 1, device: str = "cpu"):
+        self.model_spec, self.workers, self.device = model, workers, device
         self.buf = bytearray()
         self.header: C.Header | None = None
         self.queue: list[C.Frame] = []
@@ -181,6 +182,7 @@ class TzipDecompressor:
     def _model(self) -> IntModel:
         spec = self.model_spec
         m = spec if isinstance(spec, IntModel) else (get_model(spec) if spec else model_by_id(self.header.model_id))
+        m = on_device(m, self.device)
         if m.model_id != self.header.model_id:
             raise TzipError(f"this stream needs model {self.header.model_id}, but the given model is {m.model_id}")
         return m
@@ -250,19 +252,21 @@ class TzipDecompressor:
 
 def compress(data: bytes, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
              model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
-             methods: tuple[str, ...] = ("neural", "zstd", "stored"), workers: int = 1) -> bytes:
+             methods: tuple[str, ...] = ("neural", "zstd", "stored"), workers: int = 1,
+             device: str = "cpu") -> bytes:
     """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core)."""
     tag = None
     if transcode:
         got = to_intermediate(bytes(data))
         if got is not None:
             data, tag = got
-    c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag, workers=workers)
+    c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag, workers=workers,
+                       device=device)
     return c.compress(data) + c.flush()
 
 
 def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntModel | None = None,
-                      empty_ok: bool = False, workers: int = 1) -> Iterator[bytes]:
+                      empty_ok: bool = False, workers: int = 1, device: str = "cpu") -> Iterator[bytes]:
     """Decompressed bytes of every concatenated stream that `read()` supplies (b"" at its end).
 
     Output comes out as it is decoded (bounded memory), except that a transcoded stream is
@@ -272,7 +276,7 @@ def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntM
     if not rest and not empty_ok:
         raise TzipError("not a tzip stream (empty input)")
     while rest:
-        d, whole = TzipDecompressor(model, workers), []
+        d, whole = TzipDecompressor(model, workers, device), []
         while True:
             out = d.decompress(rest)
             if d.transcode:
@@ -289,10 +293,11 @@ def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntM
         rest = d.unused_data or read()
 
 
-def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None, workers: int = 1) -> bytes:
+def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None, workers: int = 1,
+               device: str = "cpu") -> bytes:
     """Decompress one or more concatenated .tz streams (workers: processes, 0 = one per core)."""
     chunks = iter([bytes(data)])
-    return b"".join(stream_decompress(lambda: next(chunks, b""), model, workers=workers))
+    return b"".join(stream_decompress(lambda: next(chunks, b""), model, workers=workers, device=device))
 
 
 class TzipFile(io.BufferedIOBase):
@@ -308,7 +313,7 @@ class TzipFile(io.BufferedIOBase):
         self._opts = opts
         if mode == "r":
             self._pieces = stream_decompress(lambda: self._fp.read(1 << 16), opts.get("model"), empty_ok=True,
-                                             workers=opts.get("workers", 1))
+                                             workers=opts.get("workers", 1), device=opts.get("device", "cpu"))
             self._buffer = bytearray()
         else:
             self._comp = TzipCompressor(**opts)

@@ -81,12 +81,14 @@ class Progress:
             self.bar.stop()
 
 
-def setup_engine(device: Device) -> None:
+def setup_engine(device: Device) -> str:
+    """The engine's device ('cpu' or 'cuda'); errors if CUDA was asked for and is absent."""
     import torch
 
+    from .models import resolve_device
+
     torch.set_num_threads(1)  # the engine's ops are small: one thread each, and workers for the cores
-    if device == Device.cuda:
-        raise TzipError("--device cuda: the GPU (Triton) backend is not part of this build yet; use --device cpu")
+    return resolve_device(device.value)
 
 
 def open_input(name: str):
@@ -178,7 +180,8 @@ def decompress_stream(src, out: Output, size: int | None, opts: dict, quiet: boo
         return chunk
 
     try:
-        for piece in stream_decompress(read, opts.get("model"), workers=opts.get("workers", 1)):
+        for piece in stream_decompress(read, opts.get("model"), workers=opts.get("workers", 1),
+                                       device=opts.get("device", "cpu")):
             out.write(piece)
             written += len(piece)
         return written
@@ -192,7 +195,8 @@ def verify(path: str, original: str, opts: dict) -> None:
 
     got, want = hashlib.sha256(), hashlib.sha256()
     with open(path, "rb") as f:
-        for piece in stream_decompress(lambda: f.read(CHUNK), opts.get("model"), workers=opts.get("workers", 1)):
+        for piece in stream_decompress(lambda: f.read(CHUNK), opts.get("model"), workers=opts.get("workers", 1),
+                                       device=opts.get("device", "cpu")):
             got.update(piece)
     with open(original, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
@@ -271,9 +275,9 @@ QUIET_OPT = typer.Option(False, "-q", "--quiet")
 VERBOSE_OPT = typer.Option(False, "-v", "--verbose")
 
 
-def start_engine(device: Device) -> None:
+def start_engine(device: Device) -> str:
     try:
-        setup_engine(device)
+        return setup_engine(device)
     except TzipError as e:
         say(str(e))
         raise typer.Exit(1) from None
@@ -291,8 +295,7 @@ def compress_cmd(
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
     """Compress FILEs (or decompress with -d)."""
-    start_engine(device)
-    opts = {"model": model, "workers": threads}
+    opts = {"model": model, "workers": threads, "device": start_engine(device)}
     if not decompress:
         opts.update(mode=mode.value if mode else None, segment_size=segment_size)
         try:
@@ -312,8 +315,7 @@ def decompress_cmd(
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
     """Decompress .tz FILEs."""
-    start_engine(device)
-    opts = {"model": model, "workers": threads}
+    opts = {"model": model, "workers": threads, "device": start_engine(device)}
     raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, opts, False))
 
 

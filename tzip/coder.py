@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .context import Layout
-from .engine import Decoder, IntModel
+from .engine import IntModel
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
@@ -38,7 +38,7 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> l
     out = []
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
-        freqs = model.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].numpy() if s else None
+        freqs = model.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy() if s else None
         out.append(encode_symbols(symbols, freqs))
     return out
 
@@ -53,11 +53,11 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
                 for c in coded]
     n, t_len = len(coded), max(lengths)
     out = np.zeros((n, t_len), dtype=np.uint8)
-    dec = Decoder(model, [layout] * n, t_len)
+    dec = model.decoder([layout] * n, t_len)
     active = list(range(n))
     for t in range(t_len):
         active = [i for i in active if lengths[i] > t]
-        probs = dec.step().numpy().astype(np.float32)
+        probs = dec.step().cpu().numpy().astype(np.float32)
         symbols = np.zeros(n, dtype=np.int64)
         for i in active:
             symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]

@@ -52,8 +52,8 @@ class Requant:
         self.round = (1 << (self.shift - 1)).to(torch.int32)
 
     def __call__(self, acc: torch.Tensor) -> torch.Tensor:
-        """Requantise an int32 accumulator in place (and return it)."""
-        return acc.mul_(self.mult).add_(self.round).bitwise_right_shift_(self.shift)
+        """Requantise an int32 accumulator (in place where it can; returns the result)."""
+        return torch.addcmul(self.round, acc, self.mult).bitwise_right_shift_(self.shift)
 
     def part(self, lo: int, hi: int) -> Requant:
         return Requant(self.mult[lo:hi], self.shift[lo:hi])
@@ -97,25 +97,28 @@ def isqrt(n: torch.Tensor) -> torch.Tensor:
     return x + ((x + 1) * (x + 1) <= n).to(torch.int64)
 
 
-NORM_RECIP_BITS = 40
+NORM_RECIP_BITS = 32
 
 
 def rmsnorm(h: torch.Tensor) -> torch.Tensor:
     """Integer RMSNorm of int32 h [..., d] -> int8 round(h * NORM_SCALE / rms(h)). Gain is in the weights.
 
-    rms16 = floor(16 * rms) = isqrt(floor(256 * sum(h^2) / d)); the sum of squares is exact in
-    float64 (|h| <= 2^20, so every partial sum is an integer below 2^53), as is the floor of its
-    division by d. The division by rms16 is a multiplication by a per-row int64 reciprocal.
+    Computed in float64 on integers, where every step is exact by IEEE 754 (correctly rounded
+    sqrt and division) and the bounds |h| <= 2^20:
+      ms    = floor(256 * sum(h^2) / d)          sums of integers below 2^53 are exact
+      rms16 = floor(sqrt(ms)) = isqrt(ms)        exact for ms < 2^52 (floor of the rounded root)
+      inv   = floor((2^32 + rms16 // 2) / rms16) exact: the numerator is below 2^53
+      x     = floor((h * inv + 2^23) / 2^24)     |h * inv| <= 2^52; scaling by 2^-24 is exact
+    so the result is the same integer on any IEEE machine, in any summation order.
     """
     d = h.shape[-1]
     hf = h.to(torch.float64)
-    ms = hf.square().sum(-1, keepdim=True).mul_(256 / d if d & (d - 1) == 0 else 256).floor_()
-    if d & (d - 1):
-        ms = ms.div_(d).floor_()
-    rms16 = isqrt(ms.to(torch.int64)).clamp_(min=1)
-    inv = ((1 << NORM_RECIP_BITS) + (rms16 >> 1)) // rms16
+    ms = hf.square().sum(-1, keepdim=True)
+    ms = ms.mul_(256 / d).floor_() if d & (d - 1) == 0 else ms.mul_(256).div_(d).floor_()
+    rms16 = ms.sqrt_().floor_().clamp_(min=1)
+    inv = torch.floor(rms16 * 0.5).add_(2.0**NORM_RECIP_BITS).div_(rms16).floor_()
     shift = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))
-    x = h.to(torch.int64).mul_(inv).add_(1 << (shift - 1)).bitwise_right_shift_(shift)
+    x = hf.mul_(inv).add_(2.0 ** (shift - 1)).mul_(2.0**-shift).floor_()
     return x.clamp_(-127, 127).to(torch.int8)
 
 
@@ -156,7 +159,12 @@ class IntModel:
         self.kv_weight = [L.qkv.weight[:, d:] for L in self.layers]
         self.ring = self._ring_slots()
         self._chunk_bias: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.device = torch.device("cpu")
         self.check_bounds()
+
+    def decoder(self, layouts: list[Layout], max_len: int) -> Decoder:
+        """The incremental pass of this backend."""
+        return Decoder(self, layouts, max_len)
 
     def _ring_slots(self) -> int:
         """Memory ring size: room for every visible slot plus the ones filling, a multiple of W/c."""

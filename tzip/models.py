@@ -73,3 +73,35 @@ def model_by_id(model_id: str) -> IntModel:
         f"model {model_id} is needed to decompress this stream but is not available; "
         f"put its .tzm file in a directory on TZIP_MODEL_PATH or pass --model FILE"
     )
+
+
+DEVICES = ("auto", "cpu", "cuda")
+_on_device: dict[tuple[str, str], IntModel] = {}
+
+
+def resolve_device(device: str) -> str:
+    """'auto' is the Triton backend where CUDA is present, else the CPU engine."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}")
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TzipError("--device cuda: no CUDA device is available here (use --device cpu)")
+    return device
+
+
+def on_device(model: IntModel, device: str) -> IntModel:
+    """The model on the engine for `device`: the PyTorch CPU engine or the Triton kernels."""
+    device = resolve_device(device)
+    if device == "cpu" or model.device.type == device:
+        return model
+    key = (model.model_id, device)
+    if key not in _on_device:
+        try:
+            from .triton_engine import TritonModel
+        except ImportError as e:
+            raise TzipError(f"the GPU backend needs triton ({e}); pip install triton") from None
+        _on_device[key] = TritonModel(model.file, device)
+    return _on_device[key]

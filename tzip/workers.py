@@ -90,7 +90,8 @@ class SegmentCoder:
 
     def __init__(self, model: IntModel, workers: int = 1):
         self.model = model
-        self.workers = max(1, workers if workers > 0 else cpu_count())
+        on_gpu = model.device.type != "cpu"  # one process drives the GPU
+        self.workers = 1 if on_gpu else max(1, workers if workers > 0 else cpu_count())
 
     def _use_pool(self, n_segments: int, n_bytes: int) -> bool:
         return self.workers > 1 and n_segments > 1 and n_bytes >= POOL_MIN_BYTES
