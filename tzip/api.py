@@ -17,6 +17,7 @@ import zstandard
 
 from . import container as C
 from .coder import CoderError
+from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import IntModel
 from .errors import TzipError
 from .modality import DETECT_BYTES, detect, swap16
@@ -24,7 +25,11 @@ from .models import get_model, model_by_id, on_device
 from .transcode import from_intermediate, to_intermediate
 from .workers import SegmentCoder
 
-DEFAULT_SEGMENT = 16 * 1024  # the model sees < 600 bytes back: small segments cost little (bench/)
+# Default segment sizes, by measurement (docs/SPEED.md): small segments give the decoder many
+# rows per step (speed) and cost the neural coder little (it sees < 600 bytes back), but the
+# zstd fallback, which text still takes, needs long ones.
+SEGMENT_BY_MODALITY = {TEXT: 64 * 1024, IMAGE: 16 * 1024, AUDIO: 16 * 1024, BINARY: 64 * 1024}
+DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 MODES = ("text", "image", "audio", "binary")
@@ -33,7 +38,7 @@ MODES = ("text", "image", "audio", "binary")
 class TzipCompressor:
     """Incremental compressor: `compress(data)` returns what is ready, `flush()` ends the stream."""
 
-    def __init__(self, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
+    def __init__(self, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
                  model: str | os.PathLike | IntModel | None = None,
                  methods: tuple[str, ...] = ("neural", "zstd", "stored"), transcode: str | None = None,
                  workers: int = 1, device: str = "cpu"):
@@ -45,7 +50,7 @@ class TzipCompressor:
         unknown = set(methods) - set(C.METHOD_NAMES.values())
         if unknown or not methods:
             raise ValueError(f"methods must be a non-empty subset of {sorted(C.METHOD_NAMES.values())}")
-        if not 256 <= segment_size <= C.MAX_SEGMENT:
+        if segment_size is not None and not 256 <= segment_size <= C.MAX_SEGMENT:
             raise ValueError(f"segment_size must be between 256 and {C.MAX_SEGMENT}")
         self.model = on_device(model if isinstance(model, IntModel) else get_model(model), device)
         self.coder = SegmentCoder(self.model, workers)
@@ -86,7 +91,8 @@ class TzipCompressor:
         self.split = sp = detect(bytes(self.head), self.mode)
         unit = sp.unit()
         fits = unit <= C.MAX_SEGMENT
-        self.segment_size = max(unit, self.segment_request // unit * unit) if fits else self.segment_request
+        request = self.segment_request or SEGMENT_BY_MODALITY[sp.layout.modality]
+        self.segment_size = max(unit, request // unit * unit) if fits else request
         header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode)
         head, self.head = bytes(self.head), bytearray()
         return header.pack() + self._route(head)
@@ -250,7 +256,7 @@ class TzipDecompressor:
         self.queue = []
 
 
-def compress(data: bytes, mode: str | None = None, *, segment_size: int = DEFAULT_SEGMENT,
+def compress(data: bytes, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
              model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
              methods: tuple[str, ...] = ("neural", "zstd", "stored"), workers: int = 1,
              device: str = "cpu") -> bytes:

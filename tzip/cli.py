@@ -22,7 +22,7 @@ from pathlib import Path
 import typer
 
 from . import container as C
-from .api import DEFAULT_SEGMENT, TzipCompressor, stream_decompress
+from .api import TzipCompressor, stream_decompress
 from .errors import TzipError
 from .transcode import to_intermediate
 
@@ -290,7 +290,8 @@ def compress_cmd(
     stdout: bool = STDOUT_OPT, output: str | None = OUTPUT_OPT, force: bool = FORCE_OPT,
     keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
     mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
-    segment_size: int = typer.Option(DEFAULT_SEGMENT, "--segment-size", help="bytes per independent segment"),
+    segment_size: int | None = typer.Option(None, "--segment-size",
+                                     help="bytes per independent segment (default: 64 KiB text, 16 KiB image/audio)"),
     transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
