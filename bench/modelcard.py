@@ -48,7 +48,7 @@ def segments_of(payload: bytes, unit: int, size: int) -> list[bytes]:
 
 
 def measure(model_path: str, ckpt: str | None, cache: Path, limit: int, modalities: list[str],
-            verify: bool = True) -> dict:
+            verify: bool = True, workers: int = 0) -> dict:
     engine = get_model(model_path)
     fmodel = None
     if ckpt:
@@ -65,10 +65,10 @@ def measure(model_path: str, ckpt: str | None, cache: Path, limit: int, modaliti
         smallest = min(files, key=lambda p: p.stat().st_size)
         for f in files:
             data = f.read_bytes()
-            packed = tzip.compress(data, model=engine)
+            packed = tzip.compress(data, model=engine, workers=workers)
             raw, coded = raw + len(data), coded + len(packed)
             if verify and f == smallest:  # decoding is the slow direction: verify on the smallest file
-                assert tzip.decompress(packed, model=engine) == data, f"round trip failed on {f}"
+                assert tzip.decompress(packed, model=engine, workers=workers) == data, f"round trip failed on {f}"
             if fmodel is not None:
                 _, payload, _, split = split_bytes(data)
                 segs = segments_of(payload, split.unit(), GAP_SEGMENT)
@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="text,image,audio")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-verify", action="store_true", help="skip the decompression check")
+    ap.add_argument("--workers", type=int, default=0, help="tzip worker processes (0: one per core)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    res = measure(args.model, args.ckpt, args.cache, args.limit, args.sets.split(","), not args.no_verify)
+    res = measure(args.model, args.ckpt, args.cache, args.limit, args.sets.split(","), not args.no_verify,
+                  args.workers)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0

@@ -13,3 +13,20 @@ def test_default_model_round_trip(samples):
     packed = tzip.compress(data, methods=("neural",))
     assert tzip.decompress(packed) == data
     assert packed[6:14] == bytes.fromhex(model.model_id)
+
+
+def test_golden_stream_of_the_default_model():
+    """A stream the shipped model made when it was exported still decodes and re-encodes byte for byte.
+
+    This pins the engine's arithmetic across machines and versions: if it fails, either the
+    engine changed (a format break: bump the model file version) or the default model did
+    (regenerate tests/data/alice_head.golden.tz with tzip.compress(data, methods=("neural",))).
+    """
+    from pathlib import Path
+
+    data_dir = Path(__file__).parent / "data"
+    data = (data_dir / "alice_head.txt").read_bytes()[:2000]
+    golden = (data_dir / "alice_head.golden.tz").read_bytes()
+    assert golden[6:14] == bytes.fromhex(get_model().model_id), "golden stream is from another default model"
+    assert tzip.decompress(golden) == data
+    assert tzip.compress(data, methods=("neural",)) == golden
