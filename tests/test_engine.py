@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tzip.context import Layout, feature_indices, phase_indices, visible_slots
-from tzip.engine import FP32_EXACT, FREQ_BITS, Decoder, IntModel, isqrt, rmsnorm
+from tzip.engine import FP32_EXACT, FREQ_BITS, IntModel, isqrt, rmsnorm
 from tzip.export import export
 from tzip.modality import split_bytes
 from tzip.model import ModelConfig
@@ -21,7 +21,7 @@ from .conftest import TINY, build_tiny
 
 def incremental(model: IntModel, segments: list[bytes], layout: Layout) -> list[torch.Tensor]:
     n = max(len(s) for s in segments)
-    dec = Decoder(model, [layout] * len(segments), n)
+    dec = model.decoder([layout] * len(segments), n)  # this backend's incremental pass
     data = torch.zeros(len(segments), n, dtype=torch.uint8)
     for i, s in enumerate(segments):
         data[i, : len(s)] = torch.frombuffer(bytearray(s), dtype=torch.uint8)

@@ -275,7 +275,7 @@ class IntModel:
         return torch.where(visible, -slopes * dist.to(torch.int32), torch.tensor(MASKED, dtype=torch.int32))
 
     # -- compress: teacher-forced pass over whole segments ------------------------------------
-    def band_bias(self, chunks: int, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def band_bias(self, q: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention bias of the parallel pass: (first chunks [n0, H, q, K], steady state [H, q, K]).
 
         Chunk j holds queries jq..jq+q-1 and sees window keys jq-W+1..jq+q-1 and memory slots
@@ -322,7 +322,7 @@ class IntModel:
         phase = torch.stack([phase_indices(pos, lay) for lay in layouts])
         h = torch.zeros(b, tp, d, dtype=torch.int32)
         h[:, :t_len] = self.embed(feats, phase)
-        first, steady = self.band_bias(n_chunks, q)  # [n0, H, q, K], [H, q, K]
+        first, steady = self.band_bias(q)  # [n0, H, q, K], [H, q, K]
         first = first.view(-1, nkv, g, q, first.shape[-1]).transpose(0, 1)  # [nkv, n0, g, q, K]
         steady = steady.view(nkv, 1, g, q, -1)
         mem_pad = m - (1 - w) // c  # memory slot s sits at index s + mem_pad
