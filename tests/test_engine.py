@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tzip.context import Layout, feature_indices, phase_indices, visible_slots
-from tzip.engine import FP32_EXACT, FREQ_BITS, IntModel, isqrt, rmsnorm
+from tzip.engine import FP32_EXACT, FREQ_BITS, IntModel, rmsnorm
 from tzip.export import export
 from tzip.modality import split_bytes
 from tzip.model import ModelConfig
@@ -119,15 +119,6 @@ def test_thread_count_does_not_change_results(tiny, samples):
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two)
-
-
-def test_isqrt_is_exact():
-    rng = np.random.default_rng(0)
-    vals = [0, 1, 2, 3, 4, 15, 16, 17, 2**31 - 1, 2**40, 2**56 - 1, 2**58 + 12345]
-    vals += [int(v) for v in rng.integers(0, 2**62, 2000)]
-    vals += [k * k for k in range(1000)] + [k * k - 1 for k in range(1, 1000)]
-    got = isqrt(torch.tensor(vals, dtype=torch.int64))
-    assert got.tolist() == [math.isqrt(v) for v in vals]
 
 
 @pytest.mark.parametrize("d", [32, 96, 128])

@@ -86,17 +86,6 @@ class Layer:
     alibi: torch.Tensor  # int32 [H]
 
 
-def isqrt(n: torch.Tensor) -> torch.Tensor:
-    """floor(sqrt(n)) for int64 0 <= n < 2^62, exactly.
-
-    A float64 square root gives a guess within one of the answer (IEEE sqrt is correctly
-    rounded); one integer comparison each way then settles it, so the result is exact anywhere.
-    """
-    x = n.to(torch.float64).sqrt_().to(torch.int64)
-    x -= (x * x > n).to(torch.int64)
-    return x + ((x + 1) * (x + 1) <= n).to(torch.int64)
-
-
 NORM_RECIP_BITS = 32
 
 
@@ -106,7 +95,7 @@ def rmsnorm(h: torch.Tensor) -> torch.Tensor:
     Computed in float64 on integers, where every step is exact by IEEE 754 (correctly rounded
     sqrt and division) and the bounds |h| <= 2^20:
       ms    = floor(256 * sum(h^2) / d)          sums of integers below 2^53 are exact
-      rms16 = floor(sqrt(ms)) = isqrt(ms)        exact for ms < 2^52 (floor of the rounded root)
+      rms16 = floor(sqrt(ms))                    exact for ms < 2^52 (floor of the rounded root)
       inv   = floor((2^32 + rms16 // 2) / rms16) exact: the numerator is below 2^53
       x     = floor((h * inv + 2^23) / 2^24)     |h * inv| <= 2^52; scaling by 2^-24 is exact
     so the result is the same integer on any IEEE machine, in any summation order.
@@ -155,8 +144,8 @@ class IntModel:
         u = torch.arange(U_MAX + 1)  # the table extended over the whole clamped range: one lookup
         self.exp_full = (self.exp_table[u & 255] >> (u >> SCORE_FRAC)).to(torch.int32)
         d = cfg.d_model
-        self.kv_requant = [L.qkv.requant.part(d, d + 2 * cfg.kv_dim) for L in self.layers]
-        self.kv_weight = [L.qkv.weight[:, d:] for L in self.layers]
+        # memory slots get keys and values from the same projection as window positions
+        self.kv = [Linear(L.qkv.weight[:, d:], L.qkv.requant.part(d, d + 2 * cfg.kv_dim)) for L in self.layers]
         self.ring = self._ring_slots()
         self._chunk_bias: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.device = torch.device("cpu")
@@ -259,11 +248,8 @@ class IntModel:
         return h.add_(layer.proj(o)).clamp_(-RES_LIMIT, RES_LIMIT)
 
     def memory_kv(self, i: int, pooled: torch.Tensor) -> torch.Tensor:
-        """Keys and values of memory slots (pooled int8 [..., d]) -> float32 [..., 2d]."""
-        flat = pooled.reshape(-1, pooled.shape[-1])
-        acc = torch._int_mm(flat, self.kv_weight[i]) if flat.shape[0] else torch.zeros(0, 2 * self.cfg.kv_dim,
-                                                                                        dtype=torch.int32)
-        return self.kv_requant[i](acc).clamp_(-127, 127).to(torch.float32).view(*pooled.shape[:-1], -1)
+        """Keys and values of memory slots (pooled int8 [..., d]) -> float32 [..., 2 * kv_dim]."""
+        return self.kv[i](pooled).clamp_(-127, 127).to(torch.float32)
 
     def pool(self, block_sum: torch.Tensor) -> torch.Tensor:
         c = self.cfg.block

@@ -24,8 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .context import ABSENT, PHASES, Layout, feature_indices, phase_indices
-from .engine import FREQ_BITS, MASKED, NORM_RECIP_BITS, RES_LIMIT, U_MAX, IntModel, Linear, Requant
+from .context import Layout, feature_indices, phase_indices
+from .engine import FREQ_BITS, MASKED, NORM_RECIP_BITS, RES_LIMIT, U_MAX, Decoder, IntModel, Linear, Requant
 from .export import EXP_BITS, PROB_BITS
 from .model import NORM_SCALE
 
@@ -149,11 +149,9 @@ class TritonModel(IntModel):
         super().__init__(mf)
         self.device = torch.device(device)
         dev = self.device
-        for lin in [self.head] + [x for L in self.layers for x in (L.qkv, L.proj, L.up, L.down)]:
+        for lin in [self.head, *self.kv] + [x for L in self.layers for x in (L.qkv, L.proj, L.up, L.down)]:
             lin.weight = lin.weight.to(dev)
             lin.requant = Requant(lin.requant.mult.to(dev), lin.requant.shift.to(dev))
-        self.kv_weight = [w.to(dev) for w in self.kv_weight]
-        self.kv_requant = [Requant(r.mult.to(dev), r.shift.to(dev)) for r in self.kv_requant]
         self.features, self.phase = self.features.to(dev), self.phase.to(dev)
         self.exp_full = self.exp_full.to(dev)
         self.slopes = self.layers[0].alibi.to(dev)
@@ -162,9 +160,8 @@ class TritonModel(IntModel):
         return TritonDecoder(self, layouts, max_len)
 
     # -- kernel wrappers ---------------------------------------------------------------------
-    def linear(self, lin: Linear, x: torch.Tensor, lo: int = -(2**31), hi: int = 2**31 - 1,
-               weight: torch.Tensor | None = None, requant: Requant | None = None) -> torch.Tensor:
-        w, rq = (weight, requant) if weight is not None else (lin.weight, lin.requant)
+    def linear(self, lin: Linear, x: torch.Tensor, lo: int = -(2**31), hi: int = 2**31 - 1) -> torch.Tensor:
+        w, rq = lin.weight, lin.requant
         flat = x.reshape(-1, x.shape[-1]).contiguous()
         m, k = flat.shape
         n = w.shape[1]
@@ -224,8 +221,7 @@ class TritonModel(IntModel):
         c, b, t = self.cfg.block, x.shape[0], x.shape[1]
         n = t // c if self.cfg.use_memory else 0
         sums = x[:, : n * c].reshape(b, n, c, x.shape[-1]).sum(2, dtype=torch.int32)
-        pooled = torch.div(sums + c // 2, c, rounding_mode="floor").to(torch.int8)
-        return self.linear(None, pooled, -127, 127, self.kv_weight[i], self.kv_requant[i]).to(torch.int8)
+        return self.linear(self.kv[i], self.pool(sums), -127, 127).to(torch.int8)
 
     # -- compress -------------------------------------------------------------------------------
     def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = 0) -> torch.Tensor:
@@ -248,6 +244,8 @@ class TritonModel(IntModel):
 class TritonDecoder:
     """Incremental pass on the Triton kernels; same interface and frequencies as engine.Decoder."""
 
+    features = Decoder.features  # the same feature bytes and phase for position t
+
     def __init__(self, model: TritonModel, layouts: list[Layout], max_len: int):
         cfg, dev = model.cfg, model.device
         self.m, self.cfg, self.t, self.b = model, cfg, 0, len(layouts)
@@ -256,6 +254,7 @@ class TritonDecoder:
         self.offsets = torch.tensor([lay.offsets for lay in layouts], dtype=torch.long, device=dev)
         self.modality = torch.tensor([lay.modality for lay in layouts], dtype=torch.long, device=dev)
         self.period = torch.tensor([lay.period for lay in layouts], dtype=torch.long, device=dev)
+        self.use = self.offsets > 0
         zeros = lambda *s: torch.zeros(*s, dtype=torch.int8, device=dev)  # noqa: E731
         self.k = [zeros(self.b, n, cfg.kv_dim) for _ in model.layers]
         self.v = [zeros(self.b, n, cfg.kv_dim) for _ in model.layers]
@@ -267,11 +266,7 @@ class TritonDecoder:
     def step(self) -> torch.Tensor:
         m, cfg, t = self.m, self.cfg, self.t
         d, kvd, c = cfg.d_model, cfg.kv_dim, cfg.block
-        src = t - self.offsets
-        ok = (self.offsets > 0) & (src >= 0)
-        feats = torch.where(ok, self.history.gather(1, src.clamp(min=0)), ABSENT)
-        phase = self.modality * PHASES + t % self.period
-        h = m.embed(feats, phase)[:, None]  # [B, 1, d]
+        h = m.embed(*self.features())[:, None]  # [B, 1, d]
         n_slots = (t - cfg.window + 1) // c if t - cfg.window + 1 >= 0 and cfg.use_memory else 0
         for i, layer in enumerate(m.layers):
             x = m.norm(h)
@@ -281,8 +276,7 @@ class TritonDecoder:
             if cfg.use_memory:
                 self.block_sum[i] += x
                 if (t + 1) % c == 0:
-                    pooled = torch.div(self.block_sum[i] + c // 2, c, rounding_mode="floor").to(torch.int8)
-                    kv = m.linear(None, pooled, -127, 127, m.kv_weight[i], m.kv_requant[i]).to(torch.int8)
+                    kv = m.linear(m.kv[i], m.pool(self.block_sum[i]), -127, 127).to(torch.int8)
                     slot = (t + 1) // c - 1
                     self.km[i][:, slot] = kv[:, 0, :kvd]
                     self.vm[i][:, slot] = kv[:, 0, kvd:]
