@@ -57,10 +57,11 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     active = list(range(n))
     for t in range(t_len):
         active = [i for i in active if lengths[i] > t]
-        probs = dec.step().cpu().numpy().astype(np.float32)
+        freqs = dec.step_numpy() if hasattr(dec, "step_numpy") else dec.step().cpu().numpy()
+        probs = freqs.astype(np.float32)
         symbols = np.zeros(n, dtype=np.int64)
         for i in active:
             symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]
         out[:, t] = symbols
-        dec.push(torch.from_numpy(symbols))
+        dec.push(symbols)
     return [out[i, : lengths[i]].tobytes() for i in range(n)]

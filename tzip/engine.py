@@ -151,8 +151,12 @@ class IntModel:
         self.device = torch.device("cpu")
         self.check_bounds()
 
-    def decoder(self, layouts: list[Layout], max_len: int) -> Decoder:
-        """The incremental pass of this backend."""
+    def decoder(self, layouts: list[Layout], max_len: int):
+        """The incremental pass of this backend: the C step where it builds, else the PyTorch one."""
+        from . import native
+
+        if native.available() and native.supports(self):
+            return native.NativeDecoder(self, layouts, max_len)
         return Decoder(self, layouts, max_len)
 
     def _ring_slots(self) -> int:
@@ -457,7 +461,7 @@ class Decoder:
             m.mlp(layer, m.project(layer, o, h))
         return m.frequencies(h)
 
-    def push(self, symbols: torch.Tensor) -> None:
+    def push(self, symbols) -> None:
         """Record the bytes decoded at position t and advance to t + 1."""
-        self.history[:, self.t] = symbols.long()
+        self.history[:, self.t] = torch.as_tensor(symbols).long()
         self.t += 1

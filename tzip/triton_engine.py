@@ -284,6 +284,6 @@ class TritonDecoder:
             h = m.block(i, h, qkv[..., :d], self.k[i], self.v[i], self.km[i], self.vm[i], t, n_slots)
         return m.freqs(h)[:, 0]
 
-    def push(self, symbols: torch.Tensor) -> None:
-        self.history[:, self.t] = symbols.long().to(self.history.device)
+    def push(self, symbols) -> None:
+        self.history[:, self.t] = torch.as_tensor(symbols).long().to(self.history.device)
         self.t += 1

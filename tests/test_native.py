@@ -1,0 +1,123 @@
+"""The C decode step (tzip/native.c) gives the PyTorch engine's frequencies, bit for bit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tzip import native
+from tzip.engine import Decoder, IntModel
+from tzip.export import export
+from tzip.model import ModelConfig
+from tzip.modelfile import parse
+
+from .conftest import build_tiny
+from .test_engine import parallel, payload
+
+pytestmark = pytest.mark.skipif(os.environ.get("TZIP_NATIVE") == "0", reason="C step disabled by TZIP_NATIVE=0")
+
+
+def run_steps(dec, segments: list[bytes]) -> list[torch.Tensor]:
+    n = max(len(s) for s in segments)
+    data = np.zeros((len(segments), n), dtype=np.uint8)
+    for i, s in enumerate(segments):
+        data[i, : len(s)] = np.frombuffer(s, dtype=np.uint8)
+    steps = []
+    for t in range(n):
+        steps.append(dec.step().clone())
+        dec.push(data[:, t])
+    freqs = torch.stack(steps, 1)
+    return [freqs[i, : len(s)] for i, s in enumerate(segments)]
+
+
+def both(model: IntModel, segments: list[bytes], layout) -> tuple[list, list]:
+    n = max(len(s) for s in segments)
+    c_step = run_steps(native.NativeDecoder(model, [layout] * len(segments), n), segments)
+    torch_step = run_steps(Decoder(model, [layout] * len(segments), n), segments)
+    return c_step, torch_step
+
+
+def test_the_c_step_builds_here():
+    """CI machines have a C compiler: the fast path must really be in use there."""
+    assert native.available(), native.unavailable_reason()
+
+
+@pytest.mark.parametrize("key", ["text", "pgm", "ppm", "wav_mono", "wav_stereo", "random"])
+def test_c_step_equals_pytorch_step_and_parallel(tiny, samples, key):
+    body, layout = payload(samples, key)
+    segs = [body[:300], body[300:420], body[-90:]]
+    c_step, torch_step = both(tiny, segs, layout)
+    for a, b, p in zip(c_step, torch_step, parallel(tiny, segs, layout)):
+        assert torch.equal(a, b) and torch.equal(a, p)
+
+
+SHAPES = {
+    "multi-query": dict(n_heads=4, n_kv_heads=1),
+    "grouped": dict(n_heads=4, n_kv_heads=2),
+    "no memory": dict(n_heads=2, use_memory=False),
+    "odd window": dict(n_heads=2, window=13, block=4, mem_slots=3),
+    "wide ff": dict(n_heads=2, d_ff=96, n_layers=3),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_c_step_across_attention_shapes(samples, shape):
+    base = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
+    model = IntModel(parse(export(build_tiny(seed=3, cfg=ModelConfig(**{**base, **SHAPES[shape]}))).to_bytes()))
+    for key in ("text", "ppm", "wav_stereo"):
+        body, layout = payload(samples, key)
+        segs = [body[:257], body[300:400]]
+        c_step, torch_step = both(model, segs, layout)
+        for a, b in zip(c_step, torch_step):
+            assert torch.equal(a, b)
+
+
+def test_batches_larger_than_one_pass(tiny, samples):
+    """native.c walks the batch in chunks of 32 segments: 40 segments cross a chunk boundary."""
+    body, layout = payload(samples, "text")
+    segs = [body[i * 7 : i * 7 + 60 + i] for i in range(40)]
+    c_step, torch_step = both(tiny, segs, layout)
+    for a, b in zip(c_step, torch_step):
+        assert torch.equal(a, b)
+
+
+def test_default_model_c_step(samples):
+    """The shipped model (d=128, multi-query, W=64) on real text and audio, against the parallel pass."""
+    from tzip.models import get_model
+
+    model = get_model(None)
+    for key in ("text", "wav_mono"):
+        body, layout = payload(samples, key)
+        segs = [body[:700], body[700:1000]]
+        n = max(len(s) for s in segs)
+        c_step = run_steps(native.NativeDecoder(model, [layout] * 2, n), segs)
+        for a, p in zip(c_step, parallel(model, segs, layout)):
+            assert torch.equal(a, p)
+
+
+def test_model_decoder_prefers_the_c_step(tiny):
+    from tzip.context import Layout
+
+    assert isinstance(tiny.decoder([Layout.text()], 4), native.NativeDecoder)
+
+
+def _fallback_script(env: dict) -> str:
+    code = ("import tzip, tzip.native as n; from tzip.models import get_model; "
+            "m = get_model(None); d = m.decoder([tzip.context.Layout.text()], 4); "
+            "data = b'fallback keeps the same bytes ' * 40; "
+            "assert tzip.decompress(tzip.compress(data)) == data; "
+            "print(n.available(), type(d).__name__, n.unavailable_reason())")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_without_a_compiler_the_pytorch_step_takes_over(tmp_path):
+    out = _fallback_script({"CC": str(tmp_path / "no-such-cc"), "TZIP_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.startswith("False Decoder") and "cannot build" in out
+    assert _fallback_script({"TZIP_NATIVE": "0"}).startswith("False Decoder")

@@ -1,0 +1,248 @@
+/* The engine's incremental step in C: the same integers as engine.Decoder.step, far fewer
+ * interpreter round trips.
+ *
+ * Every value is an integer and every operation is exact (int32 products are bounded by the
+ * export, widened to int64 here anyway), so the compiler's vectorisation and summation order
+ * cannot change a result. The only float operation is the RMSNorm square root, done exactly as
+ * engine.rmsnorm does it (IEEE sqrt of an integer below 2^52, then floor). tests/test_native.py
+ * pins this step bit for bit against the PyTorch engine.
+ *
+ * Layout: weights are int8 [out][in] row-major with per-output-channel (mult, shift); the
+ * state holds, per layer and segment, ring buffers of int8 keys and values [nkv][keys][hd]
+ * (window ring first, then memory ring) and the int32 sum of the current memory block.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+    C_D, C_LAYERS, C_HEADS, C_KV_HEADS, C_FF, C_WINDOW, C_BLOCK, C_SLOTS, C_RING, C_USE_MEMORY,
+    C_N_FEATURES, C_PHASES, C_U_MAX, C_PROB_BITS, C_EXP_BITS, C_FREQ_BITS, C_NORM_SHIFT,
+    C_RES_LIMIT, C_MASKED, C_COUNT
+};
+
+enum { P_FEATURES, P_PHASE, P_EXP, P_ALIBI, P_HEAD_W, P_HEAD_M, P_HEAD_S, P_LAYER0 };
+enum { L_QKV_W, L_QKV_M, L_QKV_S, L_PROJ_W, L_PROJ_M, L_PROJ_S, L_UP_W, L_UP_M, L_UP_S,
+       L_DOWN_W, L_DOWN_M, L_DOWN_S, L_SCORE_M, L_SCORE_S, L_OUT_M, L_OUT_S, L_COUNT };
+
+#define MAX_D 1024
+#define MAX_OUT 4096
+#define MAX_KEYS 4096
+
+static inline int32_t clamp32(int64_t v, int64_t lo, int64_t hi) {
+    return (int32_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+static inline int32_t requant(int64_t acc, int32_t mult, int32_t shift) {
+    return (int32_t)((acc * mult + ((int64_t)1 << (shift - 1))) >> shift);
+}
+
+static inline int32_t dot16(const int16_t *a, const int16_t *b, int n) {
+    int32_t acc = 0;
+    for (int k = 0; k < n; k++) acc += (int32_t)a[k] * (int32_t)b[k];
+    return acc;
+}
+
+/* y[b][j] = requant(x[b] . W[row0 + j]) for j < out, over a batch of rows. */
+static void linear(const int16_t *x, int batch, int in, const int16_t *w, int row0, int out,
+                   const int32_t *mult, const int32_t *shift, int32_t *y) {
+    for (int j = 0; j < out; j++) {
+        const int16_t *wr = w + (int64_t)(row0 + j) * in;
+        for (int b = 0; b < batch; b++)
+            y[(int64_t)b * out + j] = requant(dot16(x + (int64_t)b * in, wr, in), mult[row0 + j], shift[row0 + j]);
+    }
+}
+
+/* engine.rmsnorm for d a power of two: int32 h[d] -> int8 x[d]. */
+static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
+    int64_t ss = 0;
+    for (int k = 0; k < d; k++) ss += (int64_t)h[k] * h[k];
+    int64_t ms = ss * 256 / d;  /* d divides 256 * ss exactly or floors, as the float path */
+    int64_t r = (int64_t)floor(sqrt((double)ms));
+    if (r < 1) r = 1;
+    int64_t inv = (((int64_t)1 << 32) + (r >> 1)) / r;
+    int64_t half = (int64_t)1 << (norm_shift - 1);
+    for (int k = 0; k < d; k++) x[k] = (int16_t)clamp32(((int64_t)h[k] * inv + half) >> norm_shift, -127, 127);
+}
+
+static int floor_mod(int64_t a, int64_t m) { int64_t r = a % m; return (int)(r < 0 ? r + m : r); }
+
+#define CHUNK 32 /* segments per pass over the weights (bounds the stack scratch) */
+
+static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
+                       const uint8_t *history, int64_t stride, const int32_t *offsets, const int32_t *modality,
+                       const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int64_t ring_stride,
+                       int64_t sum_stride, int32_t *freq) {
+    const int d = cfg[C_D], n_layers = cfg[C_LAYERS], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS];
+    const int ff = cfg[C_FF], w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS], ring = cfg[C_RING];
+    const int use_memory = cfg[C_USE_MEMORY], nf = cfg[C_N_FEATURES], phases = cfg[C_PHASES];
+    const int u_max = cfg[C_U_MAX], prob_bits = cfg[C_PROB_BITS], exp_bits = cfg[C_EXP_BITS];
+    const int freq_bits = cfg[C_FREQ_BITS], norm_shift = cfg[C_NORM_SHIFT];
+    const int64_t res_limit = cfg[C_RES_LIMIT], masked = cfg[C_MASKED];
+    const int hd = d / nh, g = nh / nkv, kvd = nkv * hd, qkv_out = d + 2 * kvd;
+    const int n_keys = w + (use_memory ? ring : 0);
+    const int32_t *features = params[P_FEATURES], *phase_emb = params[P_PHASE];
+    const int32_t *exp_full = params[P_EXP], *alibi = params[P_ALIBI];
+
+    int32_t h[batch][d], acc[batch * (qkv_out > ff ? qkv_out : ff)];
+    int16_t xn[batch][d], o8[batch][d], a[batch][ff], qkv[batch][qkv_out];
+    int32_t bias[nh][n_keys];
+
+    /* embedding: phase + one table row per feature byte */
+    for (int b = 0; b < batch; b++) {
+        const int32_t *row = phase_emb + (int64_t)(modality[b] * phases + floor_mod(t, period[b])) * d;
+        for (int k = 0; k < d; k++) h[b][k] = row[k];
+        for (int s = 0; s < nf; s++) {
+            int64_t off = offsets[b * nf + s], src = t - off;
+            int f = (off > 0 && src >= 0) ? history[b * stride + src] : 256;
+            const int32_t *e = features + ((int64_t)s * 257 + f) * d;
+            for (int k = 0; k < d; k++) h[b][k] += e[k];
+        }
+        for (int k = 0; k < d; k++) h[b][k] = clamp32(h[b][k], -res_limit, res_limit);
+    }
+
+    /* ALiBi bias of every ring slot at position t (Decoder.bias) */
+    int64_t hi = t - w + 1 >= 0 ? (t - w + 1) / c : 0, lo = hi - m > 0 ? hi - m : 0;
+    for (int j = 0; j < n_keys; j++) {
+        int64_t dist;
+        int vis;
+        if (j < w) {
+            dist = floor_mod(t - j, w);
+            vis = t - dist >= 0;
+        } else {
+            int64_t slot = hi - 1 - floor_mod(hi - 1 - (j - w), ring);
+            vis = slot >= lo && slot < hi;
+            dist = t - (slot * c + c / 2);
+        }
+        for (int q = 0; q < nh; q++) bias[q][j] = vis ? (int32_t)(-(int64_t)alibi[q] * dist) : (int32_t)masked;
+    }
+
+    const int block_done = use_memory && (t + 1) % c == 0;
+    const int wpos = (int)(t % w), mpos = w + floor_mod((t + 1) / c - 1, ring);
+    for (int l = 0; l < n_layers; l++) {
+        void **lp = params + P_LAYER0 + l * L_COUNT;
+        const int16_t *qkv_w = lp[L_QKV_W];
+        const int32_t *qkv_m = lp[L_QKV_M], *qkv_s = lp[L_QKV_S];
+        const int32_t score_m = ((int32_t *)lp[L_SCORE_M])[0], score_s = ((int32_t *)lp[L_SCORE_S])[0];
+        const int32_t *out_m = lp[L_OUT_M], *out_s = lp[L_OUT_S];
+        int16_t *lk = keys + l * ring_stride, *lv = vals + l * ring_stride;
+        int32_t *lsum = block_sum + l * sum_stride;
+
+        for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
+        linear(&xn[0][0], batch, d, qkv_w, 0, qkv_out, qkv_m, qkv_s, acc);
+        for (int b = 0; b < batch; b++)
+            for (int k = 0; k < qkv_out; k++) qkv[b][k] = (int16_t)clamp32(acc[b * qkv_out + k], -127, 127);
+
+        for (int b = 0; b < batch; b++) {
+            int16_t *bk = lk + (int64_t)b * nkv * n_keys * hd, *bv = lv + (int64_t)b * nkv * n_keys * hd;
+            for (int kh = 0; kh < nkv; kh++) {
+                memcpy(bk + ((int64_t)kh * n_keys + wpos) * hd, &qkv[b][d + kh * hd], hd * sizeof(int16_t));
+                memcpy(bv + ((int64_t)kh * n_keys + wpos) * hd, &qkv[b][d + kvd + kh * hd], hd * sizeof(int16_t));
+            }
+            if (!use_memory) continue;
+            int32_t *sum = lsum + (int64_t)b * d;
+            for (int k = 0; k < d; k++) sum[k] += xn[b][k];
+            if (!block_done) continue;
+            int16_t pooled[d];
+            int32_t mkv[2 * kvd];
+            for (int k = 0; k < d; k++) {
+                int32_t v = sum[k] + c / 2;  /* floor division, as torch.div(..., rounding_mode="floor") */
+                pooled[k] = (int16_t)(v >= 0 ? v / c : -((-v + c - 1) / c));
+            }
+            linear(pooled, 1, d, qkv_w, d, 2 * kvd, qkv_m, qkv_s, mkv);
+            for (int kh = 0; kh < nkv; kh++)
+                for (int e = 0; e < hd; e++) {
+                    bk[((int64_t)kh * n_keys + mpos) * hd + e] = (int16_t)clamp32(mkv[kh * hd + e], -127, 127);
+                    bv[((int64_t)kh * n_keys + mpos) * hd + e] = (int16_t)clamp32(mkv[kvd + kh * hd + e], -127, 127);
+                }
+            memset(sum, 0, sizeof(int32_t) * d);
+        }
+
+        /* attention per segment and head: integer softmax over window + memory ring */
+        for (int b = 0; b < batch; b++) {
+            const int16_t *bk = lk + (int64_t)b * nkv * n_keys * hd, *bv = lv + (int64_t)b * nkv * n_keys * hd;
+            for (int q = 0; q < nh; q++) {
+                const int16_t *kk = bk + (int64_t)(q / g) * n_keys * hd, *vv = bv + (int64_t)(q / g) * n_keys * hd;
+                const int16_t *qv = &qkv[b][q * hd];
+                int32_t z[n_keys], top = INT32_MIN;
+                for (int j = 0; j < n_keys; j++) {
+                    z[j] = requant(dot16(qv, kk + (int64_t)j * hd, hd), score_m, score_s) + bias[q][j];
+                    if (z[j] > top) top = z[j];
+                }
+                int64_t total = 0;
+                for (int j = 0; j < n_keys; j++) {
+                    int64_t u = (int64_t)top - z[j];
+                    z[j] = exp_full[u > u_max ? u_max : u];
+                    total += z[j];
+                }
+                const int64_t inv = ((int64_t)1 << (2 * prob_bits)) / total;
+                int32_t o[hd];
+                memset(o, 0, sizeof o);
+                for (int j = 0; j < n_keys; j++) {
+                    const int32_t p = (int32_t)((z[j] * inv) >> prob_bits);
+                    if (p == 0) continue;
+                    for (int e = 0; e < hd; e++) o[e] += p * vv[(int64_t)j * hd + e];
+                }
+                for (int e = 0; e < hd; e++)
+                    o8[b][q * hd + e] = (int16_t)clamp32(requant(o[e], out_m[q * hd + e], out_s[q * hd + e]), -127, 127);
+            }
+        }
+
+        /* h += proj(o); h += down(relu(up(norm(h)))) */
+        linear(&o8[0][0], batch, d, lp[L_PROJ_W], 0, d, lp[L_PROJ_M], lp[L_PROJ_S], acc);
+        for (int b = 0; b < batch; b++)
+            for (int k = 0; k < d; k++) h[b][k] = clamp32((int64_t)h[b][k] + acc[b * d + k], -res_limit, res_limit);
+        for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
+        linear(&xn[0][0], batch, d, lp[L_UP_W], 0, ff, lp[L_UP_M], lp[L_UP_S], acc);
+        for (int b = 0; b < batch; b++)
+            for (int k = 0; k < ff; k++) a[b][k] = (int16_t)clamp32(acc[b * ff + k], 0, 127);
+        linear(&a[0][0], batch, ff, lp[L_DOWN_W], 0, d, lp[L_DOWN_M], lp[L_DOWN_S], acc);
+        for (int b = 0; b < batch; b++)
+            for (int k = 0; k < d; k++) h[b][k] = clamp32((int64_t)h[b][k] + acc[b * d + k], -res_limit, res_limit);
+    }
+
+    /* final norm, head, logits -> frequencies (each >= 1, summing to 2^freq_bits) */
+    for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
+    linear(&xn[0][0], batch, d, params[P_HEAD_W], 0, 256, params[P_HEAD_M], params[P_HEAD_S], freq);
+    const int64_t spread = ((int64_t)1 << freq_bits) - 256;
+    for (int b = 0; b < batch; b++) {
+        int32_t *z = freq + (int64_t)b * 256, e[256];
+        int top = 0;
+        for (int k = 1; k < 256; k++)
+            if (z[k] > z[top]) top = k;  /* the first maximum, as torch.argmax */
+        int64_t total = 0, sum = 0;
+        for (int k = 0; k < 256; k++) {
+            int64_t u = (int64_t)z[top] - z[k];
+            e[k] = exp_full[u > u_max ? u_max : u];
+            total += e[k];
+        }
+        const int64_t inv = (spread << exp_bits) / total;
+        for (int k = 0; k < 256; k++) {
+            z[k] = (int32_t)(((int64_t)e[k] * inv) >> exp_bits) + 1;
+            sum += z[k];
+        }
+        z[top] += (int32_t)(((int64_t)1 << freq_bits) - sum);
+    }
+}
+
+/* One position t for `batch` segments.
+ * history [batch][stride] uint8, offsets [batch][n_features], modality/period [batch];
+ * keys/vals [layers][batch][nkv][n_keys][hd] int8; block_sum [layers][batch][d] int32;
+ * freq out [batch][256] int32. Returns 0, or -1 for a configuration outside the limits. */
+int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
+              const uint8_t *history, int64_t stride, const int32_t *offsets, const int32_t *modality,
+              const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int32_t *freq) {
+    const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], ff = cfg[C_FF];
+    const int n_keys = cfg[C_WINDOW] + (cfg[C_USE_MEMORY] ? cfg[C_RING] : 0), nf = cfg[C_N_FEATURES];
+    if (d > MAX_D || ff > MAX_OUT || n_keys > MAX_KEYS || batch < 1 || d % nh || nh % nkv || (d & (d - 1)))
+        return -1;
+    const int64_t seg_ring = (int64_t)nkv * n_keys * (d / nh), ring_stride = batch * seg_ring;
+    const int64_t sum_stride = (int64_t)batch * d;
+    for (int b0 = 0; b0 < batch; b0 += CHUNK) {
+        const int nb = batch - b0 < CHUNK ? batch - b0 : CHUNK;
+        step_chunk(cfg, params, t, nb, history + b0 * stride, stride, offsets + b0 * nf, modality + b0,
+                   period + b0, keys + b0 * seg_ring, vals + b0 * seg_ring, block_sum + (int64_t)b0 * d,
+                   ring_stride, sum_stride, freq + (int64_t)b0 * 256);
+    }
+    return 0;
+}

@@ -1,0 +1,187 @@
+"""The incremental step compiled from C (native.c): the PyTorch Decoder's integers, 10-50x faster.
+
+A decode step of a small model is a few hundred tiny tensor operations; in PyTorch each costs
+microseconds of dispatch, so one step takes about a millisecond whatever its batch. The same
+step in C is one call. It is compiled on first use with the system's C compiler (the one Triton
+needs too), cached under $TZIP_CACHE_DIR (default ~/.cache/tzip), and loaded with ctypes.
+Where no compiler works, or TZIP_NATIVE=0, `available()` is False and callers use the PyTorch
+Decoder: the frequencies are the same integers either way (tests/test_native.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .context import N_FEATURES, PHASES, Layout
+from .engine import FREQ_BITS, MASKED, NORM_RECIP_BITS, RES_LIMIT, U_MAX, IntModel
+from .export import EXP_BITS, PROB_BITS
+from .model import NORM_SCALE
+
+SOURCE = Path(__file__).with_name("native.c")
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_tried = False
+_error = ""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TZIP_CACHE_DIR") or Path.home() / ".cache" / "tzip")
+
+
+def _compile(out: Path) -> None:
+    """Build the shared library at `out` (atomically), preferring code tuned for this CPU."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise OSError("no C compiler found (set CC)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    error = "failed"
+    for tuning in (["-march=native"], []):
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+        cmd = [cc, "-O3", *tuning, "-std=c99", "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode == 0:
+                os.replace(tmp, out)
+                return
+            error = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        except OSError as e:
+            error = str(e)
+        os.unlink(tmp)
+    raise OSError(f"cannot build {SOURCE.name} with {cc}: {error}")
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled step, building it once per source version and machine; None if unavailable."""
+    global _lib, _tried, _error
+    with _lock:
+        if _tried:
+            return _lib
+        _tried = True
+        if os.environ.get("TZIP_NATIVE", "1") == "0":
+            _error = "disabled by TZIP_NATIVE=0"
+            return None
+        key = hashlib.sha256(SOURCE.read_bytes() + f"{platform.machine()} {sys.platform}".encode()).hexdigest()[:16]
+        path = cache_dir() / f"tzip_native_{key}.so"
+        try:
+            if not path.exists():
+                _compile(path)
+            lib = ctypes.CDLL(str(path))
+        except OSError as e:
+            _error = str(e)
+            return None
+        lib.tzip_step.restype = ctypes.c_int
+        lib.tzip_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int,
+                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_void_p]
+        _lib = lib
+        return lib
+
+
+def available() -> bool:
+    return library() is not None
+
+
+def unavailable_reason() -> str:
+    library()
+    return _error
+
+
+def supports(model: IntModel) -> bool:
+    """The C step covers models whose width is a power of two (the RMSNorm's exact shortcut)."""
+    d = model.cfg.d_model
+    return d & (d - 1) == 0 and d <= 1024 and model.cfg.d_ff <= 4096
+
+
+class NativeWeights:
+    """A model's tensors as contiguous numpy arrays in the order native.c reads them."""
+
+    def __init__(self, model: IntModel):
+        cfg = model.cfg
+        norm_shift = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))  # as engine.rmsnorm
+        use_memory = int(cfg.use_memory)
+        self.cfg = np.array([cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.d_ff, cfg.window, cfg.block,
+                             cfg.mem_slots, model.ring, use_memory, N_FEATURES, PHASES, U_MAX, PROB_BITS, EXP_BITS,
+                             FREQ_BITS, norm_shift, RES_LIMIT, MASKED], dtype=np.int32)
+        self.n_keys = cfg.window + (model.ring if cfg.use_memory else 0)
+
+        def arr(x: torch.Tensor, dtype, size: int | None = None) -> np.ndarray:
+            a = x.contiguous().numpy().astype(dtype, copy=False).ravel()
+            if size is not None:
+                a = np.broadcast_to(a, (size,)) if a.size == 1 else a
+                if a.size != size:
+                    raise ValueError("unexpected requantisation shape")
+            return np.ascontiguousarray(a)
+
+        def linear(lin) -> list[np.ndarray]:
+            out = lin.weight.shape[1]
+            return [arr(lin.weight.T, np.int16), arr(lin.requant.mult, np.int32, out),
+                    arr(lin.requant.shift, np.int32, out)]
+
+        self.arrays = [arr(model.features, np.int32), arr(model.phase, np.int32), arr(model.exp_full, np.int32),
+                       arr(model.layers[0].alibi, np.int32), *linear(model.head)]
+        for L in model.layers:
+            if L.score.mult.numel() != 1 or L.score.shift.numel() != 1:
+                raise ValueError("the C step expects one score multiplier per layer")
+            self.arrays += [*linear(L.qkv), *linear(L.proj), *linear(L.up), *linear(L.down),
+                            arr(L.score.mult, np.int32), arr(L.score.shift, np.int32),
+                            arr(L.attn_out.mult, np.int32, cfg.d_model), arr(L.attn_out.shift, np.int32, cfg.d_model)]
+        self.pointers = (ctypes.c_void_p * len(self.arrays))(*[a.ctypes.data for a in self.arrays])
+
+
+class NativeDecoder:
+    """Drop-in for engine.Decoder (step/push) running each step as one C call."""
+
+    def __init__(self, model: IntModel, layouts: list[Layout], max_len: int):
+        lib = library()
+        if lib is None or not supports(model):
+            raise RuntimeError(f"the C step is unavailable: {_error or 'unsupported model shape'}")
+        self.lib, self.t = lib, 0
+        if getattr(model, "_native", None) is None:
+            model._native = NativeWeights(model)
+        self.w = model._native
+        cfg, b = model.cfg, len(layouts)
+        self.b = b
+        hd = cfg.d_model // cfg.n_heads
+        self.history = np.zeros((b, max_len + 1), dtype=np.uint8)
+        self.offsets = np.array([lay.offsets for lay in layouts], dtype=np.int32)
+        self.modality = np.array([lay.modality for lay in layouts], dtype=np.int32)
+        self.period = np.array([lay.period for lay in layouts], dtype=np.int32)
+        self.keys = np.zeros((cfg.n_layers, b, cfg.n_kv_heads, self.w.n_keys, hd), dtype=np.int16)
+        self.vals = np.zeros_like(self.keys)
+        self.block_sum = np.zeros((cfg.n_layers, b, cfg.d_model), dtype=np.int32)
+        self.freq = np.zeros((b, 256), dtype=np.int32)
+        self._args = [self.w.cfg.ctypes.data, ctypes.addressof(self.w.pointers)]
+        self._state = [self.history.ctypes.data, self.history.shape[1], self.offsets.ctypes.data,
+                       self.modality.ctypes.data, self.period.ctypes.data, self.keys.ctypes.data,
+                       self.vals.ctypes.data, self.block_sum.ctypes.data, self.freq.ctypes.data]
+
+    def step_numpy(self) -> np.ndarray:
+        """Frequencies [B, 256] int32 for position t (a buffer reused by the next step)."""
+        if self.t >= self.history.shape[1]:
+            raise IndexError("decoder ran past max_len")
+        if self.lib.tzip_step(*self._args, self.t, self.b, *self._state) != 0:
+            raise RuntimeError("the C step rejected this model configuration")
+        return self.freq
+
+    def step(self) -> torch.Tensor:
+        return torch.from_numpy(self.step_numpy().copy())
+
+    def push(self, symbols) -> None:
+        """Record the bytes decoded at position t and advance to t + 1."""
+        self.history[:, self.t] = np.asarray(symbols, dtype=np.int64)
+        self.t += 1
