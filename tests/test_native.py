@@ -121,3 +121,19 @@ def test_without_a_compiler_the_pytorch_step_takes_over(tmp_path):
     out = _fallback_script({"CC": str(tmp_path / "no-such-cc"), "TZIP_CACHE_DIR": str(tmp_path / "cache")})
     assert out.startswith("False Decoder") and "cannot build" in out
     assert _fallback_script({"TZIP_NATIVE": "0"}).startswith("False Decoder")
+
+
+def test_portable_build_gives_the_same_frequencies(tmp_path):
+    """Code built without CPU-specific tuning (other vector widths, no VNNI) computes the same integers."""
+    code = ("import numpy as np, torch, tzip.native as n; from tzip.models import get_model; "
+            "from tzip.context import Layout; from tzip.engine import Decoder; "
+            "m = get_model(None); lay = Layout.audio(2, 2); data = np.arange(300) * 7 % 251; "
+            "a, b = n.NativeDecoder(m, [lay] * 2, 300), Decoder(m, [lay] * 2, 300)\n"
+            "for t in range(300):\n"
+            "    assert torch.equal(a.step(), b.step()), t\n"
+            "    a.push(np.array([data[t], 255 - data[t]])); b.push(np.array([data[t], 255 - data[t]]))\n"
+            "print(n.available())")
+    env = {**os.environ, "TZIP_NATIVE_MARCH": "", "TZIP_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True" and list(tmp_path.glob("tzip_native_*.so"))

@@ -37,10 +37,25 @@ static inline int32_t requant(int64_t acc, int32_t mult, int32_t shift) {
     return (int32_t)((acc * mult + ((int64_t)1 << (shift - 1))) >> shift);
 }
 
-static inline int32_t dot16(const int16_t *a, const int16_t *b, int n) {
+static inline int32_t dot16_n(const int16_t *a, const int16_t *b, int n) {
     int32_t acc = 0;
     for (int k = 0; k < n; k++) acc += (int32_t)a[k] * (int32_t)b[k];
     return acc;
+}
+
+#define DOT_FIXED(N) static int32_t dot16_##N(const int16_t *a, const int16_t *b) { \
+    int32_t acc = 0; for (int k = 0; k < N; k++) acc += (int32_t)a[k] * (int32_t)b[k]; return acc; }
+DOT_FIXED(32)
+DOT_FIXED(128)
+DOT_FIXED(384)
+
+static inline int32_t dot16(const int16_t *a, const int16_t *b, int n) {
+    switch (n) {
+    case 32: return dot16_32(a, b);
+    case 128: return dot16_128(a, b);
+    case 384: return dot16_384(a, b);
+    default: return dot16_n(a, b, n);
+    }
 }
 
 /* y[b][j] = requant(x[b] . W[row0 + j]) for j < out, over a batch of rows. */
@@ -64,6 +79,36 @@ static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
     int64_t half = (int64_t)1 << (norm_shift - 1);
     for (int k = 0; k < d; k++) x[k] = (int16_t)clamp32(((int64_t)h[k] * inv + half) >> norm_shift, -127, 127);
 }
+
+/* One query head: scores against every ring key, the integer softmax, and p . values.
+ * HD is a compile-time constant in the common head sizes (the loops then vectorise fully). */
+#define ATTEND_BODY(HD)                                                                            \
+    int32_t z[n_keys], top = INT32_MIN;                                                            \
+    for (int j = 0; j < n_keys; j++) {                                                             \
+        int32_t s = 0;                                                                             \
+        for (int e = 0; e < HD; e++) s += (int32_t)q[e] * k[(int64_t)j * HD + e];                  \
+        z[j] = requant(s, score_m, score_s) + bias[j];                                             \
+        if (z[j] > top) top = z[j];                                                                \
+    }                                                                                              \
+    int64_t total = 0;                                                                             \
+    for (int j = 0; j < n_keys; j++) {                                                             \
+        int64_t u = (int64_t)top - z[j];                                                           \
+        z[j] = exp_full[u > u_max ? u_max : u];                                                    \
+        total += z[j];                                                                             \
+    }                                                                                              \
+    const int64_t inv = ((int64_t)1 << (2 * prob_bits)) / total;                                   \
+    for (int e = 0; e < HD; e++) o[e] = 0;                                                         \
+    for (int j = 0; j < n_keys; j++) {                                                             \
+        const int32_t p = (int32_t)((z[j] * inv) >> prob_bits);                                    \
+        if (p == 0) continue;                                                                      \
+        for (int e = 0; e < HD; e++) o[e] += p * v[(int64_t)j * HD + e];                           \
+    }
+
+#define ATTEND_ARGS const int16_t *q, const int16_t *k, const int16_t *v, const int32_t *bias, int n_keys, \
+    int32_t score_m, int32_t score_s, const int32_t *exp_full, int u_max, int prob_bits, int32_t *o
+static void attend_32(ATTEND_ARGS) { ATTEND_BODY(32) }
+static void attend_64(ATTEND_ARGS) { ATTEND_BODY(64) }
+static void attend_n(ATTEND_ARGS, int hd) { ATTEND_BODY(hd) }
 
 static int floor_mod(int64_t a, int64_t m) { int64_t r = a % m; return (int)(r < 0 ? r + m : r); }
 
@@ -164,24 +209,11 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
             for (int q = 0; q < nh; q++) {
                 const int16_t *kk = bk + (int64_t)(q / g) * n_keys * hd, *vv = bv + (int64_t)(q / g) * n_keys * hd;
                 const int16_t *qv = &qkv[b][q * hd];
-                int32_t z[n_keys], top = INT32_MIN;
-                for (int j = 0; j < n_keys; j++) {
-                    z[j] = requant(dot16(qv, kk + (int64_t)j * hd, hd), score_m, score_s) + bias[q][j];
-                    if (z[j] > top) top = z[j];
-                }
-                int64_t total = 0;
-                for (int j = 0; j < n_keys; j++) {
-                    int64_t u = (int64_t)top - z[j];
-                    z[j] = exp_full[u > u_max ? u_max : u];
-                    total += z[j];
-                }
-                const int64_t inv = ((int64_t)1 << (2 * prob_bits)) / total;
                 int32_t o[hd];
-                memset(o, 0, sizeof o);
-                for (int j = 0; j < n_keys; j++) {
-                    const int32_t p = (int32_t)((z[j] * inv) >> prob_bits);
-                    if (p == 0) continue;
-                    for (int e = 0; e < hd; e++) o[e] += p * vv[(int64_t)j * hd + e];
+                switch (hd) {
+                case 32: attend_32(qv, kk, vv, bias[q], n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
+                case 64: attend_64(qv, kk, vv, bias[q], n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
+                default: attend_n(qv, kk, vv, bias[q], n_keys, score_m, score_s, exp_full, u_max, prob_bits, o, hd);
                 }
                 for (int e = 0; e < hd; e++)
                     o8[b][q * hd + e] = (int16_t)clamp32(requant(o[e], out_m[q * hd + e], out_s[q * hd + e]), -127, 127);

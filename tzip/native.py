@@ -48,7 +48,8 @@ def _compile(out: Path) -> None:
         raise OSError("no C compiler found (set CC)")
     out.parent.mkdir(parents=True, exist_ok=True)
     error = "failed"
-    for tuning in (["-march=native"], []):
+    march = os.environ.get("TZIP_NATIVE_MARCH", "native")
+    for tuning in ([f"-march={march}"] if march else [], []):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
         cmd = [cc, "-O3", *tuning, "-std=c99", "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
@@ -74,7 +75,8 @@ def library() -> ctypes.CDLL | None:
         if os.environ.get("TZIP_NATIVE", "1") == "0":
             _error = "disabled by TZIP_NATIVE=0"
             return None
-        key = hashlib.sha256(SOURCE.read_bytes() + f"{platform.machine()} {sys.platform}".encode()).hexdigest()[:16]
+        build = f"{platform.machine()} {sys.platform} {os.environ.get('TZIP_NATIVE_MARCH', 'native')}"
+        key = hashlib.sha256(SOURCE.read_bytes() + build.encode()).hexdigest()[:16]
         path = cache_dir() / f"tzip_native_{key}.so"
         try:
             if not path.exists():

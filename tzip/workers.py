@@ -24,7 +24,7 @@ from .context import Layout
 from .engine import IntModel
 from .errors import TzipError
 
-POOL_MIN_BYTES = 128 * 1024  # smaller batches run in-process: starting workers costs ~2 s
+POOL_MIN_BYTES = 128 * 1024  # smaller batches run in-process unless workers already run: starting them costs ~2 s
 _workers: dict[tuple[str, int], list[subprocess.Popen]] = {}
 
 
@@ -53,10 +53,15 @@ def receive(f: BinaryIO):
     return pickle.loads(data)
 
 
+def _running(model: IntModel, n: int) -> list[subprocess.Popen] | None:
+    procs = _workers.get((model.model_id, n))
+    return procs if procs and all(p.poll() is None for p in procs) else None
+
+
 def _start(model: IntModel, n: int) -> list[subprocess.Popen]:
     key = (model.model_id, n)
-    procs = _workers.get(key)
-    if procs and all(p.poll() is None for p in procs):
+    procs = _running(model, n)
+    if procs:
         return procs
     shutdown()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -94,7 +99,9 @@ class SegmentCoder:
         self.workers = 1 if on_gpu else max(1, workers if workers > 0 else cpu_count())
 
     def _use_pool(self, n_segments: int, n_bytes: int) -> bool:
-        return self.workers > 1 and n_segments > 1 and n_bytes >= POOL_MIN_BYTES
+        if self.workers <= 1 or n_segments <= 1:
+            return False
+        return n_bytes >= POOL_MIN_BYTES or _running(self.model, self.workers) is not None
 
     def _run(self, jobs: list[tuple]) -> list:
         procs = _start(self.model, self.workers)
