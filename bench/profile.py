@@ -5,7 +5,9 @@
 Runs the engine in this process on one thread (as each worker does), under torch.profiler, and
 groups the self time of every PyTorch op into classes: matrix products, integer/elementwise
 arithmetic, dtype conversions and copies, table lookups and gathers, reductions, allocation, and
-the rest; "Python and dispatch" is wall time not spent inside any op. Also prints kB/s.
+the rest; "Python and dispatch" is wall time not spent inside any op. Also prints kB/s, and
+the decode step's time by batch size for the PyTorch step and the C step (tzip/native.c), which
+is what decompression runs where it builds (its inside is one call, so it is timed, not split).
 The text is a bench file (alice29.txt); the decode steps are timed after warm-up, past W + c*M.
 """
 
@@ -97,6 +99,35 @@ def profile_decompress(model, batch: int, steps: int) -> tuple[float, dict[str, 
     return batch * steps / plain, classify(prof, wall)
 
 
+def step_rates(model, batches: list[int], steps: int) -> str:
+    """The C step against the PyTorch step, same model and batches: microseconds per step and kB/s."""
+    from tzip import native
+
+    cfg = model.cfg
+    warm = cfg.window + cfg.block * (cfg.mem_slots + 8)
+    kinds = {"PyTorch step": Decoder}
+    if native.available() and native.supports(model):
+        kinds["C step (native.c)"] = native.NativeDecoder
+    lines = ["#### decode step by batch size (one thread, bytes decoded per second of engine time)", "",
+             "| step | batch | us per step | us per segment | kB/s |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, make in kinds.items():
+        for batch in batches:
+            dec = make(model, [Layout.text()] * batch, warm + steps + 8)
+            symbols = torch.full((batch,), 101, dtype=torch.long)
+            for _ in range(warm):
+                dec.step()
+                dec.push(symbols)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                dec.step()
+                dec.push(symbols)
+            per = (time.perf_counter() - t0) / steps
+            lines.append(f"| {name} | {batch} | {per * 1e6:.0f} | {per * 1e6 / batch:.1f} | {batch / per / 1e3:.1f} |")
+    if len(kinds) == 1:
+        lines.append(f"\n(C step unavailable: {native.unavailable_reason() or 'unsupported model'})")
+    return "\n".join(lines + [""])
+
+
 def table(title: str, rate: float, parts: dict[str, float]) -> str:
     total = sum(parts.values())
     lines = [f"#### {title}: {rate / 1e3:.1f} kB/s (one thread, unprofiled)", "",
@@ -125,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         f"### Engine profile, model {model.model_id} (d={cfg.d_model}, layers={cfg.n_layers}, heads={cfg.n_heads}, "
         f"kv heads={getattr(cfg, 'n_kv_heads', cfg.n_heads)}, W={cfg.window}, c={cfg.block}, M={cfg.mem_slots})", "",
         table(f"compress: parallel pass over {len(data):,} bytes of text", c_rate, c_parts),
-        table(f"decompress: {args.steps} decode steps, batch of {args.batch} segments", d_rate, d_parts),
+        table(f"decompress: {args.steps} decode steps, batch of {args.batch} segments (PyTorch step)", d_rate, d_parts),
+        step_rates(model, [1, 8, 64], args.steps),
     ])
     print(md)
     if args.out:
