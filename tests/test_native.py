@@ -1,4 +1,4 @@
-"""The C decode step (tzip/native.c) gives the PyTorch engine's frequencies, bit for bit."""
+"""The C engine (tzip/native.c: decode step and parallel pass) gives the PyTorch engine's frequencies, bit for bit."""
 
 from __future__ import annotations
 
@@ -65,16 +65,43 @@ SHAPES = {
 }
 
 
+def shaped_model(shape: str) -> IntModel:
+    base = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
+    return IntModel(parse(export(build_tiny(seed=3, cfg=ModelConfig(**{**base, **SHAPES[shape]}))).to_bytes()))
+
+
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_c_step_across_attention_shapes(samples, shape):
-    base = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
-    model = IntModel(parse(export(build_tiny(seed=3, cfg=ModelConfig(**{**base, **SHAPES[shape]}))).to_bytes()))
+    model = shaped_model(shape)
     for key in ("text", "ppm", "wav_stereo"):
         body, layout = payload(samples, key)
         segs = [body[:257], body[300:400]]
         c_step, torch_step = both(model, segs, layout)
         for a, b in zip(c_step, torch_step):
             assert torch.equal(a, b)
+
+
+def c_parallel(model: IntModel, segments: list[bytes], layout) -> list[torch.Tensor]:
+    return [torch.from_numpy(native.parallel(model, np.frombuffer(s, dtype=np.uint8), layout)) for s in segments]
+
+
+@pytest.mark.parametrize("key", ["text", "pgm", "ppm", "wav_mono", "wav_stereo", "random"])
+def test_c_parallel_pass_equals_pytorch_parallel_pass(tiny, samples, key):
+    body, layout = payload(samples, key)
+    segs = [body[:300], body[300:301], body[-130:]]  # 130 crosses a 64-row pass of native.c
+    for a, p in zip(c_parallel(tiny, segs, layout), parallel(tiny, segs, layout)):
+        assert torch.equal(a, p)
+    assert native.parallel(tiny, np.zeros(0, dtype=np.uint8), layout).shape == (0, 256)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_c_parallel_pass_across_attention_shapes(samples, shape):
+    model = shaped_model(shape)
+    for key in ("text", "ppm", "wav_stereo"):
+        body, layout = payload(samples, key)
+        segs = [body[:257], body[300:400]]
+        for a, p in zip(c_parallel(model, segs, layout), parallel(model, segs, layout)):
+            assert torch.equal(a, p)
 
 
 def test_batches_larger_than_one_pass(tiny, samples):
@@ -96,8 +123,8 @@ def test_default_model_c_step(samples):
         segs = [body[:700], body[700:1000]]
         n = max(len(s) for s in segs)
         c_step = run_steps(native.NativeDecoder(model, [layout] * 2, n), segs)
-        for a, p in zip(c_step, parallel(model, segs, layout)):
-            assert torch.equal(a, p)
+        for a, c, p in zip(c_step, c_parallel(model, segs, layout), parallel(model, segs, layout)):
+            assert torch.equal(a, p) and torch.equal(c, p)
 
 
 def test_model_decoder_prefers_the_c_step(tiny):
@@ -124,13 +151,14 @@ def test_without_a_compiler_the_pytorch_step_takes_over(tmp_path):
 
 
 def test_portable_build_gives_the_same_frequencies(tmp_path):
-    """Code built without CPU-specific tuning (other vector widths, no VNNI) computes the same integers."""
+    """Code built without CPU-specific tuning (no VNNI tiles, other vector widths) computes the same integers."""
     code = ("import numpy as np, torch, tzip.native as n; from tzip.models import get_model; "
             "from tzip.context import Layout; from tzip.engine import Decoder; "
             "m = get_model(None); lay = Layout.audio(2, 2); data = np.arange(300) * 7 % 251; "
+            "p = n.parallel(m, data.astype(np.uint8), lay)\n"
             "a, b = n.NativeDecoder(m, [lay] * 2, 300), Decoder(m, [lay] * 2, 300)\n"
             "for t in range(300):\n"
-            "    assert torch.equal(a.step(), b.step()), t\n"
+            "    f = b.step(); assert torch.equal(a.step(), f) and np.array_equal(p[t], f[0].numpy()), t\n"
             "    a.push(np.array([data[t], 255 - data[t]])); b.push(np.array([data[t], 255 - data[t]]))\n"
             "print(n.available())")
     env = {**os.environ, "TZIP_NATIVE_MARCH": "", "TZIP_CACHE_DIR": str(tmp_path)}

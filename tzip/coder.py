@@ -12,6 +12,7 @@ import constriction
 import numpy as np
 import torch
 
+from . import native
 from .context import Layout
 from .engine import IntModel
 
@@ -30,15 +31,21 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> list[bytes]:
-    """Teacher-forced pass over each segment, then one range-coder stream per segment.
+    """Teacher-forced pass over each segment (in C where it builds), then one range-coder stream per segment.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
     """
     out = []
+    in_c = native.usable(model)
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
-        freqs = model.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy() if s else None
+        if not s:
+            freqs = None
+        elif in_c:
+            freqs = native.parallel(model, symbols, layout)
+        else:
+            freqs = model.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy()
         out.append(encode_symbols(symbols, freqs))
     return out
 

@@ -155,7 +155,7 @@ class IntModel:
         """The incremental pass of this backend: the C step where it builds, else the PyTorch one."""
         from . import native
 
-        if native.available() and native.supports(self):
+        if native.usable(self):
             return native.NativeDecoder(self, layouts, max_len)
         return Decoder(self, layouts, max_len)
 

@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -21,9 +22,9 @@ enum {
     C_RES_LIMIT, C_MASKED, C_COUNT
 };
 
-enum { P_FEATURES, P_PHASE, P_EXP, P_ALIBI, P_HEAD_W, P_HEAD_M, P_HEAD_S, P_LAYER0 };
-enum { L_QKV_W, L_QKV_M, L_QKV_S, L_PROJ_W, L_PROJ_M, L_PROJ_S, L_UP_W, L_UP_M, L_UP_S,
-       L_DOWN_W, L_DOWN_M, L_DOWN_S, L_SCORE_M, L_SCORE_S, L_OUT_M, L_OUT_S, L_COUNT };
+enum { P_FEATURES, P_PHASE, P_EXP, P_ALIBI, P_HEAD_W, P_HEAD_M, P_HEAD_S, P_HEAD_P, P_LAYER0 };
+enum { L_QKV_W, L_QKV_M, L_QKV_S, L_QKV_P, L_PROJ_W, L_PROJ_M, L_PROJ_S, L_PROJ_P, L_UP_W, L_UP_M, L_UP_S,
+       L_UP_P, L_DOWN_W, L_DOWN_M, L_DOWN_S, L_DOWN_P, L_SCORE_M, L_SCORE_S, L_OUT_M, L_OUT_S, L_COUNT };
 
 #define MAX_D 1024
 #define MAX_OUT 4096
@@ -58,12 +59,60 @@ static inline int32_t dot16(const int16_t *a, const int16_t *b, int n) {
     }
 }
 
-/* y[b][j] = requant(x[b] . W[row0 + j]) for j < out, over a batch of rows. */
-static void linear(const int16_t *x, int batch, int in, const int16_t *w, int row0, int out,
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+static inline int32_t pair(const int16_t *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
+/* Four rows by 32 outputs per tile from weights packed [out/32][in/2][32][2] (zero-padded):
+ * each step broadcasts one pair of inputs per row against 32 outputs' weight pairs, so no
+ * horizontal sums are needed. Integer sums: the same values as the dot products. */
+static int linear_tiles(const int16_t *x, int batch, int in, const int16_t *wp, int out, const int32_t *mult,
+                        const int32_t *shift, int32_t *y) {
+    const int rows4 = batch / 4 * 4, blocks = (out + 31) / 32;
+    for (int jb = 0; jb < blocks; jb++) {
+        const int16_t *w = wp + (int64_t)jb * in * 32;
+        for (int b = 0; b < rows4; b += 4) {
+            const int16_t *x0 = x + (int64_t)b * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
+            __m512i acc[8];
+            for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_si512();
+            for (int k2 = 0; k2 < in / 2; k2++) {
+                const __m512i w0 = _mm512_loadu_si512(w + k2 * 64), w1 = _mm512_loadu_si512(w + k2 * 64 + 32);
+                const __m512i b0 = _mm512_set1_epi32(pair(x0 + 2 * k2)), b1 = _mm512_set1_epi32(pair(x1 + 2 * k2));
+                const __m512i b2 = _mm512_set1_epi32(pair(x2 + 2 * k2)), b3 = _mm512_set1_epi32(pair(x3 + 2 * k2));
+                acc[0] = _mm512_dpwssd_epi32(acc[0], b0, w0); acc[1] = _mm512_dpwssd_epi32(acc[1], b0, w1);
+                acc[2] = _mm512_dpwssd_epi32(acc[2], b1, w0); acc[3] = _mm512_dpwssd_epi32(acc[3], b1, w1);
+                acc[4] = _mm512_dpwssd_epi32(acc[4], b2, w0); acc[5] = _mm512_dpwssd_epi32(acc[5], b2, w1);
+                acc[6] = _mm512_dpwssd_epi32(acc[6], b3, w0); acc[7] = _mm512_dpwssd_epi32(acc[7], b3, w1);
+            }
+            int32_t tile[4][32];
+            for (int r = 0; r < 4; r++) {
+                _mm512_storeu_si512(&tile[r][0], acc[2 * r]);
+                _mm512_storeu_si512(&tile[r][16], acc[2 * r + 1]);
+            }
+            const int n = out - jb * 32 < 32 ? out - jb * 32 : 32;
+            for (int r = 0; r < 4; r++)
+                for (int jj = 0; jj < n; jj++) {
+                    const int j = jb * 32 + jj;
+                    y[(int64_t)(b + r) * out + j] = requant(tile[r][jj], mult[j], shift[j]);
+                }
+        }
+    }
+    return rows4;
+}
+#endif
+
+/* y[b][j] = requant(x[b] . W[row0 + j]) for j < out, over a batch of rows. `wp`: the same
+ * weights packed for linear_tiles (used where the CPU has AVX-512 VNNI), or NULL. */
+static void linear(const int16_t *x, int batch, int in, const int16_t *w, const int16_t *wp, int row0, int out,
                    const int32_t *mult, const int32_t *shift, int32_t *y) {
+    int done = 0;
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    if (wp && row0 == 0 && in % 2 == 0) done = linear_tiles(x, batch, in, wp, out, mult, shift, y);
+#else
+    (void)wp;
+#endif
     for (int j = 0; j < out; j++) {
         const int16_t *wr = w + (int64_t)(row0 + j) * in;
-        for (int b = 0; b < batch; b++)
+        for (int b = done; b < batch; b++)
             y[(int64_t)b * out + j] = requant(dot16(x + (int64_t)b * in, wr, in), mult[row0 + j], shift[row0 + j]);
     }
 }
@@ -112,6 +161,96 @@ static void attend_n(ATTEND_ARGS, int hd) { ATTEND_BODY(hd) }
 
 static int floor_mod(int64_t a, int64_t m) { int64_t r = a % m; return (int)(r < 0 ? r + m : r); }
 
+/* A finished memory block: pooled = floor((sum + c/2) / c), then its key and value rows
+ * (the qkv projection's key/value part) into k[kh * kv_stride + e] and v likewise. */
+static void memory_slot(const int32_t *cfg, const int16_t *qkv_w, const int32_t *qkv_m, const int32_t *qkv_s,
+                        const int32_t *sum, int16_t *k, int16_t *v, int64_t kv_stride) {
+    const int d = cfg[C_D], c = cfg[C_BLOCK], hd = d / cfg[C_HEADS], nkv = cfg[C_KV_HEADS], kvd = nkv * hd;
+    int16_t pooled[d];
+    int32_t mkv[2 * kvd];
+    for (int i = 0; i < d; i++) {
+        int32_t x = sum[i] + c / 2;  /* floor division, as torch.div(..., rounding_mode="floor") */
+        pooled[i] = (int16_t)(x >= 0 ? x / c : -((-x + c - 1) / c));
+    }
+    linear(pooled, 1, d, qkv_w, NULL, d, 2 * kvd, qkv_m, qkv_s, mkv);
+    for (int kh = 0; kh < nkv; kh++)
+        for (int e = 0; e < hd; e++) {
+            k[kh * kv_stride + e] = (int16_t)clamp32(mkv[kh * hd + e], -127, 127);
+            v[kh * kv_stride + e] = (int16_t)clamp32(mkv[kvd + kh * hd + e], -127, 127);
+        }
+}
+
+/* engine.embed for one position: the phase row plus one table row per feature byte. */
+static void embed(const int32_t *cfg, void **params, int64_t t, const uint8_t *bytes, const int32_t *offsets,
+                  int modality, int period, int32_t *h) {
+    const int d = cfg[C_D], nf = cfg[C_N_FEATURES];
+    const int64_t res_limit = cfg[C_RES_LIMIT];
+    const int32_t *features = params[P_FEATURES];
+    const int32_t *row = (const int32_t *)params[P_PHASE] + (int64_t)(modality * cfg[C_PHASES] + floor_mod(t, period)) * d;
+    for (int k = 0; k < d; k++) h[k] = row[k];
+    for (int s = 0; s < nf; s++) {
+        int64_t off = offsets[s], src = t - off;
+        int f = (off > 0 && src >= 0) ? bytes[src] : 256;
+        const int32_t *e = features + ((int64_t)s * 257 + f) * d;
+        for (int k = 0; k < d; k++) h[k] += e[k];
+    }
+    for (int k = 0; k < d; k++) h[k] = clamp32(h[k], -res_limit, res_limit);
+}
+
+/* One query head against n_keys keys with their bias; o[hd] = the int32 attention accumulator. */
+static void attend(int hd, const int16_t *q, const int16_t *k, const int16_t *v, const int32_t *bias, int n_keys,
+                   int32_t score_m, int32_t score_s, const int32_t *cfg, const int32_t *exp_full, int32_t *o) {
+    const int u_max = cfg[C_U_MAX], prob_bits = cfg[C_PROB_BITS];
+    switch (hd) {
+    case 32: attend_32(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
+    case 64: attend_64(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
+    default: attend_n(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o, hd);
+    }
+}
+
+/* The rest of a layer over `rows` rows: h += proj(o); h += down(relu(up(norm(h)))).
+ * Scratch: acc [rows * max(d, ff)] int32, xn [rows * d] and a [rows * ff] int16. */
+static void finish_layer(const int32_t *cfg, void **lp, int rows, const int16_t *o8, int32_t *h, int32_t *acc,
+                         int16_t *xn, int16_t *a) {
+    const int d = cfg[C_D], ff = cfg[C_FF], norm_shift = cfg[C_NORM_SHIFT];
+    const int64_t res_limit = cfg[C_RES_LIMIT];
+    linear(o8, rows, d, lp[L_PROJ_W], lp[L_PROJ_P], 0, d, lp[L_PROJ_M], lp[L_PROJ_S], acc);
+    for (int64_t i = 0; i < (int64_t)rows * d; i++) h[i] = clamp32((int64_t)h[i] + acc[i], -res_limit, res_limit);
+    for (int b = 0; b < rows; b++) rmsnorm(h + (int64_t)b * d, d, norm_shift, xn + (int64_t)b * d);
+    linear(xn, rows, d, lp[L_UP_W], lp[L_UP_P], 0, ff, lp[L_UP_M], lp[L_UP_S], acc);
+    for (int64_t i = 0; i < (int64_t)rows * ff; i++) a[i] = (int16_t)clamp32(acc[i], 0, 127);
+    linear(a, rows, ff, lp[L_DOWN_W], lp[L_DOWN_P], 0, d, lp[L_DOWN_M], lp[L_DOWN_S], acc);
+    for (int64_t i = 0; i < (int64_t)rows * d; i++) h[i] = clamp32((int64_t)h[i] + acc[i], -res_limit, res_limit);
+}
+
+/* Final norm and head over `rows` rows, then logits -> frequencies (each >= 1, summing to
+ * 2^freq_bits, the deficit to the first maximum as torch.argmax). */
+static void output(const int32_t *cfg, void **params, int rows, const int32_t *h, int16_t *xn, int32_t *freq) {
+    const int d = cfg[C_D], u_max = cfg[C_U_MAX], exp_bits = cfg[C_EXP_BITS], freq_bits = cfg[C_FREQ_BITS];
+    const int32_t *exp_full = params[P_EXP];
+    for (int b = 0; b < rows; b++) rmsnorm(h + (int64_t)b * d, d, cfg[C_NORM_SHIFT], xn + (int64_t)b * d);
+    linear(xn, rows, d, params[P_HEAD_W], params[P_HEAD_P], 0, 256, params[P_HEAD_M], params[P_HEAD_S], freq);
+    const int64_t spread = ((int64_t)1 << freq_bits) - 256;
+    for (int b = 0; b < rows; b++) {
+        int32_t *z = freq + (int64_t)b * 256, e[256];
+        int top = 0;
+        for (int k = 1; k < 256; k++)
+            if (z[k] > z[top]) top = k;
+        int64_t total = 0, sum = 0;
+        for (int k = 0; k < 256; k++) {
+            int64_t u = (int64_t)z[top] - z[k];
+            e[k] = exp_full[u > u_max ? u_max : u];
+            total += e[k];
+        }
+        const int64_t inv = (spread << exp_bits) / total;
+        for (int k = 0; k < 256; k++) {
+            z[k] = (int32_t)(((int64_t)e[k] * inv) >> exp_bits) + 1;
+            sum += z[k];
+        }
+        z[top] += (int32_t)(((int64_t)1 << freq_bits) - sum);
+    }
+}
+
 #define CHUNK 32 /* segments per pass over the weights (bounds the stack scratch) */
 
 static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
@@ -120,31 +259,18 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
                        int64_t sum_stride, int32_t *freq) {
     const int d = cfg[C_D], n_layers = cfg[C_LAYERS], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS];
     const int ff = cfg[C_FF], w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS], ring = cfg[C_RING];
-    const int use_memory = cfg[C_USE_MEMORY], nf = cfg[C_N_FEATURES], phases = cfg[C_PHASES];
-    const int u_max = cfg[C_U_MAX], prob_bits = cfg[C_PROB_BITS], exp_bits = cfg[C_EXP_BITS];
-    const int freq_bits = cfg[C_FREQ_BITS], norm_shift = cfg[C_NORM_SHIFT];
-    const int64_t res_limit = cfg[C_RES_LIMIT], masked = cfg[C_MASKED];
+    const int use_memory = cfg[C_USE_MEMORY], nf = cfg[C_N_FEATURES], norm_shift = cfg[C_NORM_SHIFT];
+    const int64_t masked = cfg[C_MASKED];
     const int hd = d / nh, g = nh / nkv, kvd = nkv * hd, qkv_out = d + 2 * kvd;
     const int n_keys = w + (use_memory ? ring : 0);
-    const int32_t *features = params[P_FEATURES], *phase_emb = params[P_PHASE];
     const int32_t *exp_full = params[P_EXP], *alibi = params[P_ALIBI];
 
     int32_t h[batch][d], acc[batch * (qkv_out > ff ? qkv_out : ff)];
     int16_t xn[batch][d], o8[batch][d], a[batch][ff], qkv[batch][qkv_out];
     int32_t bias[nh][n_keys];
 
-    /* embedding: phase + one table row per feature byte */
-    for (int b = 0; b < batch; b++) {
-        const int32_t *row = phase_emb + (int64_t)(modality[b] * phases + floor_mod(t, period[b])) * d;
-        for (int k = 0; k < d; k++) h[b][k] = row[k];
-        for (int s = 0; s < nf; s++) {
-            int64_t off = offsets[b * nf + s], src = t - off;
-            int f = (off > 0 && src >= 0) ? history[b * stride + src] : 256;
-            const int32_t *e = features + ((int64_t)s * 257 + f) * d;
-            for (int k = 0; k < d; k++) h[b][k] += e[k];
-        }
-        for (int k = 0; k < d; k++) h[b][k] = clamp32(h[b][k], -res_limit, res_limit);
-    }
+    for (int b = 0; b < batch; b++)
+        embed(cfg, params, t, history + b * stride, offsets + b * nf, modality[b], period[b], h[b]);
 
     /* ALiBi bias of every ring slot at position t (Decoder.bias) */
     int64_t hi = t - w + 1 >= 0 ? (t - w + 1) / c : 0, lo = hi - m > 0 ? hi - m : 0;
@@ -174,7 +300,7 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
         int32_t *lsum = block_sum + l * sum_stride;
 
         for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
-        linear(&xn[0][0], batch, d, qkv_w, 0, qkv_out, qkv_m, qkv_s, acc);
+        linear(&xn[0][0], batch, d, qkv_w, lp[L_QKV_P], 0, qkv_out, qkv_m, qkv_s, acc);
         for (int b = 0; b < batch; b++)
             for (int k = 0; k < qkv_out; k++) qkv[b][k] = (int16_t)clamp32(acc[b * qkv_out + k], -127, 127);
 
@@ -188,18 +314,8 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
             int32_t *sum = lsum + (int64_t)b * d;
             for (int k = 0; k < d; k++) sum[k] += xn[b][k];
             if (!block_done) continue;
-            int16_t pooled[d];
-            int32_t mkv[2 * kvd];
-            for (int k = 0; k < d; k++) {
-                int32_t v = sum[k] + c / 2;  /* floor division, as torch.div(..., rounding_mode="floor") */
-                pooled[k] = (int16_t)(v >= 0 ? v / c : -((-v + c - 1) / c));
-            }
-            linear(pooled, 1, d, qkv_w, d, 2 * kvd, qkv_m, qkv_s, mkv);
-            for (int kh = 0; kh < nkv; kh++)
-                for (int e = 0; e < hd; e++) {
-                    bk[((int64_t)kh * n_keys + mpos) * hd + e] = (int16_t)clamp32(mkv[kh * hd + e], -127, 127);
-                    bv[((int64_t)kh * n_keys + mpos) * hd + e] = (int16_t)clamp32(mkv[kvd + kh * hd + e], -127, 127);
-                }
+            memory_slot(cfg, qkv_w, qkv_m, qkv_s, sum, bk + (int64_t)mpos * hd, bv + (int64_t)mpos * hd,
+                        (int64_t)n_keys * hd);
             memset(sum, 0, sizeof(int32_t) * d);
         }
 
@@ -207,54 +323,16 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
         for (int b = 0; b < batch; b++) {
             const int16_t *bk = lk + (int64_t)b * nkv * n_keys * hd, *bv = lv + (int64_t)b * nkv * n_keys * hd;
             for (int q = 0; q < nh; q++) {
-                const int16_t *kk = bk + (int64_t)(q / g) * n_keys * hd, *vv = bv + (int64_t)(q / g) * n_keys * hd;
-                const int16_t *qv = &qkv[b][q * hd];
+                const int64_t kv0 = (int64_t)(q / g) * n_keys * hd;
                 int32_t o[hd];
-                switch (hd) {
-                case 32: attend_32(qv, kk, vv, bias[q], n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
-                case 64: attend_64(qv, kk, vv, bias[q], n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
-                default: attend_n(qv, kk, vv, bias[q], n_keys, score_m, score_s, exp_full, u_max, prob_bits, o, hd);
-                }
+                attend(hd, &qkv[b][q * hd], bk + kv0, bv + kv0, bias[q], n_keys, score_m, score_s, cfg, exp_full, o);
                 for (int e = 0; e < hd; e++)
                     o8[b][q * hd + e] = (int16_t)clamp32(requant(o[e], out_m[q * hd + e], out_s[q * hd + e]), -127, 127);
             }
         }
-
-        /* h += proj(o); h += down(relu(up(norm(h)))) */
-        linear(&o8[0][0], batch, d, lp[L_PROJ_W], 0, d, lp[L_PROJ_M], lp[L_PROJ_S], acc);
-        for (int b = 0; b < batch; b++)
-            for (int k = 0; k < d; k++) h[b][k] = clamp32((int64_t)h[b][k] + acc[b * d + k], -res_limit, res_limit);
-        for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
-        linear(&xn[0][0], batch, d, lp[L_UP_W], 0, ff, lp[L_UP_M], lp[L_UP_S], acc);
-        for (int b = 0; b < batch; b++)
-            for (int k = 0; k < ff; k++) a[b][k] = (int16_t)clamp32(acc[b * ff + k], 0, 127);
-        linear(&a[0][0], batch, ff, lp[L_DOWN_W], 0, d, lp[L_DOWN_M], lp[L_DOWN_S], acc);
-        for (int b = 0; b < batch; b++)
-            for (int k = 0; k < d; k++) h[b][k] = clamp32((int64_t)h[b][k] + acc[b * d + k], -res_limit, res_limit);
+        finish_layer(cfg, lp, batch, &o8[0][0], &h[0][0], acc, &xn[0][0], &a[0][0]);
     }
-
-    /* final norm, head, logits -> frequencies (each >= 1, summing to 2^freq_bits) */
-    for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
-    linear(&xn[0][0], batch, d, params[P_HEAD_W], 0, 256, params[P_HEAD_M], params[P_HEAD_S], freq);
-    const int64_t spread = ((int64_t)1 << freq_bits) - 256;
-    for (int b = 0; b < batch; b++) {
-        int32_t *z = freq + (int64_t)b * 256, e[256];
-        int top = 0;
-        for (int k = 1; k < 256; k++)
-            if (z[k] > z[top]) top = k;  /* the first maximum, as torch.argmax */
-        int64_t total = 0, sum = 0;
-        for (int k = 0; k < 256; k++) {
-            int64_t u = (int64_t)z[top] - z[k];
-            e[k] = exp_full[u > u_max ? u_max : u];
-            total += e[k];
-        }
-        const int64_t inv = (spread << exp_bits) / total;
-        for (int k = 0; k < 256; k++) {
-            z[k] = (int32_t)(((int64_t)e[k] * inv) >> exp_bits) + 1;
-            sum += z[k];
-        }
-        z[top] += (int32_t)(((int64_t)1 << freq_bits) - sum);
-    }
+    output(cfg, params, batch, &h[0][0], &xn[0][0], freq);
 }
 
 /* One position t for `batch` segments.
@@ -277,4 +355,107 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
                    ring_stride, sum_stride, freq + (int64_t)b0 * 256);
     }
     return 0;
+}
+
+#define ROWS 64 /* positions per pass over the weights in the parallel pass */
+
+/* The layers of the parallel pass over buffers tzip_parallel allocated: h [T][d], sums [blocks][d],
+ * q [T][d], k and v [nkv][T][hd], mk and mv [nkv][blocks][hd]. */
+static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
+                            int32_t modality, int32_t period, int32_t *freq, int32_t *h, int32_t *sums, int16_t *q,
+                            int16_t *k, int16_t *v, int16_t *mk, int16_t *mv, int64_t n_blocks, int64_t nb1) {
+    const int d = cfg[C_D], n_layers = cfg[C_LAYERS], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS];
+    const int ff = cfg[C_FF], w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS];
+    const int use_memory = cfg[C_USE_MEMORY], norm_shift = cfg[C_NORM_SHIFT];
+    const int hd = d / nh, g = nh / nkv, kvd = nkv * hd, qkv_out = d + 2 * kvd;
+    const int widest = qkv_out > ff ? qkv_out : (ff > 256 ? ff : 256);
+    const int32_t *exp_full = params[P_EXP], *alibi = params[P_ALIBI];
+
+    int32_t acc[ROWS * widest], bias[w + m], o[hd];
+    int16_t xn[ROWS * d], a[ROWS * ff], o8[ROWS * d], kbuf[(w + m) * hd], vbuf[(w + m) * hd];
+    for (int64_t t = 0; t < T; t++) embed(cfg, params, t, data, offsets, modality, period, h + t * d);
+
+    for (int l = 0; l < n_layers; l++) {
+        void **lp = params + P_LAYER0 + l * L_COUNT;
+        const int16_t *qkv_w = lp[L_QKV_W];
+        const int32_t *qkv_m = lp[L_QKV_M], *qkv_s = lp[L_QKV_S];
+        const int32_t score_m = ((int32_t *)lp[L_SCORE_M])[0], score_s = ((int32_t *)lp[L_SCORE_S])[0];
+        const int32_t *out_m = lp[L_OUT_M], *out_s = lp[L_OUT_S];
+
+        /* queries, keys and values of every position; block sums for the memory */
+        if (use_memory) memset(sums, 0, sizeof(int32_t) * nb1 * d);
+        for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
+            const int rows = T - r0 < ROWS ? (int)(T - r0) : ROWS;
+            for (int r = 0; r < rows; r++) rmsnorm(h + (r0 + r) * d, d, norm_shift, xn + r * d);
+            linear(xn, rows, d, qkv_w, lp[L_QKV_P], 0, qkv_out, qkv_m, qkv_s, acc);
+            for (int r = 0; r < rows; r++) {
+                const int64_t t = r0 + r;
+                const int32_t *row = acc + (int64_t)r * qkv_out;
+                for (int i = 0; i < d; i++) q[t * d + i] = (int16_t)clamp32(row[i], -127, 127);
+                for (int kh = 0; kh < nkv; kh++)
+                    for (int e = 0; e < hd; e++) {
+                        k[((int64_t)kh * T + t) * hd + e] = (int16_t)clamp32(row[d + kh * hd + e], -127, 127);
+                        v[((int64_t)kh * T + t) * hd + e] = (int16_t)clamp32(row[d + kvd + kh * hd + e], -127, 127);
+                    }
+                if (t / c < n_blocks)
+                    for (int i = 0; i < d; i++) sums[(t / c) * d + i] += xn[r * d + i];
+            }
+        }
+        for (int64_t b = 0; b < n_blocks; b++)
+            memory_slot(cfg, qkv_w, qkv_m, qkv_s, sums + b * d, mk + b * hd, mv + b * hd, nb1 * hd);
+
+        /* attention, then the rest of the layer, ROWS positions at a time */
+        for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
+            const int rows = T - r0 < ROWS ? (int)(T - r0) : ROWS;
+            for (int r = 0; r < rows; r++) {
+                const int64_t t = r0 + r, p0 = t - w + 1 > 0 ? t - w + 1 : 0;
+                const int nw = (int)(t - p0 + 1);
+                const int64_t hi = use_memory && t - w + 1 >= 0 ? (t - w + 1) / c : 0, lo = hi - m > 0 ? hi - m : 0;
+                const int nm = (int)(hi - lo);
+                for (int kh = 0; kh < nkv; kh++) {
+                    memcpy(kbuf, k + ((int64_t)kh * T + p0) * hd, sizeof(int16_t) * nw * hd);
+                    memcpy(vbuf, v + ((int64_t)kh * T + p0) * hd, sizeof(int16_t) * nw * hd);
+                    memcpy(kbuf + nw * hd, mk + ((int64_t)kh * nb1 + lo) * hd, sizeof(int16_t) * nm * hd);
+                    memcpy(vbuf + nw * hd, mv + ((int64_t)kh * nb1 + lo) * hd, sizeof(int16_t) * nm * hd);
+                    for (int qh = kh * g; qh < (kh + 1) * g; qh++) {
+                        for (int j = 0; j < nw; j++) bias[j] = (int32_t)(-(int64_t)alibi[qh] * (t - (p0 + j)));
+                        for (int j = 0; j < nm; j++)
+                            bias[nw + j] = (int32_t)(-(int64_t)alibi[qh] * (t - ((lo + j) * c + c / 2)));
+                        attend(hd, q + t * d + qh * hd, kbuf, vbuf, bias, nw + nm, score_m, score_s, cfg, exp_full, o);
+                        for (int e = 0; e < hd; e++)
+                            o8[r * d + qh * hd + e] =
+                                (int16_t)clamp32(requant(o[e], out_m[qh * hd + e], out_s[qh * hd + e]), -127, 127);
+                    }
+                }
+            }
+            finish_layer(cfg, lp, rows, o8, h + r0 * d, acc, xn, a);
+        }
+    }
+    for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
+        const int rows = T - r0 < ROWS ? (int)(T - r0) : ROWS;
+        output(cfg, params, rows, h + r0 * d, xn, freq + r0 * 256);
+    }
+}
+
+/* Teacher-forced pass over one segment of T bytes (compression): freq [T][256] for every
+ * position, the same integers as the decode step gives. Layer by layer over all positions;
+ * each query attends to exactly its visible keys (window positions, then memory slots), which
+ * equals the step's masked ring because a masked key's weight is exactly 0.
+ * Returns 0, -1 for a configuration outside the limits, -2 when memory runs out. */
+int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
+                  int32_t modality, int32_t period, int32_t *freq) {
+    const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], ff = cfg[C_FF];
+    const int w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS];
+    if (d > MAX_D || ff > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv || (d & (d - 1))) return -1;
+    if (T <= 0) return 0;
+    const int hd = d / nh;
+    const int64_t n_blocks = cfg[C_USE_MEMORY] ? T / c : 0, nb1 = n_blocks > 0 ? n_blocks : 1;
+    int32_t *h = malloc(sizeof(int32_t) * T * d), *sums = calloc(nb1 * d, sizeof(int32_t));
+    int16_t *q = malloc(sizeof(int16_t) * T * d), *k = malloc(sizeof(int16_t) * nkv * T * hd);
+    int16_t *v = malloc(sizeof(int16_t) * nkv * T * hd), *mk = malloc(sizeof(int16_t) * nkv * nb1 * hd);
+    int16_t *mv = malloc(sizeof(int16_t) * nkv * nb1 * hd);
+    const int ok = h && sums && q && k && v && mk && mv;
+    if (ok) parallel_layers(cfg, params, data, T, offsets, modality, period, freq, h, sums, q, k, v, mk, mv, n_blocks, nb1);
+    free(h); free(sums); free(q); free(k); free(v); free(mk); free(mv);
+    return ok ? 0 : -2;
 }

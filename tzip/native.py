@@ -1,4 +1,7 @@
-"""The incremental step compiled from C (native.c): the PyTorch Decoder's integers, 10-50x faster.
+"""The engine compiled from C (native.c): the PyTorch engine's integers, many times faster.
+
+Two entry points: `NativeDecoder` (the incremental step, decompression) and `parallel` (the
+teacher-forced pass over one segment, compression).
 
 A decode step of a small model is a few hundred tiny tensor operations; in PyTorch each costs
 microseconds of dispatch, so one step takes about a millisecond whatever its batch. The same
@@ -90,6 +93,9 @@ def library() -> ctypes.CDLL | None:
                                   ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
                                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                   ctypes.c_void_p]
+        lib.tzip_parallel.restype = ctypes.c_int
+        lib.tzip_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                      ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
         _lib = lib
         return lib
 
@@ -129,10 +135,18 @@ class NativeWeights:
                     raise ValueError("unexpected requantisation shape")
             return np.ascontiguousarray(a)
 
+        def packed(w: np.ndarray) -> np.ndarray:
+            """[out, in] -> [out/32, in/2, 32, 2], zero-padded: the tiles of native.c's VNNI kernel."""
+            out, n_in = w.shape
+            padded = np.zeros((-(-out // 32) * 32, n_in + n_in % 2), dtype=np.int16)
+            padded[:out, :n_in] = w
+            return np.ascontiguousarray(padded.reshape(-1, 32, padded.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+
         def linear(lin) -> list[np.ndarray]:
             out = lin.weight.shape[1]
-            return [arr(lin.weight.T, np.int16), arr(lin.requant.mult, np.int32, out),
-                    arr(lin.requant.shift, np.int32, out)]
+            w = arr(lin.weight.T, np.int16).reshape(out, -1)
+            return [w.ravel(), arr(lin.requant.mult, np.int32, out), arr(lin.requant.shift, np.int32, out),
+                    packed(w).ravel()]
 
         self.arrays = [arr(model.features, np.int32), arr(model.phase, np.int32), arr(model.exp_full, np.int32),
                        arr(model.layers[0].alibi, np.int32), *linear(model.head)]
@@ -145,6 +159,35 @@ class NativeWeights:
         self.pointers = (ctypes.c_void_p * len(self.arrays))(*[a.ctypes.data for a in self.arrays])
 
 
+def weights(model: IntModel) -> NativeWeights:
+    if getattr(model, "_native", None) is None:
+        model._native = NativeWeights(model)
+    return model._native
+
+
+def usable(model: IntModel) -> bool:
+    """The C code can run this model here (built, CPU model, supported shape)."""
+    return model.device.type == "cpu" and available() and supports(model)
+
+
+def parallel(model: IntModel, symbols: np.ndarray, layout: Layout) -> np.ndarray:
+    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with)."""
+    lib = library()
+    if lib is None or not supports(model):
+        raise RuntimeError(f"the C pass is unavailable: {_error or 'unsupported model shape'}")
+    data = np.ascontiguousarray(symbols, dtype=np.uint8)
+    out = np.empty((len(data), 256), dtype=np.int32)
+    offsets = np.array(layout.offsets, dtype=np.int32)
+    w = weights(model)
+    status = lib.tzip_parallel(w.cfg.ctypes.data, ctypes.addressof(w.pointers), data.ctypes.data, len(data),
+                               offsets.ctypes.data, layout.modality, layout.period, out.ctypes.data)
+    if status == -2:
+        raise MemoryError("the C pass could not allocate its buffers")
+    if status != 0:
+        raise RuntimeError("the C pass rejected this model configuration")
+    return out
+
+
 class NativeDecoder:
     """Drop-in for engine.Decoder (step/push) running each step as one C call."""
 
@@ -153,9 +196,7 @@ class NativeDecoder:
         if lib is None or not supports(model):
             raise RuntimeError(f"the C step is unavailable: {_error or 'unsupported model shape'}")
         self.lib, self.t = lib, 0
-        if getattr(model, "_native", None) is None:
-            model._native = NativeWeights(model)
-        self.w = model._native
+        self.w = weights(model)
         cfg, b = model.cfg, len(layouts)
         self.b = b
         hd = cfg.d_model // cfg.n_heads
