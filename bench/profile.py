@@ -128,6 +128,22 @@ def step_rates(model, batches: list[int], steps: int) -> str:
     return "\n".join(lines + [""])
 
 
+def c_pass_rate(model, data: bytes) -> str:
+    """The C parallel pass (what compression runs where it builds) on the same bytes."""
+    import numpy as np
+
+    from tzip import native
+
+    if not native.usable(model):
+        return f"(C parallel pass unavailable: {native.unavailable_reason() or 'unsupported model'})\n"
+    x = np.frombuffer(data, dtype=np.uint8)
+    native.parallel(model, x[:4096], Layout.text())  # warm-up
+    t0 = time.perf_counter()
+    native.parallel(model, x, Layout.text())
+    rate = len(data) / (time.perf_counter() - t0)
+    return f"#### compress: C parallel pass (native.c) over the same {len(data):,} bytes: {rate / 1e3:.1f} kB/s\n"
+
+
 def table(title: str, rate: float, parts: dict[str, float]) -> str:
     total = sum(parts.values())
     lines = [f"#### {title}: {rate / 1e3:.1f} kB/s (one thread, unprofiled)", "",
@@ -155,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     md = "\n".join([
         f"### Engine profile, model {model.model_id} (d={cfg.d_model}, layers={cfg.n_layers}, heads={cfg.n_heads}, "
         f"kv heads={getattr(cfg, 'n_kv_heads', cfg.n_heads)}, W={cfg.window}, c={cfg.block}, M={cfg.mem_slots})", "",
-        table(f"compress: parallel pass over {len(data):,} bytes of text", c_rate, c_parts),
+        table(f"compress: PyTorch parallel pass over {len(data):,} bytes of text", c_rate, c_parts),
+        c_pass_rate(model, data),
         table(f"decompress: {args.steps} decode steps, batch of {args.batch} segments (PyTorch step)", d_rate, d_parts),
         step_rates(model, [1, 8, 64], args.steps),
     ])
