@@ -148,3 +148,16 @@ def test_remaining_flags(env, tmp_path, samples):
         assert r.returncode == 1 and b"no CUDA device" in r.stderr
     r = tz(env, "--segment-size", "10", "-f", a, check=False)
     assert r.returncode == 2 and b"segment_size" in r.stderr
+
+
+def test_the_engine_in_use_is_reported(env, tmp_path, samples):
+    """-v names the engine; a missing C compiler gets one note (the output is the same), TZIP_NATIVE=0 none."""
+    src = tmp_path / "a.txt"
+    src.write_bytes(samples["text"][:3000])
+    fast = tz(env, "-v", "-c", src)
+    assert b"engine: C" in fast.stderr
+    no_cc = {**env, "CC": str(tmp_path / "no-cc"), "TZIP_CACHE_DIR": str(tmp_path / "cache")}
+    slow = tz(no_cc, "-c", src)
+    assert b"engine: PyTorch, much slower" in slow.stderr and slow.stdout == fast.stdout
+    quiet = tz({**env, "TZIP_NATIVE": "0"}, "-c", src)
+    assert quiet.stderr == b"" and quiet.stdout == fast.stdout

@@ -212,6 +212,7 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
     if output and len(files) > 1:
         say("-o can be used with a single input only")
         return 2
+    report_engine(opts.get("device", "cpu"), quiet, verbose)
     status = 0
     for name in files:
         target = None
@@ -273,6 +274,22 @@ KEEP_OPT = typer.Option(True, "-k", "--keep", help="keep inputs (the default)")
 RM_OPT = typer.Option(False, "--rm", help="remove inputs once their output is complete and verified")
 QUIET_OPT = typer.Option(False, "-q", "--quiet")
 VERBOSE_OPT = typer.Option(False, "-v", "--verbose")
+
+
+def report_engine(device: str, quiet: bool, verbose: bool) -> None:
+    """Say which engine runs (with -v), and say it once if the fast C engine is missing."""
+    if device != "cpu":
+        if verbose:
+            say(f"engine: Triton on {device}")
+        return
+    from . import native
+
+    if native.available():
+        if verbose:
+            say("engine: C (tzip/native.c)")
+    elif verbose or (not quiet and os.environ.get("TZIP_NATIVE") != "0"):
+        say(f"engine: PyTorch, much slower: the C engine is unavailable ({native.unavailable_reason()}); "
+            "install a C compiler, or set TZIP_NATIVE=0 to silence this")
 
 
 def start_engine(device: Device) -> str:

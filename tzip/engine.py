@@ -4,13 +4,15 @@ Every value is an integer. Linear layers are int8 x int8 -> int32 products (`tor
 attention products run as float32 batched GEMMs on integer-valued tensors, exact in any order
 because `IntModel.check_bounds` proves every partial sum stays below 2^24 (DESIGN §2).
 Requantisation is int32 (per-channel multiplier and rounding shift, sized at export so the product
-cannot overflow); RMSNorm uses an int64 sum of squares, a Newton integer square root and a
-per-row reciprocal; softmax uses an exp2 table and a per-row reciprocal. The output is, per
+cannot overflow); RMSNorm is computed in float64 on integers, exact by IEEE rounding (see
+`rmsnorm`); softmax uses an exp2 table and a per-row reciprocal. The output is, per
 position, integer frequencies for the 256 byte values, each >= 1, summing to exactly 2^FREQ_BITS.
 
 Two modes give identical frequencies: `parallel` (teacher-forced over whole segments, used to
 compress) and `Decoder.step` (one byte per step over a batch of segments, used to decompress).
-Both are organised for speed on a CPU: the parallel pass walks the sequence in row blocks so
+This module is the reference and the fallback; where a C compiler exists the CPU runs the same
+integers from tzip/native.c (`IntModel.decoder` and coder.encode_segments choose it). The two PyTorch modes are
+organised for speed on a CPU too: the parallel pass walks the sequence in row blocks so
 temporaries stay in cache, and attends in chunks of QUERY_CHUNK queries to a band of keys; the
 decoder keeps ring buffers (keys in ring order; the bias says which are visible) so a step
 gathers nothing.

@@ -1,15 +1,19 @@
-/* The engine's incremental step in C: the same integers as engine.Decoder.step, far fewer
- * interpreter round trips.
+/* The integer engine in C: the decode step (tzip_step) and the teacher-forced parallel pass
+ * over a segment (tzip_parallel), giving exactly the integers of the PyTorch engine
+ * (engine.Decoder.step and IntModel.parallel) without thousands of interpreter round trips.
  *
- * Every value is an integer and every operation is exact (int32 products are bounded by the
- * export, widened to int64 here anyway), so the compiler's vectorisation and summation order
- * cannot change a result. The only float operation is the RMSNorm square root, done exactly as
- * engine.rmsnorm does it (IEEE sqrt of an integer below 2^52, then floor). tests/test_native.py
- * pins this step bit for bit against the PyTorch engine.
+ * Every value is an integer and every operation is exact: products of int8 values summed in
+ * int32 (at most fan_in * 127^2, far below 2^31), requantisation in int64 (the export bounds it
+ * to int32 anyway), so vectorisation and summation order cannot change a result. The only float
+ * operation is the RMSNorm square root, done as engine.rmsnorm does it (IEEE sqrt of an integer
+ * below 2^52, then floor). tests/test_native.py pins both entry points bit for bit against the
+ * PyTorch engine, for this file built with and without CPU tuning.
  *
- * Layout: weights are int8 [out][in] row-major with per-output-channel (mult, shift); the
- * state holds, per layer and segment, ring buffers of int8 keys and values [nkv][keys][hd]
- * (window ring first, then memory ring) and the int32 sum of the current memory block.
+ * Layout: weights are the int8 values widened to int16 (the dot products that vectorise best),
+ * [out][in] row-major, plus a copy packed [out/32][in/2][32][2] for the AVX-512 VNNI tiles, with
+ * per-output-channel (mult, shift). Activations are int16 holding int8 values. The decode state
+ * holds, per layer and segment, ring buffers of keys and values [nkv][keys][hd] (window ring
+ * first, then memory ring) and the int32 sum of the current memory block.
  */
 #include <math.h>
 #include <stdint.h>

@@ -6,9 +6,10 @@ teacher-forced pass over one segment, compression).
 A decode step of a small model is a few hundred tiny tensor operations; in PyTorch each costs
 microseconds of dispatch, so one step takes about a millisecond whatever its batch. The same
 step in C is one call. It is compiled on first use with the system's C compiler (the one Triton
-needs too), cached under $TZIP_CACHE_DIR (default ~/.cache/tzip), and loaded with ctypes.
-Where no compiler works, or TZIP_NATIVE=0, `available()` is False and callers use the PyTorch
-Decoder: the frequencies are the same integers either way (tests/test_native.py).
+needs too), tuned for this CPU (TZIP_NATIVE_MARCH, default "native"; empty for portable code),
+cached under $TZIP_CACHE_DIR (default ~/.cache/tzip), and loaded with ctypes. Where no compiler
+works, or TZIP_NATIVE=0, `usable()` is False and callers run the PyTorch engine: the
+frequencies are the same integers either way (tests/test_native.py).
 """
 
 from __future__ import annotations
