@@ -135,3 +135,17 @@ def test_training_resumes_exports_and_measures(tmp_path, samples):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     measured = [r["measured"] for r in log if "measured" in r]
     assert measured and all("coded_bpb" in v for v in measured[-1].values())
+
+
+def test_ablation_table_reports_real_coded_sizes(tmp_path, samples, tiny_path):
+    import tzip
+    from bench import ablate
+
+    make_sets(tmp_path, samples)
+    out = tmp_path / "ablate.md"
+    ablate.main([f"tiny={tiny_path}", "--sets", "text,image", "--limit", "0", "--cache", str(tmp_path),
+                 "--workers", "1", "--out", str(out)])
+    row = [line for line in out.read_text().splitlines() if line.startswith("| tiny")][0]
+    text = samples["text"]
+    want = 8 * len(tzip.compress(text, model=str(tiny_path), methods=("neural",))) / len(text)
+    assert f"{want:.3f}" == row.split("|")[4].strip()
