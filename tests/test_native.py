@@ -165,3 +165,16 @@ def test_portable_build_gives_the_same_frequencies(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True" and list(tmp_path.glob("tzip_native_*.so"))
+
+
+def test_shapes_outside_the_c_engine_run_on_pytorch(samples):
+    """A width that is not a power of two: the C engine declines and the PyTorch engine codes it."""
+    import tzip
+    from tzip.context import Layout
+
+    cfg = ModelConfig(d_model=48, n_layers=1, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
+    model = IntModel(parse(export(build_tiny(seed=5, cfg=cfg)).to_bytes()))
+    assert not native.supports(model) and not native.usable(model)
+    assert isinstance(model.decoder([Layout.text()], 8), Decoder)
+    data = samples["text"][:700]
+    assert tzip.decompress(tzip.compress(data, model=model), model=model) == data

@@ -31,7 +31,7 @@ enum { L_QKV_W, L_QKV_M, L_QKV_S, L_QKV_P, L_PROJ_W, L_PROJ_M, L_PROJ_S, L_PROJ_
        L_UP_P, L_DOWN_W, L_DOWN_M, L_DOWN_S, L_DOWN_P, L_SCORE_M, L_SCORE_S, L_OUT_M, L_OUT_S, L_COUNT };
 
 #define MAX_D 1024
-#define MAX_OUT 4096
+#define MAX_OUT 2048 /* widest layer (d_ff or the qkv projection): bounds the stack scratch */
 #define MAX_KEYS 4096
 
 static inline int32_t clamp32(int64_t v, int64_t lo, int64_t hi) {
@@ -348,7 +348,8 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
               const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int32_t *freq) {
     const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], ff = cfg[C_FF];
     const int n_keys = cfg[C_WINDOW] + (cfg[C_USE_MEMORY] ? cfg[C_RING] : 0), nf = cfg[C_N_FEATURES];
-    if (d > MAX_D || ff > MAX_OUT || n_keys > MAX_KEYS || batch < 1 || d % nh || nh % nkv || (d & (d - 1)))
+    if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || n_keys > MAX_KEYS || batch < 1 || d % nh ||
+        nh % nkv || (d & (d - 1)))
         return -1;
     const int64_t seg_ring = (int64_t)nkv * n_keys * (d / nh), ring_stride = batch * seg_ring;
     const int64_t sum_stride = (int64_t)batch * d;
@@ -450,7 +451,9 @@ int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_
                   int32_t modality, int32_t period, int32_t *freq) {
     const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], ff = cfg[C_FF];
     const int w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS];
-    if (d > MAX_D || ff > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv || (d & (d - 1))) return -1;
+    if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv ||
+        (d & (d - 1)))
+        return -1;
     if (T <= 0) return 0;
     const int hd = d / nh;
     const int64_t n_blocks = cfg[C_USE_MEMORY] ? T / c : 0, nb1 = n_blocks > 0 ? n_blocks : 1;

@@ -111,9 +111,12 @@ def unavailable_reason() -> str:
 
 
 def supports(model: IntModel) -> bool:
-    """The C step covers models whose width is a power of two (the RMSNorm's exact shortcut)."""
-    d = model.cfg.d_model
-    return d & (d - 1) == 0 and d <= 1024 and model.cfg.d_ff <= 4096
+    """The shapes native.c covers: width a power of two (its exact RMSNorm shortcut), layers within
+    its stack scratch (MAX_D, MAX_OUT), one attention-score multiplier per layer."""
+    cfg = model.cfg
+    d, widest = cfg.d_model, max(cfg.d_ff, cfg.d_model + 2 * cfg.kv_dim)
+    return (d & (d - 1) == 0 and d <= 1024 and widest <= 2048
+            and all(L.score.mult.numel() == 1 and L.score.shift.numel() == 1 for L in model.layers))
 
 
 class NativeWeights:
