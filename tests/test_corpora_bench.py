@@ -13,8 +13,9 @@ from bench import run as bench_run
 from bench.codecs import GENERIC, IMAGE, Codec, same_pixels
 from corpora import build, pack
 from tzip.context import IMAGE as IMAGE_MODALITY
+from tzip.modality import pcm16_channels, predict_residual
 from tzip.shard import Shard
-from tzip.train import Batches, TrainConfig
+from tzip.train import Batches, TrainConfig, model_order
 
 
 def make_sets(cache, samples):
@@ -73,6 +74,15 @@ def test_pack_shard_and_training_batches(tmp_path, samples):
     assert feats.shape == (8, 256, 4) and y.shape == (8, 256) and len(mods) == 8
     # features are the real earlier bytes, even before the crop start
     assert int(feats[..., 0].max()) <= 256 and int(phase.max()) < 64
+    # with an audio predictor, any frame-aligned crop is the residual of its whole doc, as coded
+    audio = next(d for d in shard.docs if d.layout.modality == 2)
+    channels = pcm16_channels(audio.layout)
+    full = predict_residual(bytes(shard.bytes_of(audio, 0, 4000)), channels, 2)
+    for start in (0, 2 * channels, 100 * channels):
+        assert model_order(shard, audio, start, 4000, 2).tobytes() == full[start:]
+    assert model_order(shard, image, 0, 500, 2).tobytes() == bytes(shard.bytes_of(image, 0, 500))
+    _, _, y2, _ = Batches(shard, cfg, val=False, seed=0, predictor=2).batch(8)
+    assert y2.shape == y.shape
 
 
 def test_harness_reports_sizes_and_catches_a_broken_codec(tmp_path, samples):

@@ -20,7 +20,7 @@ from .coder import CoderError
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import IntModel
 from .errors import TzipError
-from .modality import DETECT_BYTES, detect, swap16
+from .modality import DETECT_BYTES, detect, from_model_order, pcm16_channels, to_model_order
 from .models import get_model, model_by_id, on_device
 from .transcode import from_intermediate, to_intermediate
 from .workers import SegmentCoder
@@ -93,7 +93,9 @@ class TzipCompressor:
         fits = unit <= C.MAX_SEGMENT
         request = self.segment_request or SEGMENT_BY_MODALITY[sp.layout.modality]
         self.segment_size = max(unit, request // unit * unit) if fits else request
-        header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode)
+        self.predictor = self.model.cfg.audio_predictor if sp.swapped and pcm16_channels(sp.layout) else 0
+        header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode,
+                          self.predictor)
         head, self.head = bytes(self.head), bytearray()
         return header.pack() + self._route(head)
 
@@ -132,7 +134,8 @@ class TzipCompressor:
         return self._code_batch()
 
     def _code_batch(self) -> bytes:
-        raws = [swap16(s) if self.split.swapped else s for s in self.batch]
+        sp, channels = self.split, pcm16_channels(self.split.layout)
+        raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
         self.batch = []
         use = self.methods
         neural = self.coder.encode(raws, self.split.layout) if "neural" in use else [None] * len(raws)
@@ -252,7 +255,8 @@ class TzipDecompressor:
                 raw = decoded[id(f)]
             if len(raw) != f.raw_len or zlib.crc32(raw) != f.crc:
                 raise TzipError("corrupted tzip stream (segment checksum mismatch)")
-            self._emit(swap16(raw) if self.header.swapped else raw)
+            h = self.header
+            self._emit(from_model_order(raw, h.swapped, h.predictor, pcm16_channels(h.layout)))
         self.queue = []
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .context import Layout
 from .errors import TzipError
+from .modality import pcm16_channels
 
 MAGIC = b"TZIP"
 VERSION = 1
@@ -26,6 +27,8 @@ STORED, ZSTD, NEURAL = 0, 1, 2
 METHOD_NAMES = {STORED: "stored", ZSTD: "zstd", NEURAL: "neural"}
 FLAG_SWAPPED = 1
 TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC
+PREDICTOR_SHIFT = 3  # bits 3-4: order of the audio predictor whose residual was modelled (0 none)
+UNKNOWN_FLAGS = 0xE0  # bits 5-7: must be 0
 TRANSCODES = {0: None, 1: "png", 2: "flac"}
 MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
@@ -46,10 +49,11 @@ class Header:
     segment_size: int
     swapped: bool = False
     transcode: str | None = None
+    predictor: int = 0
 
     def pack(self) -> bytes:
         code = {v: k for k, v in TRANSCODES.items()}[self.transcode]
-        flags = (FLAG_SWAPPED if self.swapped else 0) | (code << TRANSCODE_SHIFT)
+        flags = (FLAG_SWAPPED if self.swapped else 0) | (code << TRANSCODE_SHIFT) | (self.predictor << PREDICTOR_SHIFT)
         body = HEADER.pack(MAGIC, VERSION, flags, bytes.fromhex(self.model_id), self.layout.modality,
                            *self.layout.offsets, self.layout.period, self.segment_size)
         return body + struct.pack("<I", zlib.crc32(body))
@@ -67,10 +71,13 @@ class Header:
             raise TzipError("corrupted tzip stream (header checksum mismatch)")
         _, _, flags, mid, modality, o0, o1, o2, o3, period, seg = HEADER.unpack(body)
         transcode = TRANSCODES.get((flags >> TRANSCODE_SHIFT) & 3, "bad")
-        if modality > 3 or not 1 <= period <= 64 or not 1 <= seg <= MAX_SEGMENT or transcode == "bad":
+        predictor = (flags >> PREDICTOR_SHIFT) & 3
+        if (modality > 3 or not 1 <= period <= 64 or not 1 <= seg <= MAX_SEGMENT or transcode == "bad"
+                or flags & UNKNOWN_FLAGS or predictor > 2 or (predictor and not flags & FLAG_SWAPPED)
+                or (predictor and not pcm16_channels(Layout(modality, (o0, o1, o2, o3), period)))):
             raise TzipError("corrupted tzip stream (invalid header fields)")
         return Header(mid.hex(), Layout(modality, (o0, o1, o2, o3), period), seg,
-                      bool(flags & FLAG_SWAPPED), transcode)
+                      bool(flags & FLAG_SWAPPED), transcode, predictor)
 
 
 def segment_frame(method: int, raw: bytes, coded: bytes) -> bytes:

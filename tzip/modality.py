@@ -6,13 +6,16 @@ starts and how long its header declares it to be, so a stream never has to be he
 WAV (PCM 8/16-bit), PPM/PGM, BMP (uncompressed) and baseline uncompressed TIFF keep their
 header and trailer bytes verbatim; only the payload is modelled, with the layout of its
 modality. 16-bit audio is modelled most-significant byte first, so the payload is byte-swapped
-(an exact involution). Anything else is text (if it decodes mostly as text) or binary.
+(an exact involution), and, for models trained that way, as the residual of a fixed integer
+predictor (FLAC's orders 1-2, DESIGN §3). Anything else is text (if it decodes mostly as text) or binary.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+
+import numpy as np
 
 from .context import AUDIO, BINARY, IMAGE, TEXT, Layout
 
@@ -48,6 +51,53 @@ def swap16(data: bytes) -> bytes:
     out = bytearray(data)
     out[0:even:2], out[1:even:2] = data[1:even:2], data[0:even:2]
     return bytes(out)
+
+
+def pcm16_channels(layout: Layout) -> int:
+    """Channels of a 16-bit audio layout whose frame is its phase period (segments and training
+    crops then start on a frame), 0 for any other layout: the audio predictor applies to these."""
+    if layout.modality != AUDIO or layout.offsets[1] % 2 or not layout.offsets[1]:
+        return 0
+    channels = layout.offsets[1] // 2
+    return channels if Layout.audio(channels, 2) == layout and layout.period == 2 * channels else 0
+
+
+def predict_residual(payload: bytes, channels: int, order: int) -> bytes:
+    """MSB-first 16-bit frames -> residuals of FLAC's fixed order-`order` predictor, per channel.
+
+    The residual is the order-th difference of each channel's samples modulo 2^16, with zero
+    history before the first frame (so a segment needs nothing outside itself). A trailing
+    partial frame is kept as it is. Exactly inverted by `predict_restore`.
+    """
+    frame = 2 * channels
+    whole = len(payload) // frame * frame
+    if order == 0 or whole == 0:
+        return payload
+    x = np.frombuffer(payload[:whole], dtype=">u2").astype(np.int64).reshape(-1, channels)
+    for _ in range(order):
+        x = np.diff(x, axis=0, prepend=0)
+    return (x & 0xFFFF).astype(">u2").tobytes() + payload[whole:]
+
+
+def predict_restore(residual: bytes, channels: int, order: int) -> bytes:
+    """Inverse of `predict_residual`: `order` running sums per channel, modulo 2^16."""
+    frame = 2 * channels
+    whole = len(residual) // frame * frame
+    if order == 0 or whole == 0:
+        return residual
+    x = np.frombuffer(residual[:whole], dtype=">u2").astype(np.int64).reshape(-1, channels)
+    for _ in range(order):
+        x = np.cumsum(x, axis=0) & 0xFFFF
+    return x.astype(">u2").tobytes() + residual[whole:]
+
+
+def to_model_order(segment: bytes, swapped: bool, predictor: int, channels: int) -> bytes:
+    """A payload segment as the model sees it: MSB first, then the predictor's residual."""
+    return predict_residual(swap16(segment), channels, predictor) if swapped else segment
+
+
+def from_model_order(segment: bytes, swapped: bool, predictor: int, channels: int) -> bytes:
+    return swap16(predict_restore(segment, channels, predictor)) if swapped else segment
 
 
 def layout_for(mode: str, channels: int = 1, row_bytes: int = 0, sample_bytes: int = 2) -> Layout:

@@ -32,12 +32,15 @@ class ModelConfig:
     mem_slots: int = 32  # M: memory slots a query can see
     use_memory: bool = True
     use_features: bool = True  # image/audio neighbour-byte features (slots 1..3)
+    audio_predictor: int = 0  # 16-bit audio: order of the fixed predictor subtracted first (0 none, 1, 2)
 
     def __post_init__(self):
         if self.n_kv_heads == 0:
             self.n_kv_heads = self.n_heads
         if self.n_heads % self.n_kv_heads or self.d_model % self.n_heads:
             raise ValueError("n_heads must divide d_model and be a multiple of n_kv_heads")
+        if self.audio_predictor not in (0, 1, 2):
+            raise ValueError("audio_predictor must be 0, 1 or 2")
 
     @property
     def kv_dim(self) -> int:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .context import AUDIO, IMAGE, TEXT, feature_indices, phase_indices
 from .export import export
+from .modality import pcm16_channels, predict_residual
 from .model import ModelConfig, TzipModel
 from .shard import Shard
 
@@ -49,11 +50,22 @@ class TrainConfig:
     init_from: str = ""  # start a new run from another run's ckpt.pt, adapting its weights to this config
 
 
+def model_order(shard: Shard, doc, start: int, end: int, predictor: int) -> np.ndarray:
+    """Bytes start..end of a doc as the model sees them: 16-bit audio as the predictor's residual
+    (history from the doc itself; zero before its start, as at a segment start when coding)."""
+    channels = pcm16_channels(doc.layout) if predictor else 0
+    pre = min(start, predictor * 2 * channels)
+    raw = np.array(shard.bytes_of(doc, start - pre, end))
+    if not channels:
+        return raw
+    return np.frombuffer(predict_residual(raw.tobytes(), channels, predictor), dtype=np.uint8)[pre:].copy()
+
+
 class Batches:
     """Random crops of length `seq` from the shard's docs, with features seen from the full doc."""
 
-    def __init__(self, shard: Shard, cfg: TrainConfig, val: bool, seed: int):
-        self.shard, self.seq = shard, cfg.seq
+    def __init__(self, shard: Shard, cfg: TrainConfig, val: bool, seed: int, predictor: int = 0):
+        self.shard, self.seq, self.predictor = shard, cfg.seq, predictor
         self.rng = np.random.default_rng(seed)
         self.by_modality: dict[int, list] = {}
         for doc in shard.docs:
@@ -73,7 +85,7 @@ class Batches:
         lay = doc.layout
         start = int(self.rng.integers(0, doc.length - self.seq)) // lay.period * lay.period
         back = min(start, max(lay.offsets))
-        x = torch.from_numpy(np.array(self.shard.bytes_of(doc, start - back, start + self.seq)))
+        x = torch.from_numpy(model_order(self.shard, doc, start - back, start + self.seq, self.predictor))
         feats = feature_indices(x, lay)[back:]
         phase = phase_indices(torch.arange(self.seq), lay)
         return feats, phase, x[back:].long(), m
@@ -157,8 +169,8 @@ def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
         tokens, wall = src["tokens"], src["wall"]  # what the weights have seen, for the model card
         print(f"initialised from {cfg.init_from} ({tokens / 1e6:.1f}M tokens)")
     shard = Shard(cfg.shard)
-    train_data = Batches(shard, cfg, val=False, seed=cfg.seed + step)
-    val_data = Batches(shard, cfg, val=True, seed=0)
+    train_data = Batches(shard, cfg, val=False, seed=cfg.seed + step, predictor=mcfg.audio_predictor)
+    val_data = Batches(shard, cfg, val=True, seed=0, predictor=mcfg.audio_predictor)
     print(f"model: {model.n_params() / 1e6:.2f}M params, {mcfg}")
     on_gpu = device == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
@@ -225,7 +237,7 @@ def measure_exported(model: TzipModel, path: Path, shard: Shard, per_doc: int = 
     engine = IntModel(load(path))
     sums: dict[int, list[float]] = {}
     for doc in (d for d in shard.docs if d.val):
-        seg = bytes(shard.bytes_of(doc, 0, min(per_doc, doc.length)))
+        seg = model_order(shard, doc, 0, min(per_doc, doc.length), engine.cfg.audio_predictor).tobytes()
         x = torch.frombuffer(bytearray(seg), dtype=torch.uint8)[None]
         with torch.no_grad():
             logits = model(feature_indices(x, doc.layout), phase_indices(torch.arange(len(seg)), doc.layout)[None])
