@@ -25,10 +25,11 @@ from .models import get_model, model_by_id, on_device
 from .transcode import from_intermediate, to_intermediate
 from .workers import SegmentCoder
 
-# Default segment sizes, by measurement (docs/SPEED.md): small segments give the decoder many
-# rows per step (speed) and cost the neural coder little (it sees < 600 bytes back), but the
-# zstd fallback, which text still takes, needs long ones.
-SEGMENT_BY_MODALITY = {TEXT: 64 * 1024, IMAGE: 16 * 1024, AUDIO: 16 * 1024, BINARY: 64 * 1024}
+# Default segment sizes, by measurement (docs/SPEED.md): each segment restarts the model's
+# context (an image loses its row above, 0.9 % on the bench images at 16 KiB against 64 KiB) and
+# zstd's, which text still falls back to; smaller ones give more segments to decode side by side
+# (worker processes), which audio files of 16-64 KiB need to decode at 20 kB/s.
+SEGMENT_BY_MODALITY = {TEXT: 64 * 1024, IMAGE: 64 * 1024, AUDIO: 16 * 1024, BINARY: 64 * 1024}
 DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
