@@ -64,6 +64,9 @@ def _start(model: IntModel, n: int) -> list[subprocess.Popen]:
     if procs:
         return procs
     shutdown()
+    from . import native
+
+    native.library()  # build the C engine once here, not in every worker at the same moment
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", "from tzip.workers import main; main()"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, env=env) for _ in range(n)]
