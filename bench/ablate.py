@@ -11,7 +11,6 @@ be compared should have the same training budget: the table says what each one s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -36,12 +35,9 @@ def coded_bits(model_path: str, files: dict[str, list[Path]], workers: int) -> d
 
 
 def trained_on(model_path: str) -> str:
-    """Tokens and steps from the run's log next to the model file, where there is one."""
-    log = Path(model_path).with_name("log.jsonl")
-    if not log.exists():
-        return ""
-    last = json.loads(log.read_text().splitlines()[-1])
-    return f"{last['tokens'] / 1e6:.1f} M bytes, {last['step']} steps"
+    """Bytes and steps of training, as the export recorded them in the model file."""
+    meta = get_model(model_path).file.meta
+    return f"{meta['tokens'] / 1e6:.1f} M bytes, {meta['steps']} steps" if "tokens" in meta else ""
 
 
 def main(argv: list[str] | None = None) -> int:
