@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         name, _, path = spec.partition("=")
         cfg = get_model(path).cfg
         shape = (f"d={cfg.d_model} L={cfg.n_layers} kv={cfg.n_kv_heads} W={cfg.window} "
-                 f"memory={'on' if cfg.use_memory else 'off'} features={'on' if cfg.use_features else 'off'}")
+                 f"memory={'on' if cfg.use_memory else 'off'} features={'on' if cfg.use_features else 'off'}"
+                 + (f" audio predictor={cfg.audio_predictor}" if cfg.audio_predictor else ""))
         bits = coded_bits(path, files, args.workers)
         lines.append(f"| {name} | {shape} | {trained_on(path)} | "
                      + " | ".join(f"{bits[m]:.3f}" for m in modalities) + " |")
