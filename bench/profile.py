@@ -77,25 +77,28 @@ def profile_compress(model, data: bytes) -> tuple[float, dict[str, float]]:
     return len(data) / plain, classify(prof, wall)
 
 
-def profile_decompress(model, batch: int, steps: int) -> tuple[float, dict[str, float]]:
-    cfg = model.cfg
-    warm = cfg.window + cfg.block * (cfg.mem_slots + 8)
-    dec = Decoder(model, [Layout.text()] * batch, warm + 2 * steps + 8)
+def warm_steps(model) -> int:
+    """Steps after which a decoder is in steady state: past the window and a full memory."""
+    return model.cfg.window + model.cfg.block * (model.cfg.mem_slots + 8)
+
+
+def timed_steps(dec, batch: int, steps: int) -> float:
+    """Seconds for `steps` decode steps (one byte value for every segment)."""
     symbols = torch.full((batch,), 101, dtype=torch.long)
-    for _ in range(warm):
-        dec.step()
-        dec.push(symbols)
     t0 = time.perf_counter()
     for _ in range(steps):
         dec.step()
         dec.push(symbols)
-    plain = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def profile_decompress(model, batch: int, steps: int) -> tuple[float, dict[str, float]]:
+    warm = warm_steps(model)
+    dec = Decoder(model, [Layout.text()] * batch, warm + 2 * steps + 8)
+    timed_steps(dec, batch, warm)
+    plain = timed_steps(dec, batch, steps)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            dec.step()
-            dec.push(symbols)
-        wall = time.perf_counter() - t0
+        wall = timed_steps(dec, batch, steps)
     return batch * steps / plain, classify(prof, wall)
 
 
@@ -103,25 +106,17 @@ def step_rates(model, batches: list[int], steps: int) -> str:
     """The C step against the PyTorch step, same model and batches: microseconds per step and kB/s."""
     from tzip import native
 
-    cfg = model.cfg
-    warm = cfg.window + cfg.block * (cfg.mem_slots + 8)
+    warm = warm_steps(model)
     kinds = {"PyTorch step": Decoder}
-    if native.available() and native.supports(model):
+    if native.usable(model):
         kinds["C step (native.c)"] = native.NativeDecoder
     lines = ["#### decode step by batch size (one thread, bytes decoded per second of engine time)", "",
              "| step | batch | us per step | us per segment | kB/s |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, make in kinds.items():
         for batch in batches:
             dec = make(model, [Layout.text()] * batch, warm + steps + 8)
-            symbols = torch.full((batch,), 101, dtype=torch.long)
-            for _ in range(warm):
-                dec.step()
-                dec.push(symbols)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                dec.step()
-                dec.push(symbols)
-            per = (time.perf_counter() - t0) / steps
+            timed_steps(dec, batch, warm)
+            per = timed_steps(dec, batch, steps) / steps
             lines.append(f"| {name} | {batch} | {per * 1e6:.0f} | {per * 1e6 / batch:.1f} | {batch / per / 1e3:.1f} |")
     if len(kinds) == 1:
         lines.append(f"\n(C step unavailable: {native.unavailable_reason() or 'unsupported model'})")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import constriction
 import numpy as np
-import torch
 
-from . import native
 from .context import Layout
 from .engine import IntModel
 
@@ -31,22 +29,15 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> list[bytes]:
-    """Teacher-forced pass over each segment (in C where it builds), then one range-coder stream per segment.
+    """Teacher-forced pass over each segment (`IntModel.segment_frequencies`), then one range-coder stream each.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
     """
     out = []
-    in_c = native.usable(model)
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
-        if not s:
-            freqs = None
-        elif in_c:
-            freqs = native.parallel(model, symbols, layout)
-        else:
-            freqs = model.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy()
-        out.append(encode_symbols(symbols, freqs))
+        out.append(encode_symbols(symbols, model.segment_frequencies(symbols, layout) if s else None))
     return out
 
 
@@ -61,11 +52,11 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     n, t_len = len(coded), max(lengths)
     out = np.zeros((n, t_len), dtype=np.uint8)
     dec = model.decoder([layout] * n, t_len)
+    step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
     active = list(range(n))
     for t in range(t_len):
         active = [i for i in active if lengths[i] > t]
-        freqs = dec.step_numpy() if hasattr(dec, "step_numpy") else dec.step().cpu().numpy()
-        probs = freqs.astype(np.float32)
+        probs = step().astype(np.float32)
         symbols = np.zeros(n, dtype=np.int64)
         for i in active:
             symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]

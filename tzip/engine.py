@@ -161,6 +161,14 @@ class IntModel:
             return native.NativeDecoder(self, layouts, max_len)
         return Decoder(self, layouts, max_len)
 
+    def segment_frequencies(self, symbols: np.ndarray, layout: Layout) -> np.ndarray:
+        """Teacher-forced frequencies [T, 256] of one segment: the C pass where it builds, else `parallel`."""
+        from . import native
+
+        if native.usable(self):
+            return native.parallel(self, symbols, layout)
+        return self.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy()
+
     def _ring_slots(self) -> int:
         """Memory ring size: room for every visible slot plus the ones filling, a multiple of W/c."""
         cfg = self.cfg

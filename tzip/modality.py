@@ -62,6 +62,12 @@ def pcm16_channels(layout: Layout) -> int:
     return channels if Layout.audio(channels, 2) == layout and layout.period == 2 * channels else 0
 
 
+def _frames(data: bytes, channels: int) -> tuple[np.ndarray, bytes]:
+    """Whole MSB-first 16-bit frames as int64 [frames, channels], and the partial frame after them."""
+    whole = len(data) // (2 * channels) * (2 * channels)
+    return np.frombuffer(data[:whole], dtype=">u2").astype(np.int64).reshape(-1, channels), data[whole:]
+
+
 def predict_residual(payload: bytes, channels: int, order: int) -> bytes:
     """MSB-first 16-bit frames -> residuals of FLAC's fixed order-`order` predictor, per channel.
 
@@ -69,26 +75,18 @@ def predict_residual(payload: bytes, channels: int, order: int) -> bytes:
     history before the first frame (so a segment needs nothing outside itself). A trailing
     partial frame is kept as it is. Exactly inverted by `predict_restore`.
     """
-    frame = 2 * channels
-    whole = len(payload) // frame * frame
-    if order == 0 or whole == 0:
-        return payload
-    x = np.frombuffer(payload[:whole], dtype=">u2").astype(np.int64).reshape(-1, channels)
+    x, tail = _frames(payload, channels)
     for _ in range(order):
         x = np.diff(x, axis=0, prepend=0)
-    return (x & 0xFFFF).astype(">u2").tobytes() + payload[whole:]
+    return (x & 0xFFFF).astype(">u2").tobytes() + tail
 
 
 def predict_restore(residual: bytes, channels: int, order: int) -> bytes:
     """Inverse of `predict_residual`: `order` running sums per channel, modulo 2^16."""
-    frame = 2 * channels
-    whole = len(residual) // frame * frame
-    if order == 0 or whole == 0:
-        return residual
-    x = np.frombuffer(residual[:whole], dtype=">u2").astype(np.int64).reshape(-1, channels)
+    x, tail = _frames(residual, channels)
     for _ in range(order):
         x = np.cumsum(x, axis=0) & 0xFFFF
-    return x.astype(">u2").tobytes() + residual[whole:]
+    return x.astype(">u2").tobytes() + tail
 
 
 def to_model_order(segment: bytes, swapped: bool, predictor: int, channels: int) -> bytes:

@@ -165,6 +165,21 @@ static void attend_n(ATTEND_ARGS, int hd) { ATTEND_BODY(hd) }
 
 static int floor_mod(int64_t a, int64_t m) { int64_t r = a % m; return (int)(r < 0 ? r + m : r); }
 
+/* One layer's weights, as the params array holds them. */
+typedef struct {
+    void **lp;  /* the layer's slice of params (L_* indices) */
+    const int16_t *qkv_w, *qkv_p;
+    const int32_t *qkv_m, *qkv_s, *out_m, *out_s;
+    int32_t score_m, score_s;
+} LayerWeights;
+
+static LayerWeights layer_weights(void **params, int l) {
+    void **lp = params + P_LAYER0 + l * L_COUNT;
+    LayerWeights L = {lp, lp[L_QKV_W], lp[L_QKV_P], lp[L_QKV_M], lp[L_QKV_S], lp[L_OUT_M], lp[L_OUT_S],
+                      ((int32_t *)lp[L_SCORE_M])[0], ((int32_t *)lp[L_SCORE_S])[0]};
+    return L;
+}
+
 /* A finished memory block: pooled = floor((sum + c/2) / c), then its key and value rows
  * (the qkv projection's key/value part) into k[kh * kv_stride + e] and v likewise. */
 static void memory_slot(const int32_t *cfg, const int16_t *qkv_w, const int32_t *qkv_m, const int32_t *qkv_s,
@@ -295,16 +310,12 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
     const int block_done = use_memory && (t + 1) % c == 0;
     const int wpos = (int)(t % w), mpos = w + floor_mod((t + 1) / c - 1, ring);
     for (int l = 0; l < n_layers; l++) {
-        void **lp = params + P_LAYER0 + l * L_COUNT;
-        const int16_t *qkv_w = lp[L_QKV_W];
-        const int32_t *qkv_m = lp[L_QKV_M], *qkv_s = lp[L_QKV_S];
-        const int32_t score_m = ((int32_t *)lp[L_SCORE_M])[0], score_s = ((int32_t *)lp[L_SCORE_S])[0];
-        const int32_t *out_m = lp[L_OUT_M], *out_s = lp[L_OUT_S];
+        const LayerWeights L = layer_weights(params, l);
         int16_t *lk = keys + l * ring_stride, *lv = vals + l * ring_stride;
         int32_t *lsum = block_sum + l * sum_stride;
 
         for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
-        linear(&xn[0][0], batch, d, qkv_w, lp[L_QKV_P], 0, qkv_out, qkv_m, qkv_s, acc);
+        linear(&xn[0][0], batch, d, L.qkv_w, L.qkv_p, 0, qkv_out, L.qkv_m, L.qkv_s, acc);
         for (int b = 0; b < batch; b++)
             for (int k = 0; k < qkv_out; k++) qkv[b][k] = (int16_t)clamp32(acc[b * qkv_out + k], -127, 127);
 
@@ -318,7 +329,7 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
             int32_t *sum = lsum + (int64_t)b * d;
             for (int k = 0; k < d; k++) sum[k] += xn[b][k];
             if (!block_done) continue;
-            memory_slot(cfg, qkv_w, qkv_m, qkv_s, sum, bk + (int64_t)mpos * hd, bv + (int64_t)mpos * hd,
+            memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sum, bk + (int64_t)mpos * hd, bv + (int64_t)mpos * hd,
                         (int64_t)n_keys * hd);
             memset(sum, 0, sizeof(int32_t) * d);
         }
@@ -329,12 +340,12 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
             for (int q = 0; q < nh; q++) {
                 const int64_t kv0 = (int64_t)(q / g) * n_keys * hd;
                 int32_t o[hd];
-                attend(hd, &qkv[b][q * hd], bk + kv0, bv + kv0, bias[q], n_keys, score_m, score_s, cfg, exp_full, o);
+                attend(hd, &qkv[b][q * hd], bk + kv0, bv + kv0, bias[q], n_keys, L.score_m, L.score_s, cfg, exp_full, o);
                 for (int e = 0; e < hd; e++)
-                    o8[b][q * hd + e] = (int16_t)clamp32(requant(o[e], out_m[q * hd + e], out_s[q * hd + e]), -127, 127);
+                    o8[b][q * hd + e] = (int16_t)clamp32(requant(o[e], L.out_m[q * hd + e], L.out_s[q * hd + e]), -127, 127);
             }
         }
-        finish_layer(cfg, lp, batch, &o8[0][0], &h[0][0], acc, &xn[0][0], &a[0][0]);
+        finish_layer(cfg, L.lp, batch, &o8[0][0], &h[0][0], acc, &xn[0][0], &a[0][0]);
     }
     output(cfg, params, batch, &h[0][0], &xn[0][0], freq);
 }
@@ -381,18 +392,14 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
     for (int64_t t = 0; t < T; t++) embed(cfg, params, t, data, offsets, modality, period, h + t * d);
 
     for (int l = 0; l < n_layers; l++) {
-        void **lp = params + P_LAYER0 + l * L_COUNT;
-        const int16_t *qkv_w = lp[L_QKV_W];
-        const int32_t *qkv_m = lp[L_QKV_M], *qkv_s = lp[L_QKV_S];
-        const int32_t score_m = ((int32_t *)lp[L_SCORE_M])[0], score_s = ((int32_t *)lp[L_SCORE_S])[0];
-        const int32_t *out_m = lp[L_OUT_M], *out_s = lp[L_OUT_S];
+        const LayerWeights L = layer_weights(params, l);
 
         /* queries, keys and values of every position; block sums for the memory */
         if (use_memory) memset(sums, 0, sizeof(int32_t) * nb1 * d);
         for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
             const int rows = T - r0 < ROWS ? (int)(T - r0) : ROWS;
             for (int r = 0; r < rows; r++) rmsnorm(h + (r0 + r) * d, d, norm_shift, xn + r * d);
-            linear(xn, rows, d, qkv_w, lp[L_QKV_P], 0, qkv_out, qkv_m, qkv_s, acc);
+            linear(xn, rows, d, L.qkv_w, L.qkv_p, 0, qkv_out, L.qkv_m, L.qkv_s, acc);
             for (int r = 0; r < rows; r++) {
                 const int64_t t = r0 + r;
                 const int32_t *row = acc + (int64_t)r * qkv_out;
@@ -407,7 +414,7 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
             }
         }
         for (int64_t b = 0; b < n_blocks; b++)
-            memory_slot(cfg, qkv_w, qkv_m, qkv_s, sums + b * d, mk + b * hd, mv + b * hd, nb1 * hd);
+            memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sums + b * d, mk + b * hd, mv + b * hd, nb1 * hd);
 
         /* attention, then the rest of the layer, ROWS positions at a time */
         for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
@@ -426,14 +433,14 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
                         for (int j = 0; j < nw; j++) bias[j] = (int32_t)(-(int64_t)alibi[qh] * (t - (p0 + j)));
                         for (int j = 0; j < nm; j++)
                             bias[nw + j] = (int32_t)(-(int64_t)alibi[qh] * (t - ((lo + j) * c + c / 2)));
-                        attend(hd, q + t * d + qh * hd, kbuf, vbuf, bias, nw + nm, score_m, score_s, cfg, exp_full, o);
+                        attend(hd, q + t * d + qh * hd, kbuf, vbuf, bias, nw + nm, L.score_m, L.score_s, cfg, exp_full, o);
                         for (int e = 0; e < hd; e++)
                             o8[r * d + qh * hd + e] =
-                                (int16_t)clamp32(requant(o[e], out_m[qh * hd + e], out_s[qh * hd + e]), -127, 127);
+                                (int16_t)clamp32(requant(o[e], L.out_m[qh * hd + e], L.out_s[qh * hd + e]), -127, 127);
                     }
                 }
             }
-            finish_layer(cfg, lp, rows, o8, h + r0 * d, acc, xn, a);
+            finish_layer(cfg, L.lp, rows, o8, h + r0 * d, acc, xn, a);
         }
     }
     for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
