@@ -35,6 +35,10 @@ def run_steps(dec, segments: list[bytes]) -> list[torch.Tensor]:
     return [freqs[i, : len(s)] for i, s in enumerate(segments)]
 
 
+def c_parallel(model: IntModel, segments: list[bytes], layout) -> list[torch.Tensor]:
+    return [torch.from_numpy(native.parallel(model, np.frombuffer(s, dtype=np.uint8), layout)) for s in segments]
+
+
 def both(model: IntModel, segments: list[bytes], layout) -> tuple[list, list]:
     n = max(len(s) for s in segments)
     c_step = run_steps(native.NativeDecoder(model, [layout] * len(segments), n), segments)
@@ -71,18 +75,15 @@ def shaped_model(shape: str) -> IntModel:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_c_step_across_attention_shapes(samples, shape):
+def test_c_engine_across_attention_shapes(samples, shape):
+    """Both C entry points against both PyTorch ones, for every attention shape."""
     model = shaped_model(shape)
     for key in ("text", "ppm", "wav_stereo"):
         body, layout = payload(samples, key)
         segs = [body[:257], body[300:400]]
         c_step, torch_step = both(model, segs, layout)
-        for a, b in zip(c_step, torch_step):
-            assert torch.equal(a, b)
-
-
-def c_parallel(model: IntModel, segments: list[bytes], layout) -> list[torch.Tensor]:
-    return [torch.from_numpy(native.parallel(model, np.frombuffer(s, dtype=np.uint8), layout)) for s in segments]
+        for a, b, c, p in zip(c_step, torch_step, c_parallel(model, segs, layout), parallel(model, segs, layout)):
+            assert torch.equal(a, b) and torch.equal(c, p)
 
 
 @pytest.mark.parametrize("key", ["text", "pgm", "ppm", "wav_mono", "wav_stereo", "random"])
@@ -92,16 +93,6 @@ def test_c_parallel_pass_equals_pytorch_parallel_pass(tiny, samples, key):
     for a, p in zip(c_parallel(tiny, segs, layout), parallel(tiny, segs, layout)):
         assert torch.equal(a, p)
     assert native.parallel(tiny, np.zeros(0, dtype=np.uint8), layout).shape == (0, 256)
-
-
-@pytest.mark.parametrize("shape", list(SHAPES))
-def test_c_parallel_pass_across_attention_shapes(samples, shape):
-    model = shaped_model(shape)
-    for key in ("text", "ppm", "wav_stereo"):
-        body, layout = payload(samples, key)
-        segs = [body[:257], body[300:400]]
-        for a, p in zip(c_parallel(model, segs, layout), parallel(model, segs, layout)):
-            assert torch.equal(a, p)
 
 
 def test_batches_larger_than_one_pass(tiny, samples):

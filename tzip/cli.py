@@ -22,7 +22,8 @@ from pathlib import Path
 import typer
 
 from . import container as C
-from .api import TzipCompressor, stream_decompress
+from .api import SEGMENT_BY_MODALITY, TzipCompressor, stream_decompress
+from .context import MODALITY_NAMES
 from .errors import TzipError
 from .transcode import to_intermediate
 
@@ -308,7 +309,9 @@ def compress_cmd(
     keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
     mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
     segment_size: int | None = typer.Option(None, "--segment-size",
-                                     help="bytes per independent segment (default: 64 KiB text, 16 KiB image/audio)"),
+                                     help="bytes per independent segment (default: " + ", ".join(
+                                         f"{MODALITY_NAMES[m]} {n // 1024} KiB" for m, n in SEGMENT_BY_MODALITY.items())
+                                     + ")"),
     transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:

@@ -154,9 +154,7 @@ class NativeWeights:
 
         self.arrays = [arr(model.features, np.int32), arr(model.phase, np.int32), arr(model.exp_full, np.int32),
                        arr(model.layers[0].alibi, np.int32), *linear(model.head)]
-        for L in model.layers:
-            if L.score.mult.numel() != 1 or L.score.shift.numel() != 1:
-                raise ValueError("the C step expects one score multiplier per layer")
+        for L in model.layers:  # supports() has checked one score multiplier per layer
             self.arrays += [*linear(L.qkv), *linear(L.proj), *linear(L.up), *linear(L.down),
                             arr(L.score.mult, np.int32), arr(L.score.shift, np.int32),
                             arr(L.attn_out.mult, np.int32, cfg.d_model), arr(L.attn_out.shift, np.int32, cfg.d_model)]
@@ -174,11 +172,16 @@ def usable(model: IntModel) -> bool:
     return model.device.type == "cpu" and available() and supports(model)
 
 
-def parallel(model: IntModel, symbols: np.ndarray, layout: Layout) -> np.ndarray:
-    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with)."""
+def _require(model: IntModel) -> ctypes.CDLL:
     lib = library()
     if lib is None or not supports(model):
-        raise RuntimeError(f"the C pass is unavailable: {_error or 'unsupported model shape'}")
+        raise RuntimeError(f"the C engine is unavailable: {_error or 'unsupported model shape'}")
+    return lib
+
+
+def parallel(model: IntModel, symbols: np.ndarray, layout: Layout) -> np.ndarray:
+    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with)."""
+    lib = _require(model)
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
     out = np.empty((len(data), 256), dtype=np.int32)
     offsets = np.array(layout.offsets, dtype=np.int32)
@@ -196,10 +199,7 @@ class NativeDecoder:
     """Drop-in for engine.Decoder (step/push) running each step as one C call."""
 
     def __init__(self, model: IntModel, layouts: list[Layout], max_len: int):
-        lib = library()
-        if lib is None or not supports(model):
-            raise RuntimeError(f"the C step is unavailable: {_error or 'unsupported model shape'}")
-        self.lib, self.t = lib, 0
+        self.lib, self.t = _require(model), 0
         self.w = weights(model)
         cfg, b = model.cfg, len(layouts)
         self.b = b
