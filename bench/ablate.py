@@ -1,9 +1,10 @@
 """Ablation table: real coded bits per byte of several models on the bench subsets.
 
-    python -m bench.ablate NAME=MODEL.tzm [NAME=MODEL.tzm ...] [--limit BYTES] [--out FILE.md]
+    python -m bench.ablate NAME=MODEL.tzm [NAME=MODEL.tzm ...] [--limit BYTES] [--methods M,..] [--out FILE.md]
 
 Each model codes the same files (chosen as bench.run --limit chooses them) with neural coding
-only (no zstd or stored fallback, which would hide a weaker model behind zstd), at the default
+only by default (`--methods neural,match` allows the match model too; never the zstd or stored
+fallback, which would hide a weaker model behind zstd), at the default
 segment sizes; sizes are those of the complete .tz streams, container included. Models meant to
 be compared should have the same training budget: the table says what each one saw.
 """
@@ -22,14 +23,15 @@ from corpora.build import default_cache  # noqa: E402
 from tzip.models import get_model  # noqa: E402
 
 
-def coded_bits(model_path: str, files: dict[str, list[Path]], workers: int) -> dict[str, float]:
+def coded_bits(model_path: str, files: dict[str, list[Path]], workers: int,
+               methods: tuple[str, ...] = ("neural",)) -> dict[str, float]:
     out = {}
     for modality, paths in files.items():
         raw = coded = 0
         for p in paths:
             data = p.read_bytes()
             raw += len(data)
-            coded += len(tzip.compress(data, model=model_path, methods=("neural",), workers=workers))
+            coded += len(tzip.compress(data, model=model_path, methods=methods, workers=workers))
         out[modality] = 8 * coded / raw
     return out
 
@@ -48,12 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=default_cache())
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--methods", default="neural",
+                    help="segment codings allowed, e.g. neural,match (the network with the match model)")
     args = ap.parse_args(argv)
     modalities = [m for m in args.sets.split(",") if m]
     files = {m: bench_files(args.cache, m, args.limit) for m in modalities}
     sizes = ", ".join(f"{m} {sum(p.stat().st_size for p in files[m]):,} B in {len(files[m])} files"
                       for m in modalities)
-    lines = [f"Neural-only coded bits per byte on the bench subsets ({sizes}); lower is better.", "",
+    methods = tuple(args.methods.split(","))
+    lines = [f"Coded bits per byte ({'+'.join(methods)}) on the bench subsets ({sizes}); lower is better.", "",
              "| model | config | trained on | " + " | ".join(modalities) + " |",
              "| --- | --- | --- | " + " | ".join("---:" for _ in modalities) + " |"]
     for spec in args.models:
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = (f"d={cfg.d_model} L={cfg.n_layers} kv={cfg.n_kv_heads} W={cfg.window} "
                  f"memory={'on' if cfg.use_memory else 'off'} features={'on' if cfg.use_features else 'off'}"
                  + (f" audio predictor={cfg.audio_predictor}" if cfg.audio_predictor else ""))
-        bits = coded_bits(path, files, args.workers)
+        bits = coded_bits(path, files, args.workers, methods)
         lines.append(f"| {name} | {shape} | {trained_on(path)} | "
                      + " | ".join(f"{bits[m]:.3f}" for m in modalities) + " |")
         print(lines[-1], flush=True)

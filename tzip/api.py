@@ -34,6 +34,7 @@ DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 MODES = ("text", "image", "audio", "binary")
+METHODS = tuple(C.METHOD_NAMES.values())  # stored, zstd, neural, match: all by default
 
 
 class TzipCompressor:
@@ -41,9 +42,10 @@ class TzipCompressor:
 
     def __init__(self, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
                  model: str | os.PathLike | IntModel | None = None,
-                 methods: tuple[str, ...] = ("neural", "zstd", "stored"), transcode: str | None = None,
+                 methods: tuple[str, ...] = METHODS, transcode: str | None = None,
                  workers: int = 1, device: str = "cpu"):
-        """methods: the per-segment coders to choose from (smallest output wins).
+        """methods: the per-segment coders to choose from (smallest output wins; "match" is the
+        network with the match model, tzip/match.py).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either."""
         if mode is not None and mode not in MODES:
@@ -139,14 +141,15 @@ class TzipCompressor:
         raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
         self.batch = []
         use = self.methods
-        neural = self.coder.encode(raws, self.split.layout) if "neural" in use else [None] * len(raws)
+        ways = tuple(m for m in ("neural", "match") if m in use)
+        coded = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
         out = []
-        for raw, nc in zip(raws, neural):
+        for raw, nc in zip(raws, coded):
             options = [(C.STORED, raw)] if "stored" in use else []
             if "zstd" in use:
                 options.append((C.ZSTD, self.zstd.compress(raw)))
             if nc is not None:
-                options.append((C.NEURAL, nc))
+                options.append((C.MATCH if nc[0] else C.NEURAL, nc[1]))
             method, coded = min(options, key=lambda o: (len(o[1]), -o[0]))
             self.stats.append((method, len(raw), len(coded)))
             out.append(C.segment_frame(method, raw, coded))
@@ -213,7 +216,7 @@ class TzipDecompressor:
             if frame.kind == C.FRAME_SEGMENT:
                 self.queue.append(frame)
                 self.frames.append((C.METHOD_NAMES[frame.method], frame.raw_len, len(frame.body)))
-                if sum(f.raw_len for f in self.queue if f.method == C.NEURAL) >= BATCH_BYTES:
+                if sum(f.raw_len for f in self.queue if f.method in C.CODED) >= BATCH_BYTES:
                     self._drain()
                 continue
             self._drain()
@@ -235,12 +238,13 @@ class TzipDecompressor:
     def _drain(self) -> None:
         if not self.queue:
             return
-        neural = [f for f in self.queue if f.method == C.NEURAL]
+        neural = [f for f in self.queue if f.method in C.CODED]
         decoded = {}
         if neural:
             try:
                 raws = SegmentCoder(self._model(), self.workers).decode(
-                    [f.body for f in neural], [f.raw_len for f in neural], self.header.layout)
+                    [f.body for f in neural], [f.raw_len for f in neural], self.header.layout,
+                    [f.method == C.MATCH for f in neural])
             except (CoderError, ValueError, RuntimeError) as e:
                 raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
             decoded = {id(f): r for f, r in zip(neural, raws)}
@@ -263,7 +267,7 @@ class TzipDecompressor:
 
 def compress(data: bytes, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
              model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
-             methods: tuple[str, ...] = ("neural", "zstd", "stored"), workers: int = 1,
+             methods: tuple[str, ...] = METHODS, workers: int = 1,
              device: str = "cpu") -> bytes:
     """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core)."""
     tag = None

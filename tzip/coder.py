@@ -11,6 +11,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from . import match
 from .context import Layout
 from .engine import IntModel
 
@@ -28,21 +29,43 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
     return enc.get_compressed().astype("<u4").tobytes()
 
 
-def encode_segments(model: IntModel, segments: list[bytes], layout: Layout) -> list[bytes]:
+def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
+                    ways: tuple[str, ...] = ("neural", "match")) -> list[tuple[bool, bytes]]:
     """Teacher-forced pass over each segment (`IntModel.segment_frequencies`), then one range-coder stream each.
+
+    `ways` says which codings may be used: the network's frequencies as they are ("neural") and/or
+    rescaled by the match model ("match"). Where both may, the one with the shorter ideal code
+    length is coded. Returns (matched, coded bytes) per segment.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
     """
+    if not set(ways) & {"neural", "match"} or set(ways) - {"neural", "match"}:
+        raise ValueError("ways must be a non-empty subset of ('neural', 'match')")
     out = []
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
-        out.append(encode_symbols(symbols, model.segment_frequencies(symbols, layout) if s else None))
+        if not s:
+            out.append(("match" in ways and "neural" not in ways, encode_symbols(symbols, None)))
+            continue
+        freqs = model.segment_frequencies(symbols, layout)
+        matched = "match" in ways
+        if matched:
+            rescaled = match.apply(symbols, freqs)
+            if "neural" in ways and match.code_length(symbols, freqs) <= match.code_length(symbols, rescaled):
+                matched = False
+            else:
+                freqs = rescaled
+        out.append((matched, encode_symbols(symbols, freqs)))
     return out
 
 
-def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout) -> list[bytes]:
-    """Decode a batch of segments in lock-step: one batched engine step per byte position."""
+def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout,
+                    matched: list[bool] | None = None) -> list[bytes]:
+    """Decode a batch of segments in lock-step: one batched engine step per byte position.
+
+    `matched[i]` says segment i was coded with the match model's frequencies (default: none was).
+    """
     if not coded:
         return []
     if any(len(c) % 4 for c in coded):
@@ -53,13 +76,22 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     out = np.zeros((n, t_len), dtype=np.uint8)
     dec = model.decoder([layout] * n, t_len)
     step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
-    active = list(range(n))
+    matcher = match.MatchBatch(matched, out) if matched and any(matched) else None
+    lengths_arr = np.array(lengths)
     for t in range(t_len):
-        active = [i for i in active if lengths[i] > t]
-        probs = step().astype(np.float32)
+        active = lengths_arr > t
+        freqs = step()
+        if matcher is not None:
+            freqs = matcher.adjust(freqs, active)
+        probs = freqs.astype(np.float32)
         symbols = np.zeros(n, dtype=np.int64)
-        for i in active:
-            symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]
+        for i in np.flatnonzero(active):
+            try:
+                symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]
+            except AssertionError as e:  # constriction's report of data no encoder could produce
+                raise CoderError(str(e)) from None
         out[:, t] = symbols
+        if matcher is not None:
+            matcher.update(t, active)
         dec.push(symbols)
     return [out[i, : lengths[i]].tobytes() for i in range(n)]

@@ -23,8 +23,9 @@ SEGMENT = struct.Struct("<BIII")  # method, raw length, coded length, crc32(raw)
 VERBATIM = struct.Struct("<II")  # length, crc32
 END = struct.Struct("<QI")  # total original length, crc32(original)
 FRAME_SEGMENT, FRAME_VERBATIM, FRAME_END = b"S", b"V", b"E"
-STORED, ZSTD, NEURAL = 0, 1, 2
-METHOD_NAMES = {STORED: "stored", ZSTD: "zstd", NEURAL: "neural"}
+STORED, ZSTD, NEURAL, MATCH = 0, 1, 2, 3
+METHOD_NAMES = {STORED: "stored", ZSTD: "zstd", NEURAL: "neural", MATCH: "match"}
+CODED = (NEURAL, MATCH)  # the methods the range coder decodes
 FLAG_SWAPPED = 1
 TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC
 PREDICTOR_SHIFT = 3  # bits 3-4: order of the audio predictor whose residual was modelled (0 none)
@@ -111,7 +112,7 @@ def read_frame(buf: bytes | bytearray | memoryview, pos: int, segment_size: int)
         if pos + 1 + SEGMENT.size > len(buf):
             return None
         method, raw_len, coded_len, crc = SEGMENT.unpack_from(buf, pos + 1)
-        limit = raw_len + 64 if method != NEURAL else 2 * raw_len + 64
+        limit = raw_len + 64 if method not in CODED else 2 * raw_len + 64
         if method not in METHOD_NAMES or raw_len > segment_size or coded_len > limit:
             raise TzipError("corrupted tzip stream (invalid segment frame)")
         start = pos + 1 + SEGMENT.size

@@ -1,7 +1,8 @@
 """The engine compiled from C (native.c): the PyTorch engine's integers, many times faster.
 
 Two entry points: `NativeDecoder` (the incremental step, decompression) and `parallel` (the
-teacher-forced pass over one segment, compression).
+teacher-forced pass over one segment, compression). The library also holds the match model's
+loops (tzip_match_*, used by tzip/match.py).
 
 A decode step of a small model is a few hundred tiny tensor operations; in PyTorch each costs
 microseconds of dispatch, so one step takes about a millisecond whatever its batch. The same
@@ -97,6 +98,15 @@ def library() -> ctypes.CDLL | None:
         lib.tzip_parallel.restype = ctypes.c_int
         lib.tzip_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                       ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
+        lib.tzip_match_scan.restype = ctypes.c_int
+        lib.tzip_match_scan.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        lib.tzip_match_predict.restype = None
+        lib.tzip_match_predict.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                                           ctypes.c_void_p, ctypes.c_void_p]
+        lib.tzip_match_update.restype = None
+        lib.tzip_match_update.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                                          ctypes.c_int64, ctypes.c_void_p]
+        lib.tzip_match_state_size.restype = ctypes.c_int64
         _lib = lib
         return lib
 

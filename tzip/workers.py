@@ -122,21 +122,21 @@ class SegmentCoder:
                 raise TzipError(f"worker failed: {value}")
         return [value for _, value in replies]
 
-    def encode(self, segments: list[bytes], layout: Layout) -> list[bytes]:
+    def encode(self, segments: list[bytes], layout: Layout, ways: tuple[str, ...]) -> list[tuple[bool, bytes]]:
         """Contiguous groups of segments, one per worker (segments are of equal size but the last)."""
         if not self._use_pool(len(segments), sum(map(len, segments))):
-            return encode_segments(self.model, segments, layout)
+            return encode_segments(self.model, segments, layout, ways)
         n = min(self.workers, len(segments))
         bounds = [len(segments) * i // n for i in range(n + 1)]
-        jobs = [("encode", segments[bounds[i] : bounds[i + 1]], layout) for i in range(n)]
+        jobs = [("encode", segments[bounds[i] : bounds[i + 1]], layout, ways) for i in range(n)]
         return [c for part in self._run(jobs) for c in part]
 
-    def decode(self, coded: list[bytes], lengths: list[int], layout: Layout) -> list[bytes]:
+    def decode(self, coded: list[bytes], lengths: list[int], layout: Layout, matched: list[bool]) -> list[bytes]:
         """Every n-th segment to each worker, so each decodes a batch of about equal lengths in lock-step."""
         if not self._use_pool(len(coded), sum(lengths)):
-            return decode_segments(self.model, coded, lengths, layout)
+            return decode_segments(self.model, coded, lengths, layout, matched)
         n = min(self.workers, len(coded))
-        parts = self._run([("decode", coded[i::n], lengths[i::n], layout) for i in range(n)])
+        parts = self._run([("decode", coded[i::n], lengths[i::n], layout, matched[i::n]) for i in range(n)])
         out: list[bytes] = [b""] * len(coded)
         for i, part in enumerate(parts):
             out[i::n] = part
@@ -161,9 +161,9 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
             return
         try:
             if job[0] == "encode":
-                reply = ("ok", encode_segments(model, job[1], job[2]))
+                reply = ("ok", encode_segments(model, *job[1:]))
             else:
-                reply = ("ok", decode_segments(model, job[1], job[2], job[3]))
+                reply = ("ok", decode_segments(model, *job[1:]))
         except (CoderError, ValueError, RuntimeError) as e:  # what corrupted input raises
             reply = ("coder", str(e))
         except Exception as e:  # reported to the parent, which raises it

@@ -1,0 +1,156 @@
+"""The match model: C and Python give the same integers, compression and decompression agree,
+and the container's "match" segments round-trip and fail cleanly when damaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tzip
+from tzip import container as C
+from tzip import match, native
+from tzip.coder import decode_segments, encode_segments
+from tzip.context import Layout
+from tzip.errors import TzipError
+
+from .conftest import DATA
+
+needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+
+
+def network_like(symbols: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Valid frequency rows (each >= 1, total 2^16) of varied sharpness, some peaked at the true byte."""
+    rng = np.random.default_rng(seed)
+    t = len(symbols)
+    raw = rng.gamma(0.3, size=(t, 256)) * rng.choice([1, 30, 1000], size=(t, 1))
+    raw[np.arange(t), symbols] += rng.choice([0.0, 5.0, 500.0], size=t)
+    f = 1 + np.floor(raw / raw.sum(1, keepdims=True) * (match.ONE - 256 - 300)).astype(np.int64)
+    f[:, 0] += match.ONE - f.sum(1)
+    assert (f >= 1).all() and (f.sum(1) == match.ONE).all()
+    return f.astype(np.int32)
+
+
+def texts() -> list[np.ndarray]:
+    alice = np.frombuffer((DATA / "alice_head.txt").read_bytes()[:6000], dtype=np.uint8)
+    rng = np.random.default_rng(1)
+    return [alice, np.frombuffer(b"abcd" * 700 + b"abce" * 300, dtype=np.uint8),
+            rng.integers(0, 256, 3000, dtype=np.uint8), np.zeros(5000, dtype=np.uint8), alice[:3]]
+
+
+@pytest.fixture
+def python_only(monkeypatch):
+    monkeypatch.setattr(match, "_library", lambda: None)
+
+
+def reference(symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    out = freqs.copy()
+    s = match.new_states(1)[0]
+    for t in range(len(symbols)):
+        match.predict(s, symbols, out[t])
+        match.update(s, symbols, t)
+    return out
+
+
+@needs_c
+@pytest.mark.parametrize("which", range(5))
+def test_c_scan_equals_python(which):
+    x = texts()[which]
+    f = network_like(x, which)
+    got = match.apply(x, f)
+    assert np.array_equal(got, reference(x, f))
+    assert (got >= 1).all() and (got.sum(1) == match.ONE).all()
+
+
+def test_rescaling_keeps_a_valid_distribution_and_learns_repeats():
+    x = np.frombuffer(b"the cat sat on the mat. " * 200, dtype=np.uint8)
+    flat = np.full((len(x), 256), match.ONE // 256, dtype=np.int32)
+    got = match.apply(x, flat)
+    assert (got >= 1).all() and (got.sum(1) == match.ONE).all()
+    # a flat network spends 8 bits a byte; once the repeats are found the match model spends far less
+    assert match.code_length(x, flat) == pytest.approx(8 * len(x))
+    assert match.code_length(x[2000:], got[2000:]) < 0.05 * 8 * (len(x) - 2000)
+
+
+def test_no_match_leaves_frequencies_alone():
+    x = np.arange(200, dtype=np.uint8)  # no 4-byte context repeats
+    f = network_like(x)
+    assert np.array_equal(match.apply(x, f), f)
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
+    """What decompression computes step by step (a batch of unequal segments, some not matched)
+    is what compression computed over each whole segment."""
+    if engine == "python":
+        monkeypatch.setattr(match, "_library", lambda: None)
+    elif not native.available():
+        pytest.skip("no C compiler")
+    segs = [x[:1500] for x in texts()]
+    use = [True, True, False, True, True]
+    freqs = [network_like(x, i) for i, x in enumerate(segs)]
+    t_len = max(map(len, segs))
+    hist = np.zeros((len(segs), t_len), dtype=np.uint8)
+    batch = match.MatchBatch(use, hist)
+    lengths = np.array([len(x) for x in segs])
+    got = [np.zeros_like(f) for f in freqs]
+    for t in range(t_len):
+        active = lengths > t
+        step = np.zeros((len(segs), 256), dtype=np.int32)
+        for i in np.flatnonzero(active):
+            step[i] = freqs[i][t]
+        step = batch.adjust(step, active)
+        for i in np.flatnonzero(active):
+            got[i][t] = step[i]
+            hist[i, t] = segs[i][t]
+        batch.update(t, active)
+    for x, f, g, u in zip(segs, freqs, got, use):
+        assert np.array_equal(g, reference(x, f) if u else f)
+
+
+def test_coder_round_trip_with_mixed_methods(tiny):
+    segs = [bytes(x[:700]) for x in texts()] + [b""]
+    lay = Layout.text()
+    for ways in (("neural",), ("match",), ("neural", "match")):
+        coded = encode_segments(tiny, segs, lay, ways)
+        assert all(m for m, _ in coded) if ways == ("match",) else True
+        assert not any(m for m, _ in coded) if ways == ("neural",) else True
+        back = decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], lay, [m for m, _ in coded])
+        assert back == segs
+
+
+def test_coder_keeps_the_shorter_coding(tiny):
+    repeats = (DATA / "alice_head.txt").read_bytes()[:800] * 4
+    coded = {ways: encode_segments(tiny, [repeats], Layout.text(), ways)[0]
+             for ways in (("neural",), ("match",), ("neural", "match"))}
+    assert coded[("neural", "match")][0]  # repeats: the match model wins
+    assert len(coded[("match",)][1]) < 0.6 * len(coded[("neural",)][1])
+    assert coded[("neural", "match")][1] == coded[("match",)][1]
+
+
+def test_api_round_trip_and_methods(tiny):
+    text = (DATA / "alice_head.txt").read_bytes()
+    for data in (b"", b"x", text, text * 3, bytes(range(256)) * 40):
+        for methods in (("match",), ("neural", "match"), tzip.api.METHODS):
+            assert tzip.decompress(tzip.compress(data, model=tiny, segment_size=4096, methods=methods),
+                                   model=tiny) == data
+
+
+def test_python_fallback_round_trip(tiny, python_only):
+    data = (DATA / "alice_head.txt").read_bytes()[:3000] * 2
+    packed = tzip.compress(data, model=tiny, segment_size=2048, methods=("match",))
+    assert tzip.decompress(packed, model=tiny) == data
+
+
+def test_damaged_match_segment_fails_cleanly(tiny):
+    data = (DATA / "alice_head.txt").read_bytes()[:2000] * 2
+    packed = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=("match",)))
+    first = C.HEADER_SIZE
+    assert packed[first : first + 2] == C.FRAME_SEGMENT + bytes([C.MATCH])
+    body = first + 1 + C.SEGMENT.size
+    packed[body + 10] ^= 0xFF
+    with pytest.raises(TzipError, match="corrupted"):
+        tzip.decompress(bytes(packed), model=tiny)
+    plain = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=("match",)))
+    plain[first + 1] = C.NEURAL  # decoding a match segment without the match model must not pass
+    with pytest.raises(TzipError, match="corrupted"):
+        tzip.decompress(bytes(plain), model=tiny)
