@@ -1,5 +1,6 @@
-"""The match model: C and Python give the same integers, compression and decompression agree,
-and the container's "match" segments round-trip and fail cleanly when damaged."""
+"""The match and context-count models: C and Python give the same integers, compression and
+decompression agree, and the container's "match"/"context" segments round-trip and fail cleanly
+when damaged."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 import tzip
 from tzip import container as C
-from tzip import match, native
-from tzip.coder import decode_segments, encode_segments
+from tzip import counts, match, native
+from tzip.coder import WAYS, code_length, decode_segments, encode_segments
 from tzip.context import Layout
 from tzip.errors import TzipError
 
@@ -40,25 +41,40 @@ def texts() -> list[np.ndarray]:
 @pytest.fixture
 def python_only(monkeypatch):
     monkeypatch.setattr(match, "_library", lambda: None)
+    monkeypatch.setattr(counts, "_library", lambda: None)
 
 
-def reference(symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+def reference(symbols: np.ndarray, freqs: np.ndarray, stage: str = "match") -> np.ndarray:
     out = freqs.copy()
-    s = match.new_states(1)[0]
+    s = match.new_states(1)[0] if stage == "match" else counts.SegmentCounts()
     for t in range(len(symbols)):
-        match.predict(s, symbols, out[t])
-        match.update(s, symbols, t)
+        if stage == "match":
+            match.predict(s, symbols, out[t])
+            match.update(s, symbols, t)
+        else:
+            s.predict(symbols, t, out[t])
+            s.update(symbols, t)
     return out
 
 
 @needs_c
+@pytest.mark.parametrize("stage", ["match", "counts"])
 @pytest.mark.parametrize("which", range(5))
-def test_c_scan_equals_python(which):
+def test_c_scan_equals_python(which, stage):
     x = texts()[which]
     f = network_like(x, which)
-    got = match.apply(x, f)
-    assert np.array_equal(got, reference(x, f))
+    got = (match if stage == "match" else counts).apply(x, f)
+    assert np.array_equal(got, reference(x, f, stage))
     assert (got >= 1).all() and (got.sum(1) == match.ONE).all()
+
+
+def test_counts_halve_and_follow_change():
+    """Past the count limit the statistics halve, and a context's new successor takes over."""
+    x = np.frombuffer(b"ab" * 600 + b"ac" * 600, dtype=np.uint8)
+    flat = np.full((len(x), 256), match.ONE // 256, dtype=np.int32)
+    got = counts.apply(x, flat)
+    assert np.array_equal(got, reference(x, flat, "counts"))
+    assert code_length(x[-200:], got[-200:]) < 0.1 * code_length(x[-200:], flat[-200:])
 
 
 def test_rescaling_keeps_a_valid_distribution_and_learns_repeats():
@@ -67,8 +83,8 @@ def test_rescaling_keeps_a_valid_distribution_and_learns_repeats():
     got = match.apply(x, flat)
     assert (got >= 1).all() and (got.sum(1) == match.ONE).all()
     # a flat network spends 8 bits a byte; once the repeats are found the match model spends far less
-    assert match.code_length(x, flat) == pytest.approx(8 * len(x))
-    assert match.code_length(x[2000:], got[2000:]) < 0.05 * 8 * (len(x) - 2000)
+    assert code_length(x, flat) == pytest.approx(8 * len(x))
+    assert code_length(x[2000:], got[2000:]) < 0.05 * 8 * (len(x) - 2000)
 
 
 def test_no_match_leaves_frequencies_alone():
@@ -79,18 +95,20 @@ def test_no_match_leaves_frequencies_alone():
 
 @pytest.mark.parametrize("engine", ["c", "python"])
 def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
-    """What decompression computes step by step (a batch of unequal segments, some not matched)
+    """What decompression computes step by step (a batch of unequal segments in different ways)
     is what compression computed over each whole segment."""
     if engine == "python":
         monkeypatch.setattr(match, "_library", lambda: None)
+        monkeypatch.setattr(counts, "_library", lambda: None)
     elif not native.available():
         pytest.skip("no C compiler")
     segs = [x[:1500] for x in texts()]
-    use = [True, True, False, True, True]
+    ways = ["context", "match", "neural", "context", "context"]
     freqs = [network_like(x, i) for i, x in enumerate(segs)]
     t_len = max(map(len, segs))
     hist = np.zeros((len(segs), t_len), dtype=np.uint8)
-    batch = match.MatchBatch(use, hist)
+    stages = [match.MatchBatch([w != "neural" for w in ways], hist),
+              counts.CountsBatch([w == "context" for w in ways], hist)]
     lengths = np.array([len(x) for x in segs])
     got = [np.zeros_like(f) for f in freqs]
     for t in range(t_len):
@@ -98,59 +116,64 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
         step = np.zeros((len(segs), 256), dtype=np.int32)
         for i in np.flatnonzero(active):
             step[i] = freqs[i][t]
-        step = batch.adjust(step, active)
+        for stage in stages:
+            step = stage.adjust(step, active, t)
         for i in np.flatnonzero(active):
             got[i][t] = step[i]
             hist[i, t] = segs[i][t]
-        batch.update(t, active)
-    for x, f, g, u in zip(segs, freqs, got, use):
-        assert np.array_equal(g, reference(x, f) if u else f)
+        for stage in stages:
+            stage.update(t, active)
+    for x, f, g, w in zip(segs, freqs, got, ways):
+        want = f if w == "neural" else reference(x, f)
+        assert np.array_equal(g, reference(x, want, "counts") if w == "context" else want)
 
 
 def test_coder_round_trip_with_mixed_methods(tiny):
     segs = [bytes(x[:700]) for x in texts()] + [b""]
     lay = Layout.text()
-    for ways in (("neural",), ("match",), ("neural", "match")):
+    for ways in (("neural",), ("match",), ("context",), ("neural", "match"), WAYS):
         coded = encode_segments(tiny, segs, lay, ways)
-        assert all(m for m, _ in coded) if ways == ("match",) else True
-        assert not any(m for m, _ in coded) if ways == ("neural",) else True
-        back = decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], lay, [m for m, _ in coded])
+        assert {w for w, _ in coded} <= set(ways)
+        back = decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], lay, [w for w, _ in coded])
         assert back == segs
 
 
-def test_coder_keeps_the_shorter_coding(tiny):
+def test_coder_keeps_the_shortest_coding(tiny):
     repeats = (DATA / "alice_head.txt").read_bytes()[:800] * 4
     coded = {ways: encode_segments(tiny, [repeats], Layout.text(), ways)[0]
-             for ways in (("neural",), ("match",), ("neural", "match"))}
-    assert coded[("neural", "match")][0]  # repeats: the match model wins
+             for ways in (("neural",), ("match",), ("context",), WAYS)}
     assert len(coded[("match",)][1]) < 0.6 * len(coded[("neural",)][1])
-    assert coded[("neural", "match")][1] == coded[("match",)][1]
+    way, chosen = coded[WAYS]
+    assert way != "neural" and chosen == coded[(way,)][1]
+    assert len(chosen) <= min(len(coded[(w,)][1]) for w in WAYS) + 8  # chosen by ideal code length
 
 
 def test_api_round_trip_and_methods(tiny):
     text = (DATA / "alice_head.txt").read_bytes()
     for data in (b"", b"x", text, text * 3, bytes(range(256)) * 40):
-        for methods in (("match",), ("neural", "match"), tzip.api.METHODS):
+        for methods in (("match",), ("context",), ("neural", "match"), tzip.api.METHODS):
             assert tzip.decompress(tzip.compress(data, model=tiny, segment_size=4096, methods=methods),
                                    model=tiny) == data
 
 
-def test_python_fallback_round_trip(tiny, python_only):
+@pytest.mark.parametrize("method", ["match", "context"])
+def test_python_fallback_round_trip(tiny, python_only, method):
     data = (DATA / "alice_head.txt").read_bytes()[:3000] * 2
-    packed = tzip.compress(data, model=tiny, segment_size=2048, methods=("match",))
+    packed = tzip.compress(data, model=tiny, segment_size=2048, methods=(method,))
     assert tzip.decompress(packed, model=tiny) == data
 
 
-def test_damaged_match_segment_fails_cleanly(tiny):
+@pytest.mark.parametrize("method", [C.MATCH, C.CONTEXT])
+def test_damaged_segment_fails_cleanly(tiny, method):
     data = (DATA / "alice_head.txt").read_bytes()[:2000] * 2
-    packed = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=("match",)))
+    packed = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=(C.METHOD_NAMES[method],)))
     first = C.HEADER_SIZE
-    assert packed[first : first + 2] == C.FRAME_SEGMENT + bytes([C.MATCH])
+    assert packed[first : first + 2] == C.FRAME_SEGMENT + bytes([method])
     body = first + 1 + C.SEGMENT.size
     packed[body + 10] ^= 0xFF
     with pytest.raises(TzipError, match="corrupted"):
         tzip.decompress(bytes(packed), model=tiny)
-    plain = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=("match",)))
-    plain[first + 1] = C.NEURAL  # decoding a match segment without the match model must not pass
+    plain = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=(C.METHOD_NAMES[method],)))
+    plain[first + 1] = C.NEURAL  # decoding it the wrong way must not pass
     with pytest.raises(TzipError, match="corrupted"):
         tzip.decompress(bytes(plain), model=tiny)

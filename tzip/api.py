@@ -16,7 +16,7 @@ from typing import BinaryIO
 import zstandard
 
 from . import container as C
-from .coder import CoderError
+from .coder import WAYS, CoderError
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import IntModel
 from .errors import TzipError
@@ -34,7 +34,8 @@ DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 MODES = ("text", "image", "audio", "binary")
-METHODS = tuple(C.METHOD_NAMES.values())  # stored, zstd, neural, match: all by default
+METHODS = tuple(C.METHOD_NAMES.values())  # stored, zstd, neural, match, context: all by default
+METHOD_OF = {name: code for code, name in C.METHOD_NAMES.items()}
 
 
 class TzipCompressor:
@@ -45,7 +46,8 @@ class TzipCompressor:
                  methods: tuple[str, ...] = METHODS, transcode: str | None = None,
                  workers: int = 1, device: str = "cpu"):
         """methods: the per-segment coders to choose from (smallest output wins; "match" is the
-        network with the match model, tzip/match.py).
+        network with the match model, tzip/match.py, "context" that and the context counts,
+        tzip/counts.py).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either."""
         if mode is not None and mode not in MODES:
@@ -141,7 +143,7 @@ class TzipCompressor:
         raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
         self.batch = []
         use = self.methods
-        ways = tuple(m for m in ("neural", "match") if m in use)
+        ways = tuple(w for w in WAYS if w in use)
         coded = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
         out = []
         for raw, nc in zip(raws, coded):
@@ -149,7 +151,7 @@ class TzipCompressor:
             if "zstd" in use:
                 options.append((C.ZSTD, self.zstd.compress(raw)))
             if nc is not None:
-                options.append((C.MATCH if nc[0] else C.NEURAL, nc[1]))
+                options.append((METHOD_OF[nc[0]], nc[1]))
             method, coded = min(options, key=lambda o: (len(o[1]), -o[0]))
             self.stats.append((method, len(raw), len(coded)))
             out.append(C.segment_frame(method, raw, coded))
@@ -244,7 +246,7 @@ class TzipDecompressor:
             try:
                 raws = SegmentCoder(self._model(), self.workers).decode(
                     [f.body for f in neural], [f.raw_len for f in neural], self.header.layout,
-                    [f.method == C.MATCH for f in neural])
+                    [C.METHOD_NAMES[f.method] for f in neural])
             except (CoderError, ValueError, RuntimeError) as e:
                 raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
             decoded = {id(f): r for f, r in zip(neural, raws)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from . import match
+from . import counts, match
 from .context import Layout
 from .engine import IntModel
 
@@ -29,60 +29,84 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
     return enc.get_compressed().astype("<u4").tobytes()
 
 
+WAYS = ("neural", "match", "context")  # the network alone; + the match model; + match and context counts
+
+
+def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
+    """Ideal code length in bits: how the encoder picks a way of coding (never decoded)."""
+    if not len(symbols):
+        return 0.0
+    f = freqs[np.arange(len(symbols)), symbols.astype(np.int64)]
+    return float(-np.log2(f / (1 << 16)).sum())
+
+
+def way_frequencies(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each allowed way's frequencies for a whole segment, from the network's."""
+    out = {"neural": freqs} if "neural" in ways else {}
+    if "match" in ways or "context" in ways:
+        matched = match.apply(symbols, freqs)
+        if "match" in ways:
+            out["match"] = matched
+        if "context" in ways:
+            out["context"] = counts.apply(symbols, matched)
+    return out
+
+
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
-                    ways: tuple[str, ...] = ("neural", "match")) -> list[tuple[bool, bytes]]:
+                    ways: tuple[str, ...] = WAYS) -> list[tuple[str, bytes]]:
     """Teacher-forced pass over each segment (`IntModel.segment_frequencies`), then one range-coder stream each.
 
-    `ways` says which codings may be used: the network's frequencies as they are ("neural") and/or
-    rescaled by the match model ("match"). Where both may, the one with the shorter ideal code
-    length is coded. Returns (matched, coded bytes) per segment.
+    `ways` says which codings may be used (WAYS: the network's frequencies as they are, rescaled by
+    the match model, or by the match model then blended with the segment's context counts); of
+    those, the one with the shortest ideal code length is coded. Returns (way, coded bytes) per segment.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
     """
-    if not set(ways) & {"neural", "match"} or set(ways) - {"neural", "match"}:
-        raise ValueError("ways must be a non-empty subset of ('neural', 'match')")
+    if not ways or set(ways) - set(WAYS):
+        raise ValueError(f"ways must be a non-empty subset of {WAYS}")
     out = []
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
         if not s:
-            out.append(("match" in ways and "neural" not in ways, encode_symbols(symbols, None)))
+            out.append((ways[0], encode_symbols(symbols, None)))
             continue
-        freqs = model.segment_frequencies(symbols, layout)
-        matched = "match" in ways
-        if matched:
-            rescaled = match.apply(symbols, freqs)
-            if "neural" in ways and match.code_length(symbols, freqs) <= match.code_length(symbols, rescaled):
-                matched = False
-            else:
-                freqs = rescaled
-        out.append((matched, encode_symbols(symbols, freqs)))
+        options = way_frequencies(symbols, model.segment_frequencies(symbols, layout), ways)
+        way = min(options, key=lambda w: (code_length(symbols, options[w]), WAYS.index(w)))
+        out.append((way, encode_symbols(symbols, options[way])))
     return out
 
 
 def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout,
-                    matched: list[bool] | None = None) -> list[bytes]:
+                    ways: list[str] | None = None) -> list[bytes]:
     """Decode a batch of segments in lock-step: one batched engine step per byte position.
 
-    `matched[i]` says segment i was coded with the match model's frequencies (default: none was).
+    `ways[i]` is how segment i was coded (default: "neural" for all).
     """
     if not coded:
         return []
     if any(len(c) % 4 for c in coded):
         raise CoderError("coded segment length is not a whole number of coder words")
+    ways = ways or ["neural"] * len(coded)
+    if set(ways) - set(WAYS):
+        raise ValueError(f"unknown way of coding in {set(ways)}")
     decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(c, dtype="<u4").astype(np.uint32))
                 for c in coded]
     n, t_len = len(coded), max(lengths)
     out = np.zeros((n, t_len), dtype=np.uint8)
     dec = model.decoder([layout] * n, t_len)
     step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
-    matcher = match.MatchBatch(matched, out) if matched and any(matched) else None
+    stages = []
+    if any(w != "neural" for w in ways):
+        stages.append(match.MatchBatch([w != "neural" for w in ways], out))
+    if "context" in ways:
+        stages.append(counts.CountsBatch([w == "context" for w in ways], out))
     lengths_arr = np.array(lengths)
     for t in range(t_len):
         active = lengths_arr > t
         freqs = step()
-        if matcher is not None:
-            freqs = matcher.adjust(freqs, active)
+        for stage in stages:
+            freqs = stage.adjust(freqs, active, t)
         probs = freqs.astype(np.float32)
         symbols = np.zeros(n, dtype=np.int64)
         for i in np.flatnonzero(active):
@@ -91,7 +115,7 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             except AssertionError as e:  # constriction's report of data no encoder could produce
                 raise CoderError(str(e)) from None
         out[:, t] = symbols
-        if matcher is not None:
-            matcher.update(t, active)
+        for stage in stages:
+            stage.update(t, active)
         dec.push(symbols)
     return [out[i, : lengths[i]].tobytes() for i in range(n)]

@@ -130,7 +130,7 @@ class MatchBatch:
         self.states = new_states(len(use))
         self.lib = _library()
 
-    def adjust(self, freqs: np.ndarray, active: np.ndarray) -> np.ndarray:
+    def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
         mask = (self.use & active).astype(np.uint8)
         out = np.array(freqs, dtype=np.int32, order="C")
         if self.lib is not None:
@@ -149,11 +149,3 @@ class MatchBatch:
             return
         for i in np.flatnonzero(mask):
             update(self.states[i], self.history[i], t)
-
-
-def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
-    """Ideal code length in bits: how the encoder picks between plain and match coding (never decoded)."""
-    if not len(symbols):
-        return 0.0
-    f = freqs[np.arange(len(symbols)), symbols.astype(np.int64)]
-    return float(-np.log2(f / ONE).sum())

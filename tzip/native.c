@@ -569,3 +569,147 @@ void tzip_match_update(int32_t *states, int64_t b, const uint8_t *hist, int64_t 
 }
 
 int64_t tzip_match_state_size(void) { return MS_SIZE; }
+
+/* ---- The context-count model (tzip/counts.py is the reference; the same integers) --------------- */
+
+#define COUNT_ORDERS 3
+static const int count_order[COUNT_ORDERS] = {2, 3, 4};
+static const int64_t count_prior[COUNT_ORDERS] = {64, 12, 4};
+#define COUNT_LIMIT 255
+
+typedef struct {
+    int64_t cap;                 /* hash slots, a power of two above twice the contexts there can be */
+    uint64_t *key;               /* context + 1 (0 = empty slot) */
+    int32_t *head, *total;       /* first successor node, sum of its counts */
+    int32_t *next;               /* successor nodes: next node (-1 = end), byte, count */
+    uint8_t *sym;
+    int32_t *count;
+    int32_t used;
+} count_table;
+
+typedef struct { count_table t[COUNT_ORDERS]; } count_state;
+
+void tzip_counts_free(count_state *s) {
+    if (!s) return;
+    for (int k = 0; k < COUNT_ORDERS; k++) {
+        count_table *c = &s->t[k];
+        free(c->key); free(c->head); free(c->total); free(c->next); free(c->sym); free(c->count);
+    }
+    free(s);
+}
+
+count_state *tzip_counts_new(int64_t max_len) {
+    count_state *s = calloc(1, sizeof(count_state));
+    if (!s) return NULL;
+    for (int k = 0; k < COUNT_ORDERS; k++) {
+        count_table *c = &s->t[k];
+        int64_t contexts = max_len < ((int64_t)1 << (8 * count_order[k])) ? max_len : ((int64_t)1 << (8 * count_order[k]));
+        c->cap = 16;
+        while (c->cap < 2 * contexts) c->cap *= 2;
+        c->key = calloc(c->cap, sizeof(uint64_t));
+        c->head = malloc(c->cap * sizeof(int32_t));
+        c->total = calloc(c->cap, sizeof(int32_t));
+        c->next = malloc((max_len + 1) * sizeof(int32_t));
+        c->sym = malloc(max_len + 1);
+        c->count = malloc((max_len + 1) * sizeof(int32_t));
+        if (!c->key || !c->head || !c->total || !c->next || !c->sym || !c->count) { tzip_counts_free(s); return NULL; }
+    }
+    return s;
+}
+
+static inline uint32_t count_context(const uint8_t *hist, int64_t t, int k) {
+    uint32_t v = 0;
+    for (int i = 1; i <= k; i++) v = (v << 8) | hist[t - i];
+    return v;
+}
+
+/* The slot of a context: found, or the empty one where it would go (-1 - slot). */
+static inline int64_t count_slot(const count_table *c, uint32_t v) {
+    uint64_t i = ((uint64_t)(v * 2654435761u) * 0x9E3779B97F4A7C15ull) >> 20;
+    for (;; i++) {
+        int64_t j = (int64_t)(i & (uint64_t)(c->cap - 1));
+        if (c->key[j] == (uint64_t)v + 1) return j;
+        if (c->key[j] == 0) return -1 - j;
+    }
+}
+
+static void counts_predict(count_state *s, const uint8_t *hist, int64_t t, int32_t *f) {
+    int64_t q[256];
+    for (int k = 0; k < COUNT_ORDERS; k++) {
+        int order = count_order[k];
+        if (t < order) continue;
+        count_table *c = &s->t[k];
+        int64_t j = count_slot(c, count_context(hist, t, order));
+        if (j < 0 || c->total[j] == 0) continue;
+        int64_t beta = count_prior[k];
+        int64_t r = ((int64_t)1 << 32) / (c->total[j] + beta);
+        for (int x = 0; x < 256; x++) q[x] = (beta * f[x] * r) >> 32;
+        for (int32_t n = c->head[j]; n >= 0; n = c->next[n]) {
+            int x = c->sym[n];
+            q[x] = ((((int64_t)c->count[n]) << 16) + beta * f[x]) * r >> 32;
+        }
+        int64_t sum = 0, best = 0;
+        for (int x = 0; x < 256; x++) {
+            if (q[x] < 1) q[x] = 1;
+            sum += q[x];
+            if (q[x] > q[best]) best = x;
+        }
+        q[best] += 65536 - sum;
+        for (int x = 0; x < 256; x++) f[x] = (int32_t)q[x];
+    }
+}
+
+static void counts_update(count_state *s, const uint8_t *hist, int64_t t) {
+    int sym = hist[t];
+    for (int k = 0; k < COUNT_ORDERS; k++) {
+        int order = count_order[k];
+        if (t < order) continue;
+        count_table *c = &s->t[k];
+        uint32_t v = count_context(hist, t, order);
+        int64_t j = count_slot(c, v);
+        if (j < 0) {
+            j = -1 - j;
+            c->key[j] = (uint64_t)v + 1;
+            c->head[j] = -1;
+            c->total[j] = 0;
+        }
+        int32_t n = c->head[j];
+        while (n >= 0 && c->sym[n] != sym) n = c->next[n];
+        if (n < 0) {
+            n = c->used++;
+            c->sym[n] = (uint8_t)sym;
+            c->count[n] = 0;
+            c->next[n] = c->head[j];
+            c->head[j] = n;
+        }
+        c->count[n]++;
+        c->total[j]++;
+        if (c->count[n] >= COUNT_LIMIT) {
+            c->total[j] = 0;
+            for (int32_t m = c->head[j]; m >= 0; m = c->next[m]) { c->count[m] >>= 1; c->total[j] += c->count[m]; }
+        }
+    }
+}
+
+int tzip_counts_scan(const uint8_t *sym, int64_t n, int32_t *freqs) {
+    count_state *s = tzip_counts_new(n);
+    if (!s) return -2;
+    for (int64_t t = 0; t < n; t++) {
+        counts_predict(s, sym, t, freqs + t * 256);
+        counts_update(s, sym, t);
+    }
+    tzip_counts_free(s);
+    return 0;
+}
+
+void tzip_counts_predict(count_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                         const uint8_t *use, int32_t *freqs) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i]) counts_predict(states[i], hist + i * stride, t, freqs + i * 256);
+}
+
+void tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                        const uint8_t *use) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i]) counts_update(states[i], hist + i * stride, t);
+}

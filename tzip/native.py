@@ -2,7 +2,7 @@
 
 Two entry points: `NativeDecoder` (the incremental step, decompression) and `parallel` (the
 teacher-forced pass over one segment, compression). The library also holds the match model's
-loops (tzip_match_*, used by tzip/match.py).
+and context-count models' loops (tzip_match_*, tzip_counts_*: tzip/match.py, tzip/counts.py).
 
 A decode step of a small model is a few hundred tiny tensor operations; in PyTorch each costs
 microseconds of dispatch, so one step takes about a millisecond whatever its batch. The same
@@ -107,6 +107,18 @@ def library() -> ctypes.CDLL | None:
         lib.tzip_match_update.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
                                           ctypes.c_int64, ctypes.c_void_p]
         lib.tzip_match_state_size.restype = ctypes.c_int64
+        lib.tzip_counts_new.restype = ctypes.c_void_p
+        lib.tzip_counts_new.argtypes = [ctypes.c_int64]
+        lib.tzip_counts_free.restype = None
+        lib.tzip_counts_free.argtypes = [ctypes.c_void_p]
+        lib.tzip_counts_scan.restype = ctypes.c_int
+        lib.tzip_counts_scan.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        batch_step = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                      ctypes.c_void_p]
+        lib.tzip_counts_predict.restype = None
+        lib.tzip_counts_predict.argtypes = [*batch_step, ctypes.c_void_p]
+        lib.tzip_counts_update.restype = None
+        lib.tzip_counts_update.argtypes = batch_step
         _lib = lib
         return lib
 

@@ -122,7 +122,7 @@ class SegmentCoder:
                 raise TzipError(f"worker failed: {value}")
         return [value for _, value in replies]
 
-    def encode(self, segments: list[bytes], layout: Layout, ways: tuple[str, ...]) -> list[tuple[bool, bytes]]:
+    def encode(self, segments: list[bytes], layout: Layout, ways: tuple[str, ...]) -> list[tuple[str, bytes]]:
         """Contiguous groups of segments, one per worker (segments are of equal size but the last)."""
         if not self._use_pool(len(segments), sum(map(len, segments))):
             return encode_segments(self.model, segments, layout, ways)
@@ -131,12 +131,12 @@ class SegmentCoder:
         jobs = [("encode", segments[bounds[i] : bounds[i + 1]], layout, ways) for i in range(n)]
         return [c for part in self._run(jobs) for c in part]
 
-    def decode(self, coded: list[bytes], lengths: list[int], layout: Layout, matched: list[bool]) -> list[bytes]:
+    def decode(self, coded: list[bytes], lengths: list[int], layout: Layout, ways: list[str]) -> list[bytes]:
         """Every n-th segment to each worker, so each decodes a batch of about equal lengths in lock-step."""
         if not self._use_pool(len(coded), sum(lengths)):
-            return decode_segments(self.model, coded, lengths, layout, matched)
+            return decode_segments(self.model, coded, lengths, layout, ways)
         n = min(self.workers, len(coded))
-        parts = self._run([("decode", coded[i::n], lengths[i::n], layout, matched[i::n]) for i in range(n)])
+        parts = self._run([("decode", coded[i::n], lengths[i::n], layout, ways[i::n]) for i in range(n)])
         out: list[bytes] = [b""] * len(coded)
         for i, part in enumerate(parts):
             out[i::n] = part
