@@ -579,8 +579,8 @@ static const int64_t count_prior[COUNT_ORDERS] = {64, 12, 4};
 
 typedef struct {
     int64_t cap;                 /* hash slots, a power of two above twice the contexts there can be */
-    uint64_t *key;               /* context + 1 (0 = empty slot) */
-    int32_t *head, *total;       /* first successor node, sum of its counts */
+    uint32_t *key;               /* the context's bytes */
+    int32_t *head, *total;       /* first successor node, sum of its counts (0 = empty slot) */
     int32_t *next;               /* successor nodes: next node (-1 = end), byte, count */
     uint8_t *sym;
     int32_t *count;
@@ -606,7 +606,7 @@ count_state *tzip_counts_new(int64_t max_len) {
         int64_t contexts = max_len < ((int64_t)1 << (8 * count_order[k])) ? max_len : ((int64_t)1 << (8 * count_order[k]));
         c->cap = 16;
         while (c->cap < 2 * contexts) c->cap *= 2;
-        c->key = calloc(c->cap, sizeof(uint64_t));
+        c->key = malloc(c->cap * sizeof(uint32_t));
         c->head = malloc(c->cap * sizeof(int32_t));
         c->total = calloc(c->cap, sizeof(int32_t));
         c->next = malloc((max_len + 1) * sizeof(int32_t));
@@ -628,8 +628,8 @@ static inline int64_t count_slot(const count_table *c, uint32_t v) {
     uint64_t i = ((uint64_t)(v * 2654435761u) * 0x9E3779B97F4A7C15ull) >> 20;
     for (;; i++) {
         int64_t j = (int64_t)(i & (uint64_t)(c->cap - 1));
-        if (c->key[j] == (uint64_t)v + 1) return j;
-        if (c->key[j] == 0) return -1 - j;
+        if (c->total[j] == 0) return -1 - j; /* a used slot's total stays >= 1, even after halving */
+        if (c->key[j] == v) return j;
     }
 }
 
@@ -669,7 +669,7 @@ static void counts_update(count_state *s, const uint8_t *hist, int64_t t) {
         int64_t j = count_slot(c, v);
         if (j < 0) {
             j = -1 - j;
-            c->key[j] = (uint64_t)v + 1;
+            c->key[j] = v;
             c->head[j] = -1;
             c->total[j] = 0;
         }
