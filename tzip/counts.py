@@ -8,8 +8,9 @@ match model) as a Dirichlet prior: for each order, lowest first, the distributio
     p'(x) = (count(x) + beta * p(x)) / (total + beta)
 
 so a context seen rarely keeps the network's prediction and one seen often follows its counts.
-beta (64, 12, 4 for orders 2, 3, 4) was chosen by measurement on the bench text; counts halve
-when one reaches 255 so the model follows change.
+beta (256, 64, 16 for orders 2, 3, 4) was chosen by measurement on text from the training
+corpora, not the bench (and checked there: docs/ABLATIONS.md); counts halve when one reaches 255
+so the model follows change.
 
 Integer arithmetic throughout (frequencies total 2^16; the division is a 32-bit fixed-point
 reciprocal; rounding leftovers go to the most probable byte), so every machine computes the
@@ -26,7 +27,7 @@ import numpy as np
 from .engine import FREQ_BITS
 
 ORDERS = (2, 3, 4)
-PRIOR = (64, 12, 4)  # beta per order: how many counts the network's prediction is worth
+PRIOR = (256, 64, 16)  # beta per order: how many counts the network's prediction is worth
 LIMIT = 255
 ONE = 1 << FREQ_BITS
 

@@ -574,7 +574,7 @@ int64_t tzip_match_state_size(void) { return MS_SIZE; }
 
 #define COUNT_ORDERS 3
 static const int count_order[COUNT_ORDERS] = {2, 3, 4};
-static const int64_t count_prior[COUNT_ORDERS] = {64, 12, 4};
+static const int64_t count_prior[COUNT_ORDERS] = {256, 64, 16};
 #define COUNT_LIMIT 255
 
 typedef struct {
