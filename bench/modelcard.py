@@ -73,7 +73,7 @@ def measure(model_path: str, ckpt: str | None, cache: Path, limit: int, modaliti
                 _, payload, _, split = split_bytes(data)
                 segs = segments_of(payload, split.unit(), GAP_SEGMENT)
                 gap_float += sum(float_bits(fmodel, s, split.layout) for s in segs)
-                gap_engine += 8 * sum(len(c) for c in encode_segments(engine, segs, split.layout))
+                gap_engine += 8 * sum(len(c) for _, c in encode_segments(engine, segs, split.layout, ("neural",)))
         row = {"files": len(files), "raw_bytes": raw, "tz_bytes": coded, "bits_per_byte": 8 * coded / raw,
                "ratio": coded / raw, "seconds": round(time.time() - t0, 1)}
         if fmodel is not None:

@@ -144,7 +144,9 @@ def test_training_resumes_exports_and_measures(tmp_path, samples):
     assert load(out / "model.tzm").meta["steps"] == 4
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     measured = [r["measured"] for r in log if "measured" in r]
-    assert measured and all("coded_bpb" in v for v in measured[-1].values())
+    assert measured and measured[-1]
+    for v in measured[-1].values():  # real coded sizes of a barely trained model: near its float loss
+        assert v["coded_bpb"] > 4 and abs(v["gap"]) < 0.1
 
 
 def test_ablation_table_reports_real_coded_sizes(tmp_path, samples, tiny_path):

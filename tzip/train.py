@@ -242,7 +242,7 @@ def measure_exported(model: TzipModel, path: Path, shard: Shard, per_doc: int = 
         with torch.no_grad():
             logits = model(feature_indices(x, doc.layout), phase_indices(torch.arange(len(seg)), doc.layout)[None])
         ce = F.cross_entropy(logits[0].float(), x[0].long(), reduction="sum").item() / math.log(2)
-        coded = 8 * len(encode_segments(engine, [seg], doc.layout)[0])
+        coded = 8 * len(encode_segments(engine, [seg], doc.layout, ways=("neural",))[0][1])  # the network alone
         acc = sums.setdefault(doc.layout.modality, [0.0, 0.0, 0])
         acc[0], acc[1], acc[2] = acc[0] + ce, acc[1] + coded, acc[2] + len(seg)
     return {str(m): {"float_bpb": round(f / n, 4), "coded_bpb": round(c / n, 4), "gap": round(c / f - 1, 4)}
