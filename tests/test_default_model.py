@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import tzip
 from tzip.models import DEFAULT_MODEL, MODELS_DIR, get_model
 
@@ -30,3 +32,18 @@ def test_golden_stream_of_the_default_model():
     assert golden[6:14] == bytes.fromhex(get_model().model_id), "golden stream is from another default model"
     assert tzip.decompress(golden) == data
     assert tzip.compress(data, methods=("neural",)) == golden
+
+
+@pytest.mark.parametrize("method", ["match", "context"])
+def test_golden_streams_of_the_adaptive_stages(method):
+    """Streams coded with the match model and the context counts (docs/FORMAT.md, methods 3-4)
+    still decode and re-encode byte for byte: their integer arithmetic is part of the format.
+    Regenerate with tzip.compress(data, methods=(method,)) only for a new default model."""
+    from pathlib import Path
+
+    data_dir = Path(__file__).parent / "data"
+    data = (data_dir / "alice_head.txt").read_bytes()[:4000]
+    golden = (data_dir / f"alice_head.{method}.golden.tz").read_bytes()
+    assert golden[6:14] == bytes.fromhex(get_model().model_id), "golden stream is from another default model"
+    assert tzip.decompress(golden) == data
+    assert tzip.compress(data, methods=(method,)) == golden
