@@ -161,3 +161,23 @@ def test_ablation_table_reports_real_coded_sizes(tmp_path, samples, tiny_path):
     text = samples["text"]
     want = 8 * len(tzip.compress(text, model=str(tiny_path), methods=("neural",))) / len(text)
     assert f"{want:.3f}" == row.split("|")[4].strip()
+
+
+def test_prior_tuning_scores_the_shipped_setting_like_the_coder(tmp_path, capsys):
+    """bench.priors' reference run of the shipped setting gives the C model's ideal code length."""
+    from bench import priors
+    from tzip import counts, match
+    from tzip.coder import code_length
+    from tzip.context import Layout
+    from tzip.models import get_model
+
+    from .conftest import DATA
+
+    text = (DATA / "alice_head.txt").read_bytes()[:3000]
+    (tmp_path / "t.txt").write_bytes(text)
+    setting = ",".join(map(str, counts.ORDERS)) + "/" + ",".join(map(str, counts.PRIOR))
+    priors.main([str(tmp_path / "t.txt:0:3000"), "--settings", setting])
+    x = np.frombuffer(text, dtype=np.uint8)
+    want = code_length(x, counts.apply(x, match.apply(x, get_model().segment_frequencies(x, Layout.text()))))
+    assert capsys.readouterr().out.strip().endswith(f"{want / len(x):.4f}")
+    assert (counts.ORDERS, counts.PRIOR) == tuple(map(lambda p: tuple(map(int, p.split(","))), setting.split("/")))

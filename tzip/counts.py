@@ -80,13 +80,14 @@ def _library():
     return native.library()
 
 
-def apply(symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """The blended frequencies [T, 256] of a whole segment (compression)."""
+def apply(symbols: np.ndarray, freqs: np.ndarray, native: bool = True) -> np.ndarray:
+    """The blended frequencies [T, 256] of a whole segment (compression). native=False runs this
+    reference, whose ORDERS and PRIOR bench.priors varies."""
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
     out = np.array(freqs, dtype=np.int32, order="C")
     if len(data) != len(out):
         raise ValueError("one row of frequencies per symbol")
-    lib = _library()
+    lib = _library() if native else None
     if lib is not None:
         if lib.tzip_counts_scan(data.ctypes.data, len(data), out.ctypes.data) != 0:
             raise MemoryError("the context-count model could not allocate its tables")
