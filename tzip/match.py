@@ -68,7 +68,8 @@ def predict(s: np.ndarray, hist, freq: np.ndarray) -> None:
     cell = len_cell(int(s[S_LEN])) * PROB_CELLS + fb.bit_length() - 1
     q = min(Q_MAX, max(Q_MIN, int(s[S_Q + cell])))
     s[S_PRED], s[S_CELL] = pred, cell
-    scaled = np.maximum(1, freq.astype(np.int64) * (ONE - q) // (ONE - fb))
+    scale = (ONE - q) * ((1 << 32) // (ONE - fb))  # a reciprocal, not a division per byte value
+    scaled = np.maximum(1, (freq.astype(np.int64) * scale) >> 32)
     scaled[pred] = 0
     scaled[pred] = ONE - scaled.sum()
     freq[:] = scaled

@@ -506,14 +506,13 @@ static void match_predict(int32_t *s, const uint8_t *hist, int32_t *f) {
     q = q < MATCH_Q_MIN ? MATCH_Q_MIN : (q > MATCH_ONE - MATCH_Q_MIN ? MATCH_ONE - MATCH_Q_MIN : q);
     s[MS_PRED] = pred;
     s[MS_CELL] = cell;
-    int64_t rest_new = MATCH_ONE - q, rest_old = MATCH_ONE - fb, sum = 0;
+    int64_t scale = (MATCH_ONE - q) * (((int64_t)1 << 32) / (MATCH_ONE - fb)), sum = 0;
     for (int x = 0; x < 256; x++) {
-        if (x == pred) continue;
-        int64_t v = (int64_t)f[x] * rest_new / rest_old;
+        int64_t v = ((int64_t)f[x] * scale) >> 32;
         f[x] = (int32_t)(v < 1 ? 1 : v);
         sum += f[x];
     }
-    f[pred] = (int32_t)(MATCH_ONE - sum);
+    f[pred] = (int32_t)(MATCH_ONE - (sum - f[pred]));
 }
 
 static void match_update(int32_t *s, const uint8_t *hist, int64_t t) {
@@ -648,12 +647,14 @@ static void counts_predict(count_state *s, const uint8_t *hist, int64_t t, int32
             int x = c->sym[n];
             q[x] = ((((int64_t)c->count[n]) << 16) + beta * f[x]) * r >> 32;
         }
-        int64_t sum = 0, best = 0;
+        int64_t sum = 0, top = 0;
         for (int x = 0; x < 256; x++) {
-            if (q[x] < 1) q[x] = 1;
+            q[x] = q[x] < 1 ? 1 : q[x];
             sum += q[x];
-            if (q[x] > q[best]) best = x;
+            top = q[x] > top ? q[x] : top;
         }
+        int best = 0;
+        while (q[best] != top) best++;
         q[best] += 65536 - sum;
         for (int x = 0; x < 256; x++) f[x] = (int32_t)q[x];
     }
