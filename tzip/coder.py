@@ -22,10 +22,14 @@ class CoderError(ValueError):
     pass
 
 
+ENCODE_ROWS = 4096  # rows handed to constriction at a time (a float32 copy of all would be 64 MB a segment)
+
+
 def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
     enc = constriction.stream.queue.RangeEncoder()
-    if len(symbols):
-        enc.encode(symbols.astype(np.int32), _FAMILY, freqs.astype(np.float32))
+    for i in range(0, len(symbols), ENCODE_ROWS):
+        rows = slice(i, i + ENCODE_ROWS)
+        enc.encode(symbols[rows].astype(np.int32), _FAMILY, freqs[rows].astype(np.float32))
     return enc.get_compressed().astype("<u4").tobytes()
 
 
@@ -40,16 +44,28 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
     return float(-np.log2(f / (1 << 16)).sum())
 
 
-def way_frequencies(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Each allowed way's frequencies for a whole segment, from the network's."""
-    out = {"neural": freqs} if "neural" in ways else {}
-    if "match" in ways or "context" in ways:
-        matched = match.apply(symbols, freqs)
-        if "match" in ways:
-            out["match"] = matched
-        if "context" in ways:
-            out["context"] = counts.apply(symbols, matched)
-    return out
+def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...]) -> tuple[str, np.ndarray]:
+    """The allowed way with the shortest ideal code, and its frequencies, from the network's.
+
+    At most two [T, 256] arrays live at once (64 MB each for a 64 KiB segment): the match model's
+    copy is blended with the counts in place, and recomputed (milliseconds) if it wins alone.
+    """
+    costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
+    if "match" not in ways and "context" not in ways:
+        return "neural", freqs
+    adapted = match.apply(symbols, freqs)
+    if "match" in ways:
+        costs["match"] = code_length(symbols, adapted)
+    if "context" in ways:
+        counts.apply(symbols, adapted, in_place=True)
+        costs["context"] = code_length(symbols, adapted)
+    way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
+    if way == "neural":
+        return way, freqs
+    if way == "match" and "context" in ways:
+        del adapted
+        return way, match.apply(symbols, freqs)
+    return way, adapted
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
@@ -71,9 +87,8 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
         if not s:
             out.append((ways[0], encode_symbols(symbols, None)))
             continue
-        options = way_frequencies(symbols, model.segment_frequencies(symbols, layout), ways)
-        way = min(options, key=lambda w: (code_length(symbols, options[w]), WAYS.index(w)))
-        out.append((way, encode_symbols(symbols, options[way])))
+        way, freqs = best_way(symbols, model.segment_frequencies(symbols, layout), ways)
+        out.append((way, encode_symbols(symbols, freqs)))
     return out
 
 

@@ -80,13 +80,13 @@ def _library():
     return native.library()
 
 
-def apply(symbols: np.ndarray, freqs: np.ndarray, native: bool = True) -> np.ndarray:
-    """The blended frequencies [T, 256] of a whole segment (compression). native=False runs this
-    reference, whose ORDERS and PRIOR bench.priors varies."""
+def apply(symbols: np.ndarray, freqs: np.ndarray, native: bool = True, in_place: bool = False) -> np.ndarray:
+    """The blended frequencies [T, 256] of a whole segment (compression); in_place rewrites `freqs`
+    (int32, C order). native=False runs this reference, whose ORDERS and PRIOR bench.priors varies."""
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
-    out = np.array(freqs, dtype=np.int32, order="C")
-    if len(data) != len(out):
-        raise ValueError("one row of frequencies per symbol")
+    out = freqs if in_place else np.array(freqs, dtype=np.int32, order="C")
+    if len(data) != len(out) or out.dtype != np.int32 or not out.flags.c_contiguous:
+        raise ValueError("one C-ordered int32 row of frequencies per symbol")
     lib = _library() if native else None
     if lib is not None:
         if lib.tzip_counts_scan(data.ctypes.data, len(data), out.ctypes.data) != 0:

@@ -100,12 +100,13 @@ def _library():
     return native.library()
 
 
-def apply(symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """The match model's frequencies [T, 256] for a whole segment, given the network's (compression)."""
+def apply(symbols: np.ndarray, freqs: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """The match model's frequencies [T, 256] for a whole segment, given the network's (compression);
+    in_place rewrites `freqs` (int32, C order) instead of a copy: a 64 KiB segment's are 64 MB."""
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
-    out = np.array(freqs, dtype=np.int32, order="C")
-    if len(data) != len(out):
-        raise ValueError("one row of frequencies per symbol")
+    out = freqs if in_place else np.array(freqs, dtype=np.int32, order="C")
+    if len(data) != len(out) or out.dtype != np.int32 or not out.flags.c_contiguous:
+        raise ValueError("one C-ordered int32 row of frequencies per symbol")
     lib = _library()
     if lib is not None:
         if lib.tzip_match_scan(data.ctypes.data, len(data), out.ctypes.data) != 0:
