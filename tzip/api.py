@@ -144,9 +144,9 @@ class TzipCompressor:
         self.batch = []
         use = self.methods
         ways = tuple(w for w in WAYS if w in use)
-        coded = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
+        network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
         out = []
-        for raw, nc in zip(raws, coded):
+        for raw, nc in zip(raws, network):
             options = [(C.STORED, raw)] if "stored" in use else []
             if "zstd" in use:
                 options.append((C.ZSTD, self.zstd.compress(raw)))
@@ -240,16 +240,16 @@ class TzipDecompressor:
     def _drain(self) -> None:
         if not self.queue:
             return
-        neural = [f for f in self.queue if f.method in C.CODED]
+        network = [f for f in self.queue if f.method in C.CODED]  # range-coded: neural, match, context
         decoded = {}
-        if neural:
+        if network:
             try:
                 raws = SegmentCoder(self._model(), self.workers).decode(
-                    [f.body for f in neural], [f.raw_len for f in neural], self.header.layout,
-                    [C.METHOD_NAMES[f.method] for f in neural])
+                    [f.body for f in network], [f.raw_len for f in network], self.header.layout,
+                    [C.METHOD_NAMES[f.method] for f in network])
             except (CoderError, ValueError, RuntimeError) as e:
                 raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
-            decoded = {id(f): r for f, r in zip(neural, raws)}
+            decoded = {id(f): r for f, r in zip(network, raws)}
         for f in self.queue:
             if f.method == C.STORED:
                 raw = f.body

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import counts, match
 from .context import Layout
-from .engine import IntModel
+from .engine import FREQ_BITS, IntModel
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
@@ -41,7 +41,7 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
     if not len(symbols):
         return 0.0
     f = freqs[np.arange(len(symbols)), symbols.astype(np.int64)]
-    return float(-np.log2(f / (1 << 16)).sum())
+    return float(-np.log2(f / (1 << FREQ_BITS)).sum())
 
 
 def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...]) -> tuple[str, np.ndarray]:
