@@ -177,3 +177,18 @@ def test_damaged_segment_fails_cleanly(tiny, method):
     plain[first + 1] = C.NEURAL  # decoding it the wrong way must not pass
     with pytest.raises(TzipError, match="corrupted"):
         tzip.decompress(bytes(plain), model=tiny)
+
+
+def test_worker_processes_code_the_same_ways(tiny):
+    """Pooled compression picks the same way per segment and decodes in workers to the same bytes."""
+    data = (DATA / "alice_head.txt").read_bytes()[:3000] * 3 + bytes(range(256)) * 8
+    ways = ("neural", "match", "context")
+    alone = tzip.compress(data, model=tiny, segment_size=1024, methods=ways, workers=1)
+    pooled = tzip.compress(data, model=tiny, segment_size=1024, methods=ways, workers=2)
+    assert pooled == alone
+    pos, methods = C.HEADER_SIZE, set()
+    while (got := C.read_frame(alone, pos, 1024)) is not None and got[0].kind != C.FRAME_END:
+        methods.add(got[0].method)
+        pos = got[1]
+    assert methods & {C.MATCH, C.CONTEXT}  # the adaptive stages ran in the workers
+    assert tzip.decompress(pooled, model=tiny, workers=2) == data
