@@ -27,9 +27,12 @@ from .workers import SegmentCoder
 
 # Default segment sizes, by measurement (docs/SPEED.md): each segment restarts the model's
 # context (an image loses its row above, 0.9 % on the bench images at 16 KiB against 64 KiB) and
-# zstd's, which text still falls back to; smaller ones give more segments to decode side by side
-# (worker processes), which audio files of 16-64 KiB need to decode at 20 kB/s.
-SEGMENT_BY_MODALITY = {TEXT: 64 * 1024, IMAGE: 64 * 1024, AUDIO: 16 * 1024, BINARY: 64 * 1024}
+# what the match model and context counts learnt (bench text: 0.2822 of its size at 64 KiB,
+# 0.2725 at 128 KiB, 0.2663 at 256 KiB); smaller ones give more segments to decode side by side
+# (worker processes), which audio files of 16-64 KiB need to decode at 20 kB/s, and keep
+# compression's per-segment frequency arrays (1 KB a byte) small: 256 KiB text decoded the bench
+# subset at 18 kB/s and peaked at 1.8 GB compressing, so text stops at 128 KiB.
+SEGMENT_BY_MODALITY = {TEXT: 128 * 1024, IMAGE: 64 * 1024, AUDIO: 16 * 1024, BINARY: 64 * 1024}
 DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
