@@ -65,6 +65,7 @@ def test_c_scan_equals_python(which, stage):
     f = network_like(x, which)
     got = (match if stage == "match" else counts).apply(x, f)
     assert np.array_equal(got, reference(x, f, stage))
+    assert native.library().tzip_match_state_size() == match.STATE_SIZE  # the state layout both read
     assert (got >= 1).all() and (got.sum(1) == match.ONE).all()
 
 
@@ -122,7 +123,7 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
             got[i][t] = step[i]
             hist[i, t] = segs[i][t]
         for stage in stages:
-            stage.update(t, active)
+            stage.update(t)
     for x, f, g, w in zip(segs, freqs, got, ways):
         want = f if w == "neural" else reference(x, f)
         assert np.array_equal(g, reference(x, want, "counts") if w == "context" else want)

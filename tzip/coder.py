@@ -12,6 +12,7 @@ import constriction
 import numpy as np
 
 from . import counts, match
+from .container import CODED, METHOD_NAMES
 from .context import Layout
 from .engine import FREQ_BITS, IntModel
 
@@ -33,7 +34,9 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
     return enc.get_compressed().astype("<u4").tobytes()
 
 
-WAYS = ("neural", "match", "context")  # the network alone; + the match model; + match and context counts
+# The range-coded container methods by name: the network alone ("neural"), + the match model
+# ("match"), + the match model and the context counts ("context").
+WAYS = tuple(METHOD_NAMES[m] for m in CODED)
 
 
 def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
@@ -131,6 +134,6 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
                 raise CoderError(str(e)) from None
         out[:, t] = symbols
         for stage in stages:
-            stage.update(t, active)
+            stage.update(t)
         dec.push(symbols)
     return [out[i, : lengths[i]].tobytes() for i in range(n)]

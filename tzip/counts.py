@@ -25,6 +25,7 @@ import ctypes
 import numpy as np
 
 from .engine import FREQ_BITS
+from .match import segment_arrays
 
 ORDERS = (2, 3, 4)
 PRIOR = (256, 64, 16)  # beta per order: how many counts the network's prediction is worth
@@ -83,10 +84,7 @@ def _library():
 def apply(symbols: np.ndarray, freqs: np.ndarray, native: bool = True, in_place: bool = False) -> np.ndarray:
     """The blended frequencies [T, 256] of a whole segment (compression); in_place rewrites `freqs`
     (int32, C order). native=False runs this reference, whose ORDERS and PRIOR bench.priors varies."""
-    data = np.ascontiguousarray(symbols, dtype=np.uint8)
-    out = freqs if in_place else np.array(freqs, dtype=np.int32, order="C")
-    if len(data) != len(out) or out.dtype != np.int32 or not out.flags.c_contiguous:
-        raise ValueError("one C-ordered int32 row of frequencies per symbol")
+    data, out = segment_arrays(symbols, freqs, in_place)
     lib = _library() if native else None
     if lib is not None:
         if lib.tzip_counts_scan(data.ctypes.data, len(data), out.ctypes.data) != 0:
@@ -105,6 +103,7 @@ class CountsBatch:
     def __init__(self, use: list[bool], history: np.ndarray):
         self.use = np.array(use, dtype=np.uint8)
         self.history = history
+        self.mask = self.use
         self.lib = _library()
         if self.lib is None:
             self.states = [SegmentCounts() if u else None for u in use]
@@ -126,8 +125,8 @@ class CountsBatch:
         self.close()
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
-        mask = (self.use & active).astype(np.uint8)
-        out = np.array(freqs, dtype=np.int32, order="C")
+        self.mask = mask = (self.use & active).astype(np.uint8)
+        out = np.ascontiguousarray(freqs, dtype=np.int32)
         if self.lib is not None:
             self.lib.tzip_counts_predict(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1],
                                          t, mask.ctypes.data, out.ctypes.data)
@@ -136,8 +135,8 @@ class CountsBatch:
             self.states[i].predict(self.history[i], t, out[i])
         return out
 
-    def update(self, t: int, active: np.ndarray) -> None:
-        mask = (self.use & active).astype(np.uint8)
+    def update(self, t: int) -> None:
+        mask = self.mask
         if self.lib is not None:
             self.lib.tzip_counts_update(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1],
                                         t, mask.ctypes.data)

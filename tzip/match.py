@@ -19,8 +19,6 @@ the same integers fast, and tests/test_match.py pins the two together.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
 from .engine import FREQ_BITS
@@ -100,13 +98,19 @@ def _library():
     return native.library()
 
 
-def apply(symbols: np.ndarray, freqs: np.ndarray, in_place: bool = False) -> np.ndarray:
-    """The match model's frequencies [T, 256] for a whole segment, given the network's (compression);
-    in_place rewrites `freqs` (int32, C order) instead of a copy: a 64 KiB segment's are 64 MB."""
+def segment_arrays(symbols: np.ndarray, freqs: np.ndarray, in_place: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A whole segment's bytes and the frequency rows a stage rewrites: `freqs` itself (int32, C
+    order) when in_place, else a copy (a 64 KiB segment's rows are 64 MB). Shared with counts.apply."""
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
     out = freqs if in_place else np.array(freqs, dtype=np.int32, order="C")
     if len(data) != len(out) or out.dtype != np.int32 or not out.flags.c_contiguous:
         raise ValueError("one C-ordered int32 row of frequencies per symbol")
+    return data, out
+
+
+def apply(symbols: np.ndarray, freqs: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """The match model's frequencies [T, 256] for a whole segment, given the network's (compression)."""
+    data, out = segment_arrays(symbols, freqs, in_place)
     lib = _library()
     if lib is not None:
         if lib.tzip_match_scan(data.ctypes.data, len(data), out.ctypes.data) != 0:
@@ -122,8 +126,9 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, in_place: bool = False) -> np.
 class MatchBatch:
     """The match model for a batch of segments decoded in lock-step (decompression).
 
-    `adjust` rescales the step's frequencies of the segments flagged in `use`; `update` learns
-    from the bytes decoded at position t, which the caller has written into `history[:, t]`.
+    `adjust` rescales, in place, the step's frequencies of the segments flagged in `use` that are
+    still `active`; `update` then learns from the bytes decoded at position t, which the caller has
+    written into `history[:, t]`, for the same segments.
     """
 
     def __init__(self, use: list[bool], history: np.ndarray):
@@ -131,10 +136,11 @@ class MatchBatch:
         self.history = history  # [B, max_len] uint8, C-contiguous, filled by the caller
         self.states = new_states(len(use))
         self.lib = _library()
+        self.mask = self.use
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
-        mask = (self.use & active).astype(np.uint8)
-        out = np.array(freqs, dtype=np.int32, order="C")
+        self.mask = mask = (self.use & active).astype(np.uint8)
+        out = np.ascontiguousarray(freqs, dtype=np.int32)
         if self.lib is not None:
             self.lib.tzip_match_predict(self.states.ctypes.data, len(mask), self.history.ctypes.data,
                                         self.history.shape[1], mask.ctypes.data, out.ctypes.data)
@@ -143,11 +149,11 @@ class MatchBatch:
             predict(self.states[i], self.history[i], out[i])
         return out
 
-    def update(self, t: int, active: np.ndarray) -> None:
-        mask = (self.use & active).astype(np.uint8)
+    def update(self, t: int) -> None:
+        mask = self.mask
         if self.lib is not None:
             self.lib.tzip_match_update(self.states.ctypes.data, len(mask), self.history.ctypes.data,
-                                       self.history.shape[1], ctypes.c_int64(t), mask.ctypes.data)
+                                       self.history.shape[1], t, mask.ctypes.data)
             return
         for i in np.flatnonzero(mask):
             update(self.states[i], self.history[i], t)
