@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 
@@ -164,7 +165,7 @@ def test_ablation_table_reports_real_coded_sizes(tmp_path, samples, tiny_path):
 
 
 def test_prior_tuning_scores_the_shipped_setting_like_the_coder(tmp_path, capsys):
-    """bench.priors' reference run of the shipped setting gives the C model's ideal code length."""
+    """bench.priors' reference run of the shipped configurations gives the C model's ideal code length."""
     from bench import priors
     from tzip import counts, match
     from tzip.coder import code_length
@@ -175,9 +176,28 @@ def test_prior_tuning_scores_the_shipped_setting_like_the_coder(tmp_path, capsys
 
     text = (DATA / "alice_head.txt").read_bytes()[:3000]
     (tmp_path / "t.txt").write_bytes(text)
-    setting = ",".join(map(str, counts.ORDERS)) + "/" + ",".join(map(str, counts.PRIOR))
-    priors.main([str(tmp_path / "t.txt:0:3000"), "--settings", setting])
     x = np.frombuffer(text, dtype=np.uint8)
-    want = code_length(x, counts.apply(x, match.apply(x, get_model().segment_frequencies(x, Layout.text()))))
-    assert capsys.readouterr().out.strip().endswith(f"{want / len(x):.4f}")
-    assert (counts.ORDERS, counts.PRIOR) == tuple(map(lambda p: tuple(map(int, p.split(","))), setting.split("/")))
+    matched = match.apply(x, get_model().segment_frequencies(x, Layout.text()))
+    for setting, config in (("context", counts.CONTEXT), ("2,3,4/256,64,16", counts.CONTEXT1)):
+        priors.main([str(tmp_path / "t.txt:0:3000"), "--settings", setting])
+        want = code_length(x, counts.apply(x, matched, config))
+        assert capsys.readouterr().out.strip().endswith(f"{want / len(x):.4f}")
+
+
+def test_prior_fit_learns_a_table_that_codes_shorter(tmp_path, capsys):
+    """Fitting beta on a file gives a table whose integer blend codes that file no longer than
+    the first, flat priors: the fit optimises what the coder spends."""
+    from bench import priors
+    from tzip import counts
+
+    from .conftest import DATA
+
+    (tmp_path / "t.txt").write_bytes((DATA / "alice_head.txt").read_bytes())
+    priors.main([str(tmp_path / "t.txt"), "--fit", "--orders", "2,3,4"])
+    out = capsys.readouterr().out
+    fitted = float(out.split("coder's integers, fitted on 1 files: ")[1].split()[0])
+    table = ast.literal_eval(out[out.index("\n(\n") + 1 :])  # the printed literal for counts.py
+    config = counts.Config((2, 3, 4), table)
+    priors.main([str(tmp_path / "t.txt"), "--settings", "2,3,4/256,64,16"])
+    flat = float(capsys.readouterr().out.strip().split()[-1])
+    assert config.orders == (2, 3, 4) and fitted < flat

@@ -34,9 +34,9 @@ def test_golden_stream_of_the_default_model():
     assert tzip.compress(data, methods=("neural",), segment_size=65536) == golden  # the size it was made at
 
 
-@pytest.mark.parametrize("method", ["match", "context"])
+@pytest.mark.parametrize("method", ["match", "context1", "context"])
 def test_golden_streams_of_the_adaptive_stages(method):
-    """Streams coded with the match model and the context counts (docs/FORMAT.md, methods 3-4)
+    """Streams coded with the match model and the context counts (docs/FORMAT.md, methods 3-5)
     still decode and re-encode byte for byte: their integer arithmetic is part of the format.
     Regenerate with tzip.compress(data, methods=(method,), segment_size=65536) only for a new default model."""
     from pathlib import Path

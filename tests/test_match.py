@@ -44,9 +44,12 @@ def python_only(monkeypatch):
     monkeypatch.setattr(counts, "_library", lambda: None)
 
 
+STAGE_CONFIG = {"counts": counts.CONTEXT, "counts1": counts.CONTEXT1}
+
+
 def reference(symbols: np.ndarray, freqs: np.ndarray, stage: str = "match") -> np.ndarray:
     out = freqs.copy()
-    s = match.new_states(1)[0] if stage == "match" else counts.SegmentCounts()
+    s = match.new_states(1)[0] if stage == "match" else counts.SegmentCounts(STAGE_CONFIG[stage])
     for t in range(len(symbols)):
         if stage == "match":
             match.predict(s, symbols, out[t])
@@ -58,12 +61,12 @@ def reference(symbols: np.ndarray, freqs: np.ndarray, stage: str = "match") -> n
 
 
 @needs_c
-@pytest.mark.parametrize("stage", ["match", "counts"])
+@pytest.mark.parametrize("stage", ["match", "counts", "counts1"])
 @pytest.mark.parametrize("which", range(5))
 def test_c_scan_equals_python(which, stage):
     x = texts()[which]
     f = network_like(x, which)
-    got = (match if stage == "match" else counts).apply(x, f)
+    got = match.apply(x, f) if stage == "match" else counts.apply(x, f, STAGE_CONFIG[stage])
     assert np.array_equal(got, reference(x, f, stage))
     assert native.library().tzip_match_state_size() == match.STATE_SIZE  # the state layout both read
     assert (got >= 1).all() and (got.sum(1) == match.ONE).all()
@@ -104,12 +107,13 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
     elif not native.available():
         pytest.skip("no C compiler")
     segs = [x[:1500] for x in texts()]
-    ways = ["context", "match", "neural", "context", "context"]
+    ways = ["context", "match", "neural", "context1", "context"]
     freqs = [network_like(x, i) for i, x in enumerate(segs)]
     t_len = max(map(len, segs))
     hist = np.zeros((len(segs), t_len), dtype=np.uint8)
     stages = [match.MatchBatch([w != "neural" for w in ways], hist),
-              counts.CountsBatch([w == "context" for w in ways], hist)]
+              counts.CountsBatch([w == "context" for w in ways], hist),
+              counts.CountsBatch([w == "context1" for w in ways], hist, counts.CONTEXT1)]
     lengths = np.array([len(x) for x in segs])
     got = [np.zeros_like(f) for f in freqs]
     for t in range(t_len):
@@ -126,13 +130,14 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
             stage.update(t)
     for x, f, g, w in zip(segs, freqs, got, ways):
         want = f if w == "neural" else reference(x, f)
-        assert np.array_equal(g, reference(x, want, "counts") if w == "context" else want)
+        stage = {"context": "counts", "context1": "counts1"}.get(w)
+        assert np.array_equal(g, reference(x, want, stage) if stage else want)
 
 
 def test_coder_round_trip_with_mixed_methods(tiny):
     segs = [bytes(x[:700]) for x in texts()] + [b""]
     lay = Layout.text()
-    for ways in (("neural",), ("match",), ("context",), ("neural", "match"), WAYS):
+    for ways in (("neural",), ("match",), ("context",), ("context1",), ("neural", "match"), WAYS):
         coded = encode_segments(tiny, segs, lay, ways)
         assert {w for w, _ in coded} <= set(ways)
         back = decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], lay, [w for w, _ in coded])
@@ -142,7 +147,7 @@ def test_coder_round_trip_with_mixed_methods(tiny):
 def test_coder_keeps_the_shortest_coding(tiny):
     repeats = (DATA / "alice_head.txt").read_bytes()[:800] * 4
     coded = {ways: encode_segments(tiny, [repeats], Layout.text(), ways)[0]
-             for ways in (("neural",), ("match",), ("context",), WAYS)}
+             for ways in (*((w,) for w in WAYS), WAYS)}
     assert len(coded[("match",)][1]) < 0.6 * len(coded[("neural",)][1])
     way, chosen = coded[WAYS]
     assert way != "neural" and chosen == coded[(way,)][1]
@@ -157,14 +162,14 @@ def test_api_round_trip_and_methods(tiny):
                                    model=tiny) == data
 
 
-@pytest.mark.parametrize("method", ["match", "context"])
+@pytest.mark.parametrize("method", ["match", "context1", "context"])
 def test_python_fallback_round_trip(tiny, python_only, method):
     data = (DATA / "alice_head.txt").read_bytes()[:3000] * 2
     packed = tzip.compress(data, model=tiny, segment_size=2048, methods=(method,))
     assert tzip.decompress(packed, model=tiny) == data
 
 
-@pytest.mark.parametrize("method", [C.MATCH, C.CONTEXT])
+@pytest.mark.parametrize("method", [C.MATCH, C.CONTEXT1, C.CONTEXT])
 def test_damaged_segment_fails_cleanly(tiny, method):
     data = (DATA / "alice_head.txt").read_bytes()[:2000] * 2
     packed = bytearray(tzip.compress(data, model=tiny, segment_size=4096, methods=(C.METHOD_NAMES[method],)))
@@ -193,3 +198,14 @@ def test_worker_processes_code_the_same_ways(tiny):
         pos = got[1]
     assert methods & {C.MATCH, C.CONTEXT}  # the adaptive stages ran in the workers
     assert tzip.decompress(pooled, model=tiny, workers=2) == data
+
+
+def test_counts_config_is_checked_and_beta_follows_what_a_context_saw():
+    with pytest.raises(ValueError):
+        counts.Config((1, 2), counts.CONTEXT.beta)  # a table per order
+    with pytest.raises(ValueError):
+        counts.Config.flat((2,), (0,))
+    assert counts.CONTEXT1 == counts.Config.flat((2, 3, 4), (256, 64, 16))
+    # a context that saw one byte again and again is trusted more than one that saw many
+    beta = counts.CONTEXT.beta[3]
+    assert beta[5][0] < beta[5][3]

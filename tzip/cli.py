@@ -394,7 +394,7 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                     if chosen:
                         print(f"  {label:<13} {len(chosen)} segments, {sum(f.raw_len for f in chosen)} -> "
                               f"{sum(len(f.body) for f in chosen)} bytes")
-                print("  segments      " + " ".join(C.METHOD_NAMES[f.method][0] for f in segs))
+                print("  segments      " + " ".join(C.METHOD_LETTERS[f.method] for f in segs))
         except TzipError as e:
             say(f"{name}: {e}")
             status = 1

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import counts, match
 from .container import CODED, METHOD_NAMES
-from .context import Layout
+from .context import TEXT, Layout
 from .engine import FREQ_BITS, IntModel
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
@@ -35,8 +35,9 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 
 
 # The range-coded container methods by name: the network alone ("neural"), + the match model
-# ("match"), + the match model and the context counts ("context").
+# ("match"), + the match model and the context counts ("context"; "context1" its first version).
 WAYS = tuple(METHOD_NAMES[m] for m in CODED)
+COUNTED = ("context1", "context")  # the ways that blend in context counts (counts.config)
 
 
 def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
@@ -47,28 +48,34 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
     return float(-np.log2(f / (1 << FREQ_BITS)).sum())
 
 
-def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...]) -> tuple[str, np.ndarray]:
+def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
+             modality: int = TEXT) -> tuple[str, np.ndarray]:
     """The allowed way with the shortest ideal code, and its frequencies, from the network's.
 
-    At most two [T, 256] arrays live at once (64 MB each for a 64 KiB segment): the match model's
-    copy is blended with the counts in place, and recomputed (milliseconds) if it wins alone.
+    With one counted way (the default), at most two [T, 256] arrays live besides the network's
+    (128 MB each for a 128 KiB segment): the last counts blend rewrites the match model's copy in
+    place, which is recomputed (milliseconds) if the match model alone wins.
     """
     costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
-    if "match" not in ways and "context" not in ways:
+    if ways == ("neural",):
         return "neural", freqs
     adapted = match.apply(symbols, freqs)
     if "match" in ways:
         costs["match"] = code_length(symbols, adapted)
-    if "context" in ways:
-        counts.apply(symbols, adapted, in_place=True)
-        costs["context"] = code_length(symbols, adapted)
+    counted = [w for w in COUNTED if w in ways]
+    best = None
+    for i, w in enumerate(counted):
+        blended = counts.apply(symbols, adapted, counts.config(w, modality), in_place=i == len(counted) - 1)
+        costs[w] = code_length(symbols, blended)
+        if best is None or costs[w] < costs[best[0]]:
+            best = w, blended
+        del blended
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
     if way == "neural":
         return way, freqs
-    if way == "match" and "context" in ways:
-        del adapted
-        return way, match.apply(symbols, freqs)
-    return way, adapted
+    if way == "match":
+        return way, match.apply(symbols, freqs) if counted else adapted
+    return best
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
@@ -90,7 +97,7 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
         if not s:
             out.append((ways[0], encode_symbols(symbols, None)))
             continue
-        way, freqs = best_way(symbols, model.segment_frequencies(symbols, layout), ways)
+        way, freqs = best_way(symbols, model.segment_frequencies(symbols, layout), ways, layout.modality)
         out.append((way, encode_symbols(symbols, freqs)))
     return out
 
@@ -117,8 +124,9 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     stages = []
     if any(w != "neural" for w in ways):
         stages.append(match.MatchBatch([w != "neural" for w in ways], out))
-    if "context" in ways:
-        stages.append(counts.CountsBatch([w == "context" for w in ways], out))
+    for name in COUNTED:
+        if name in ways:
+            stages.append(counts.CountsBatch([w == name for w in ways], out, counts.config(name, layout.modality)))
     lengths_arr = np.array(lengths)
     for t in range(t_len):
         active = lengths_arr > t

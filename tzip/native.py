@@ -108,16 +108,17 @@ def library() -> ctypes.CDLL | None:
                                           ctypes.c_int64, ctypes.c_void_p]
         lib.tzip_match_state_size.restype = ctypes.c_int64
         lib.tzip_counts_new.restype = ctypes.c_void_p
-        lib.tzip_counts_new.argtypes = [ctypes.c_int64]
+        lib.tzip_counts_new.argtypes = [ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p]
         lib.tzip_counts_free.restype = None
         lib.tzip_counts_free.argtypes = [ctypes.c_void_p]
         lib.tzip_counts_scan.restype = ctypes.c_int
-        lib.tzip_counts_scan.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        lib.tzip_counts_scan.argtypes = [ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                         ctypes.c_int64, ctypes.c_void_p]
         batch_step = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                       ctypes.c_void_p]
         lib.tzip_counts_predict.restype = None
         lib.tzip_counts_predict.argtypes = [*batch_step, ctypes.c_void_p]
-        lib.tzip_counts_update.restype = None
+        lib.tzip_counts_update.restype = ctypes.c_int
         lib.tzip_counts_update.argtypes = batch_step
         _lib = lib
         return lib
