@@ -7,7 +7,8 @@ The default model's frequencies are computed once per segment (the text segment 
 match model applied, then:
 
 - each setting (`context`, `context1`: the container's; `ORDERS/PRIORS`: one beta per order) is
-  run through the counts' Python reference and scored by the ideal code length in bits per byte;
+  run through the counts (native.c's, the integers of the reference) and scored by the ideal code
+  length in bits per byte;
 - --fit records, for every position and order, the count of the byte that came, the context's
   total and how many different bytes it saw, and fits log beta per (order, total cell, distinct
   cell) by gradient descent on the code length of the chained blend (a light smoothness penalty
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for setting in args.settings:
         config = config_of(setting, modality)
-        bits = sum(code_length(x, counts.apply(x, f, config, native=False)) for x, f in segments)
+        bits = sum(code_length(x, counts.apply(x, f, config)) for x, f in segments)
         print(f"  + counts {setting}: {bits / n:.4f}", flush=True)
     return 0
 

@@ -363,7 +363,7 @@ def _library():
 def apply(symbols: np.ndarray, freqs: np.ndarray, config: Config = CONTEXT, native: bool = True,
           in_place: bool = False) -> np.ndarray:
     """The blended frequencies [T, 256] of a whole segment (compression); in_place rewrites `freqs`
-    (int32, C order). native=False runs this reference (bench.priors tries configurations on it)."""
+    (int32, C order). native=False runs this reference (tests compare the two)."""
     data, out = segment_arrays(symbols, freqs, in_place)
     lib = _library() if native else None
     if lib is not None:
