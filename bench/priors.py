@@ -82,22 +82,19 @@ def statistics(segments, orders: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Per position: the incoming probability of the byte that came, and per order the count of
     that byte in its context, the context's total and its distinct bytes (before the update)."""
     p0, c, n, d = [], [], [], []
+    flat = counts.Config.flat(orders, (1,) * len(orders))  # only its tables are read: they hold the counts
     for x, f in segments:
         t_len = len(x)
         p0.append(f[np.arange(t_len), x] / counts.ONE)
         stats = np.zeros((3, t_len, len(orders)), dtype=np.int64)
-        raw = x.tobytes()
-        for j, k in enumerate(orders):
-            table: dict[bytes, dict[int, int]] = {}
-            for t in range(k, t_len):
-                seen = table.setdefault(raw[t - k : t], {})
-                sym = raw[t]
+        learnt = counts.SegmentCounts(flat)
+        for t in range(t_len):
+            sym = int(x[t])
+            for j, (k, table) in enumerate(zip(orders, learnt.tables)):
+                seen = table.get(counts.context(x, t, k)) if t >= k else None
                 if seen:
                     stats[:, t, j] = seen.get(sym, 0), sum(seen.values()), sum(v > 0 for v in seen.values())
-                seen[sym] = seen.get(sym, 0) + 1
-                if seen[sym] >= counts.LIMIT:
-                    for y in seen:
-                        seen[y] >>= 1
+            learnt.update(x, t)
         c.append(stats[0])
         n.append(stats[1])
         d.append(stats[2])
