@@ -73,9 +73,10 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
     if way == "neural":
         return way, freqs
-    if way == "match":
-        return way, match.apply(symbols, freqs) if counted else adapted
-    return best
+    if way == "match" and counted:  # adapted was blended in place: recompute it, the blend freed first
+        del adapted, best
+        return way, match.apply(symbols, freqs)
+    return (way, adapted) if way == "match" else best
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
