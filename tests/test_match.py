@@ -97,6 +97,25 @@ def test_no_match_leaves_frequencies_alone():
     assert np.array_equal(match.apply(x, f), f)
 
 
+def lock_step(segs: list[np.ndarray], freqs: list[np.ndarray], stages: list, hist: np.ndarray) -> list[np.ndarray]:
+    """Each segment's frequencies as the decoder's batch of stages computes them, step by step."""
+    lengths = np.array([len(x) for x in segs])
+    got = [np.zeros_like(f) for f in freqs]
+    for t in range(hist.shape[1]):
+        active = lengths > t
+        step = np.zeros((len(segs), 256), dtype=np.int32)
+        for i in np.flatnonzero(active):
+            step[i] = freqs[i][t]
+        for stage in stages:
+            step = stage.adjust(step, active, t)
+        for i in np.flatnonzero(active):
+            got[i][t] = step[i]
+            hist[i, t] = segs[i][t]
+        for stage in stages:
+            stage.update(t)
+    return got
+
+
 @pytest.mark.parametrize("engine", ["c", "python"])
 def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
     """What decompression computes step by step (a batch of unequal segments in different ways)
@@ -114,20 +133,7 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
     stages = [match.MatchBatch([w != "neural" for w in ways], hist),
               counts.CountsBatch([w == "context" for w in ways], hist),
               counts.CountsBatch([w == "context1" for w in ways], hist, counts.CONTEXT1)]
-    lengths = np.array([len(x) for x in segs])
-    got = [np.zeros_like(f) for f in freqs]
-    for t in range(t_len):
-        active = lengths > t
-        step = np.zeros((len(segs), 256), dtype=np.int32)
-        for i in np.flatnonzero(active):
-            step[i] = freqs[i][t]
-        for stage in stages:
-            step = stage.adjust(step, active, t)
-        for i in np.flatnonzero(active):
-            got[i][t] = step[i]
-            hist[i, t] = segs[i][t]
-        for stage in stages:
-            stage.update(t)
+    got = lock_step(segs, freqs, stages, hist)
     for x, f, g, w in zip(segs, freqs, got, ways):
         want = f if w == "neural" else reference(x, f)
         stage = {"context": "counts", "context1": "counts1"}.get(w)

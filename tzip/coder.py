@@ -11,9 +11,9 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from . import counts, match
+from . import counts, match, pixels
 from .container import CODED, METHOD_NAMES
-from .context import TEXT, Layout
+from .context import Layout
 from .engine import FREQ_BITS, IntModel
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
@@ -35,7 +35,8 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 
 
 # The range-coded container methods by name: the network alone ("neural"), + the match model
-# ("match"), + the match model and the context counts ("context"; "context1" its first version).
+# ("match"), + the match model and the context counts ("context"; "context1" its first version),
+# + all of those and the pixel model, mixed last ("pixels", image layouts only).
 WAYS = tuple(METHOD_NAMES[m] for m in CODED)
 COUNTED = ("context1", "context")  # the ways that blend in context counts (counts.config)
 
@@ -48,35 +49,59 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
     return float(-np.log2(f / (1 << FREQ_BITS)).sum())
 
 
+def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: Layout) -> np.ndarray:
+    """The frequencies [T, 256] a way codes with, from the network's (left as they are)."""
+    if way == "neural":
+        return freqs
+    out = match.apply(symbols, freqs)
+    if way in COUNTED or way == "pixels":
+        counts.apply(symbols, out, counts.config("context1" if way == "context1" else "context", layout.modality),
+                     in_place=True)
+    if way == "pixels":
+        pixels.apply(symbols, out, layout, in_place=True)
+    return out
+
+
 def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
-             modality: int = TEXT) -> tuple[str, np.ndarray]:
+             layout: Layout = Layout.text()) -> tuple[str, np.ndarray]:
     """The allowed way with the shortest ideal code, and its frequencies, from the network's.
 
-    With one counted way (the default), at most two [T, 256] arrays live besides the network's
-    (128 MB each for a 128 KiB segment): the last counts blend rewrites the match model's copy in
-    place, which is recomputed (milliseconds) if the match model alone wins.
+    The ways build on each other (match, then context counts, then the pixel model), so one
+    working copy is rewritten stage by stage in place, and a second one for "context1": at most
+    two [T, 256] arrays live besides the network's (128 MB each for a 128 KiB segment). A way
+    that wins but is not the last stage computed is recomputed (the stages take milliseconds
+    to a fraction of a second; the network's pass dominates). Where the pixel model does not
+    apply (not an image), "pixels" codes as "context".
     """
+    if "pixels" in ways and not pixels.applies(layout):
+        ways = tuple(dict.fromkeys("context" if w == "pixels" else w for w in ways))
     costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
     if ways == ("neural",):
         return "neural", freqs
-    adapted = match.apply(symbols, freqs)
+    work = match.apply(symbols, freqs)
+    last = "match"
     if "match" in ways:
-        costs["match"] = code_length(symbols, adapted)
-    counted = [w for w in COUNTED if w in ways]
-    best = None
-    for i, w in enumerate(counted):
-        blended = counts.apply(symbols, adapted, counts.config(w, modality), in_place=i == len(counted) - 1)
-        costs[w] = code_length(symbols, blended)
-        if best is None or costs[w] < costs[best[0]]:
-            best = w, blended
-        del blended
+        costs["match"] = code_length(symbols, work)
+    if "context1" in ways:
+        first = counts.apply(symbols, work, counts.config("context1", layout.modality))
+        costs["context1"] = code_length(symbols, first)
+        del first
+    if "context" in ways or "pixels" in ways:
+        counts.apply(symbols, work, counts.config("context", layout.modality), in_place=True)
+        last = "context"
+        if "context" in ways:
+            costs["context"] = code_length(symbols, work)
+    if "pixels" in ways:
+        pixels.apply(symbols, work, layout, in_place=True)
+        last = "pixels"
+        costs["pixels"] = code_length(symbols, work)
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
     if way == "neural":
         return way, freqs
-    if way == "match" and counted:  # adapted was blended in place: recompute it, the blend freed first
-        del adapted, best
-        return way, match.apply(symbols, freqs)
-    return (way, adapted) if way == "match" else best
+    if way == last:
+        return way, work
+    del work
+    return way, way_frequencies(way, symbols, freqs, layout)
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
@@ -84,7 +109,8 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
     """Teacher-forced pass over each segment (`IntModel.segment_frequencies`), then one range-coder stream each.
 
     `ways` says which codings may be used (WAYS: the network's frequencies as they are, rescaled by
-    the match model, or by the match model then blended with the segment's context counts); of
+    the match model, or by the match model then blended with the segment's context counts, then
+    mixed with the pixel model); of
     those, the one with the shortest ideal code length is coded. Returns (way, coded bytes) per segment.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
@@ -98,7 +124,7 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
         if not s:
             out.append((ways[0], encode_symbols(symbols, None)))
             continue
-        way, freqs = best_way(symbols, model.segment_frequencies(symbols, layout), ways, layout.modality)
+        way, freqs = best_way(symbols, model.segment_frequencies(symbols, layout), ways, layout)
         out.append((way, encode_symbols(symbols, freqs)))
     return out
 
@@ -126,8 +152,13 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     if any(w != "neural" for w in ways):
         stages.append(match.MatchBatch([w != "neural" for w in ways], out))
     for name in COUNTED:
-        if name in ways:
-            stages.append(counts.CountsBatch([w == name for w in ways], out, counts.config(name, layout.modality)))
+        if name in ways or (name == "context" and "pixels" in ways):
+            use = [w == name or (name == "context" and w == "pixels") for w in ways]
+            stages.append(counts.CountsBatch(use, out, counts.config(name, layout.modality)))
+    if "pixels" in ways:
+        if not pixels.applies(layout):
+            raise CoderError("a segment says it was coded with the pixel model, which needs an image layout")
+        stages.append(pixels.PixelsBatch([w == "pixels" for w in ways], out, layout))
     lengths_arr = np.array(lengths)
     for t in range(t_len):
         active = lengths_arr > t

@@ -27,14 +27,13 @@ hash tables (tzip_counts_*) give the integers of this reference; tests/test_matc
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 
 import numpy as np
 
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import FREQ_BITS
-from .match import segment_arrays
+from .match import StateBatch, segment_arrays
 
 LIMIT = 255
 ONE = 1 << FREQ_BITS
@@ -379,52 +378,11 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, config: Config = CONTEXT, nati
     return out
 
 
-class CountsBatch:
+class CountsBatch(StateBatch):
     """The counts of a batch of segments decoded in lock-step; the API of match.MatchBatch."""
 
     def __init__(self, use: list[bool], history: np.ndarray, config: Config = CONTEXT):
-        self.use = np.array(use, dtype=np.uint8)
-        self.history = history
-        self.mask = self.use
-        self.lib = _library()
-        if self.lib is None:
-            self.states = [SegmentCounts(config) if u else None for u in use]
-            return
         orders, beta = config.arrays()
-        made = [self.lib.tzip_counts_new(len(orders), orders.ctypes.data, beta.ctypes.data) if u else None
-                for u in use]
-        self.handles = (ctypes.c_void_p * len(use))(*made)
-        if any(u and not h for u, h in zip(use, made)):
-            self.close()
-            raise MemoryError("the context-count model could not allocate its tables")
-
-    def close(self) -> None:
-        if self.lib is not None and getattr(self, "handles", None) is not None:
-            for h in self.handles:
-                if h:
-                    self.lib.tzip_counts_free(h)
-            self.handles = None
-
-    def __del__(self):
-        self.close()
-
-    def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
-        self.mask = mask = (self.use & active).astype(np.uint8)
-        out = np.ascontiguousarray(freqs, dtype=np.int32)
-        if self.lib is not None:
-            self.lib.tzip_counts_predict(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1],
-                                         t, mask.ctypes.data, out.ctypes.data)
-            return out
-        for i in np.flatnonzero(mask):
-            self.states[i].predict(self.history[i], t, out[i])
-        return out
-
-    def update(self, t: int) -> None:
-        mask = self.mask
-        if self.lib is not None:
-            if self.lib.tzip_counts_update(self.handles, len(mask), self.history.ctypes.data,
-                                           self.history.shape[1], t, mask.ctypes.data) != 0:
-                raise MemoryError("the context-count model could not grow its tables")
-            return
-        for i in np.flatnonzero(mask):
-            self.states[i].update(self.history[i], t)
+        super().__init__(use, history, _library(), "tzip_counts", "the context-count model",
+                         lambda lib: lib.tzip_counts_new(len(orders), orders.ctypes.data, beta.ctypes.data),
+                         lambda: SegmentCounts(config))

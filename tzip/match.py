@@ -19,6 +19,9 @@ the same integers fast, and tests/test_match.py pins the two together.
 
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Callable
+
 import numpy as np
 
 from .engine import FREQ_BITS
@@ -157,3 +160,56 @@ class MatchBatch:
             return
         for i in np.flatnonzero(mask):
             update(self.states[i], self.history[i], t)
+
+
+class StateBatch:
+    """A batch of segments decoded in lock-step, each with its own model state: a handle from
+    native.c (PREFIX_new/_free/_predict/_update) or, without the C library, a Python object with
+    predict(hist, t, freq) and update(hist, t). The API of MatchBatch; counts and pixels use it."""
+
+    def __init__(self, use: list[bool], history: np.ndarray, lib, prefix: str, what: str,
+                 new_handle: Callable, new_state: Callable):
+        self.use = np.array(use, dtype=np.uint8)
+        self.history = history
+        self.mask = self.use
+        self.lib, self.what = lib, what
+        if lib is None:
+            self.states = [new_state() if u else None for u in use]
+            return
+        self._free, self._predict, self._update = (getattr(lib, f"{prefix}_{n}") for n in ("free", "predict", "update"))
+        made = [new_handle(lib) if u else None for u in use]
+        self.handles = (ctypes.c_void_p * len(use))(*made)
+        if any(u and not h for u, h in zip(use, made)):
+            self.close()
+            raise MemoryError(f"{what} could not allocate its state")
+
+    def close(self) -> None:
+        if self.lib is not None and getattr(self, "handles", None) is not None:
+            for h in self.handles:
+                if h:
+                    self._free(h)
+            self.handles = None
+
+    def __del__(self):
+        self.close()
+
+    def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
+        self.mask = mask = (self.use & active).astype(np.uint8)
+        out = np.ascontiguousarray(freqs, dtype=np.int32)
+        if self.lib is not None:
+            self._predict(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1], t,
+                          mask.ctypes.data, out.ctypes.data)
+            return out
+        for i in np.flatnonzero(mask):
+            self.states[i].predict(self.history[i], t, out[i])
+        return out
+
+    def update(self, t: int) -> None:
+        mask = self.mask
+        if self.lib is not None:
+            if self._update(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1], t,
+                            mask.ctypes.data):
+                raise MemoryError(f"{self.what} could not grow its state")
+            return
+        for i in np.flatnonzero(mask):
+            self.states[i].update(self.history[i], t)

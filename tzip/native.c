@@ -785,3 +785,191 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
         if (use[i] && counts_update(states[i], hist + i * stride, t)) return -2;
     return 0;
 }
+
+/* ---- The pixel model (tzip/pixels.py is the reference; the same integers) ----------------------- */
+
+#define PX_SUB 12
+#define PX_CELLS 16
+#define PX_HALVE_AT 256
+#define PX_CDF_STEPS 32
+#define PX_CDF_RANGE 12
+#define PX_CDF_LEN (2 * PX_CDF_RANGE * PX_CDF_STEPS + 1)
+#define PX_CDF_ONE ((1 << 16) - 256)
+#define PX_MIX_MAX (4 << 16)
+#define PX_MIX_RATE 7
+static const int32_t px_edges[PX_CELLS - 1] = {8, 16, 24, 32, 48, 64, 88, 120, 160, 216, 288, 400, 560, 800, 1120};
+
+typedef struct {
+    int64_t row, ch, len;
+    const int32_t *cdf, *cost, *exp2;  /* pixels.py's exact tables, alive as long as that module */
+    int32_t *errors;                   /* [len][PX_SUB]: |8x - P_k| */
+    int32_t *blend_error;              /* [len]: 8x - blended prediction */
+    int64_t sum_e[PX_CELLS], sum_a[PX_CELLS], count[PX_CELLS], w[PX_CELLS][2];
+    int64_t P[PX_SUB], pred, mu, mae;   /* this position's prediction, between predict and update */
+    int c, inter;
+    int32_t q[256], out[256], cost_f[256], cost_q[256];
+} pixel_state;
+
+static inline int64_t floor_div64(int64_t a, int64_t b) {  /* b > 0 */
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+
+void tzip_pixels_free(pixel_state *s) {
+    if (!s) return;
+    free(s->errors); free(s->blend_error); free(s);
+}
+
+pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t *cdf, const int32_t *cost,
+                             const int32_t *exp2) {
+    if (row < 1 || ch < 1 || len < 0) return NULL;
+    pixel_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->row = row; s->ch = ch; s->len = len; s->cdf = cdf; s->cost = cost; s->exp2 = exp2;
+    s->errors = calloc((size_t)(len ? len : 1) * PX_SUB, sizeof(int32_t));
+    s->blend_error = calloc((size_t)(len ? len : 1), sizeof(int32_t));
+    if (!s->errors || !s->blend_error) { tzip_pixels_free(s); return NULL; }
+    for (int c = 0; c < PX_CELLS; c++) {
+        s->sum_a[c] = 16; s->count[c] = 1; s->w[c][0] = 19661; s->w[c][1] = 45875;
+    }
+    return s;
+}
+
+static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+    const int64_t R = s->row, C = s->ch, col = t % R;
+    const int left = col >= C, up = t >= R, right = col + C < R;
+#define X(i) (8 * (int64_t)h[i])
+    int64_t W = left ? X(t - C) : up ? X(t - R) : 1024;
+    int64_t N = up ? X(t - R) : W;
+    int64_t NW = up && left ? X(t - R - C) : N;
+    int64_t NE = up && right ? X(t - R + C) : N;
+    int64_t WW = col >= 2 * C ? X(t - 2 * C) : W;
+    int64_t NN = t >= 2 * R ? X(t - 2 * R) : N;
+    int64_t NNE = t >= 2 * R && right ? X(t - 2 * R + C) : NE;
+    int inter = C > 1 && col % C > 0;
+    int64_t *P = s->P;
+    P[0] = W; P[1] = N; P[2] = W + N - NW; P[3] = W + NE - N; P[4] = (W + NE) >> 1; P[5] = N + NE - NNE;
+    P[6] = 2 * W - WW; P[7] = (N + NW) >> 1; P[8] = (W + N) >> 1; P[9] = 2 * N - NN; P[10] = 0; P[11] = 0;
+    if (inter) {
+        int64_t cur = X(t - 1);
+        P[10] = N + cur - (up ? X(t - 1 - R) : cur);
+        P[11] = W + cur - (left ? X(t - 1 - C) : cur);
+    }
+#undef X
+    int64_t near[4]; int n_near = 0;
+    if (left) near[n_near++] = t - C;
+    if (up) near[n_near++] = t - R;
+    if (up && left) near[n_near++] = t - R - C;
+    if (up && right) near[n_near++] = t - R + C;
+    int64_t num = 0, den = 0;
+    for (int k = 0; k < (inter ? PX_SUB : PX_SUB - 2); k++) {
+        int64_t e = 4;
+        for (int j = 0; j < n_near; j++) e += s->errors[near[j] * PX_SUB + k];
+        int64_t w = ((int64_t)1 << 32) / (e * e);
+        num += w * (P[k] + 4096);
+        den += w;
+    }
+    int64_t pred = (num + den / 2) / den - 4096;
+    const int32_t *be = s->blend_error;
+    int64_t act = (left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0);
+    act += ((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1;
+    if (inter) act += abs64(be[t - 1]);
+    act += (abs64(W - NW) + abs64(N - NW) + abs64(N - NE)) >> 1;
+    int c = 0;
+    while (c < PX_CELLS - 1 && act >= px_edges[c]) c++;
+    int64_t mu = pred + floor_div64(s->sum_e[c], s->count[c]);
+    mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
+    int64_t mae = 8 * s->sum_a[c] / s->count[c];
+    if (mae < 19) mae = 19;
+    s->pred = pred; s->c = c; s->mu = mu; s->mae = mae; s->inter = inter;
+
+    /* the logistic's frequencies: z = (8v + 4 - mu) / (0.7 mae / 8), tabled in steps of 1/32;
+     * its numerator grows by 20480 a byte, so quotient and remainder are stepped, not divided */
+    const int64_t cden = 7 * mae, rinv = ((int64_t)1 << 32) / cden;
+    int64_t cnum = 2560 * (4 - mu);
+    int64_t zi = floor_div64(cnum, cden), frac = cnum - zi * cden;
+    const int64_t step_q = 20480 / cden, step_r = 20480 % cden;
+    int64_t prev = 0;
+    for (int v = 0; v < 256; v++) {
+        int64_t cv, idx = zi + PX_CDF_RANGE * PX_CDF_STEPS;
+        if (v == 255 || idx >= PX_CDF_LEN - 1) cv = PX_CDF_ONE;
+        else if (idx < 0) cv = 0;
+        else cv = s->cdf[idx] + (((int64_t)(s->cdf[idx + 1] - s->cdf[idx]) * frac * rinv) >> 32);
+        s->q[v] = (int32_t)(cv - prev + 1);
+        prev = cv;
+        zi += step_q; frac += step_r;
+        if (frac >= cden) { frac -= cden; zi++; }
+    }
+    /* the geometric mix */
+    const int64_t a = s->w[c][0], b = s->w[c][1];
+    int64_t z[256], zmin = INT64_MAX;
+    for (int v = 0; v < 256; v++) {
+        s->cost_f[v] = s->cost[freq[v]];
+        s->cost_q[v] = s->cost[s->q[v]];
+        z[v] = (a * s->cost_f[v] + b * s->cost_q[v]) >> 16;
+        if (z[v] < zmin) zmin = z[v];
+    }
+    int64_t p[256], sum = 0;
+    for (int v = 0; v < 256; v++) {
+        int64_t d = z[v] - zmin;
+        p[v] = (d >> 10) < 24 ? (int64_t)s->exp2[d & 1023] >> (d >> 10) : 0;
+        sum += p[v];
+    }
+    const int64_t r = ((int64_t)1 << 48) / sum;  /* sum <= 2^32 */
+    int64_t total = 0; int best = 0;
+    for (int v = 0; v < 256; v++) {
+        int64_t o = (p[v] * r) >> 32;
+        s->out[v] = (int32_t)(o < 1 ? 1 : o);
+        total += s->out[v];
+        if (s->out[v] > s->out[best]) best = v;
+    }
+    s->out[best] += (int32_t)(65536 - total);
+    memcpy(freq, s->out, sizeof s->out);
+}
+
+static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
+    const int64_t v = 8 * (int64_t)h[t];
+    const int sym = h[t], c = s->c;
+    for (int k = 0; k < PX_SUB; k++) s->errors[t * PX_SUB + k] = (int32_t)abs64(v - s->P[k]);
+    s->blend_error[t] = (int32_t)(v - s->pred);
+    s->sum_e[c] += v - s->pred;
+    s->sum_a[c] += abs64(v - s->mu);
+    if (++s->count[c] > PX_HALVE_AT) {
+        s->sum_e[c] = floor_div64(s->sum_e[c], 2);
+        s->sum_a[c] >>= 1;
+        s->count[c] >>= 1;
+    }
+    const int32_t *costs[2] = {s->cost_f, s->cost_q};
+    for (int i = 0; i < 2; i++) {
+        int64_t expected = 0;
+        for (int u = 0; u < 256; u++) expected += (int64_t)s->out[u] * costs[i][u];
+        expected >>= 16;
+        int64_t w = s->w[c][i] + floor_div64((expected - costs[i][sym]) * 64, 1 << PX_MIX_RATE);
+        s->w[c][i] = w < 0 ? 0 : w > PX_MIX_MAX ? PX_MIX_MAX : w;
+    }
+}
+
+int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
+                     const uint8_t *sym, int64_t n, int32_t *freqs) {
+    pixel_state *s = tzip_pixels_new(row, ch, n, cdf, cost, exp2);
+    if (!s) return -2;
+    for (int64_t t = 0; t < n; t++) {
+        pixels_predict(s, sym, t, freqs + t * 256);
+        pixels_update(s, sym, t);
+    }
+    tzip_pixels_free(s);
+    return 0;
+}
+
+void tzip_pixels_predict(pixel_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                         const uint8_t *use, int32_t *freqs) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i]) pixels_predict(states[i], hist + i * stride, t, freqs + i * 256);
+}
+
+void tzip_pixels_update(pixel_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                        const uint8_t *use) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i]) pixels_update(states[i], hist + i * stride, t);
+}

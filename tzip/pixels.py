@@ -1,0 +1,247 @@
+"""The pixel model: a classical 2-D predictor's distribution, mixed with the network's.
+
+On photographs the 590k-parameter network alone codes worse than PNG's filters and far worse
+than JPEG-XL: it sees the neighbours as four embeddings but has had little image training. The
+lossless image coders' tools are cheap and adapt to each picture at once:
+
+- twelve sub-predictors (W, N, W+N-NW, W+NE-N, NE+N-NNE, 2W-WW, ... and, for the second and
+  third channels of a pixel, the neighbour plus the change the earlier channel showed), blended
+  by the inverse square of the error each made at the W, N, NW and NE neighbours (GraLIC,
+  JPEG-XL's weighted predictor);
+- a context of local activity (the blend's errors at the neighbours plus the gradients), in which
+  the blend's bias is corrected (CALIC) and the error's scale is learnt;
+- a discretised logistic at the corrected prediction with that scale.
+
+That distribution is mixed geometrically with the incoming frequencies (network, match model,
+context counts): p(x) ~ f(x)^a q(x)^b, with a and b per activity context learnt while coding by
+gradient steps on the code length (as PAQ's mixers learn).
+
+Integer arithmetic throughout, so every machine computes the same frequencies (DESIGN §2): the
+logistic CDF, log2 and exp2 tables are computed exactly (decimal arithmetic, integer rounding),
+divisions are of non-negative integers or floored explicitly. This file is the reference and
+the fallback; native.c (tzip_pixels_*) computes the same integers fast, tests pin the two.
+Segments coded this way are container method 6 ("pixels"), offered for images only.
+"""
+
+from __future__ import annotations
+
+import decimal
+
+import numpy as np
+
+from .context import IMAGE, Layout
+from .engine import FREQ_BITS
+from .match import StateBatch, segment_arrays
+
+ONE = 1 << FREQ_BITS
+SUB = 12  # sub-predictors; the last two only on a pixel's second and later channels
+ACT_EDGES = tuple(8 * e for e in (1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 140))
+CELLS = len(ACT_EDGES) + 1
+HALVE_AT = 256  # a context's statistics halve past this many pixels
+CDF_STEPS, CDF_RANGE = 32, 12  # the logistic CDF is tabled at z = i/32, |z| <= 12
+CDF_ONE = ONE - 256  # the table's total; every byte then gets +1
+LOG_ONE = 1024  # log2 in units of 1/1024 bit
+MIX_START = (19661, 45875)  # a, b in 1/65536 (0.3, 0.7)
+MIX_MAX = 4 << 16
+MIX_RATE = 7  # weight step: gradient (1/1024 bit) * 64 >> MIX_RATE (0.008 per bit)
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The logistic CDF (CDF_ONE * sigma(i/32)), log2(1 + i/256) and 2^-(i/1024), exactly rounded.
+
+    Decimal arithmetic in its own context is specified to the digit, so every machine (and any
+    caller's decimal settings) gives these same integers; a float libm need not."""
+    D = decimal.Decimal
+    with decimal.localcontext(decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)):
+        ln2 = D(2).ln()
+        steps = range(-CDF_RANGE * CDF_STEPS, CDF_RANGE * CDF_STEPS + 1)
+        cdf = [CDF_ONE / (1 + (D(-i) / CDF_STEPS).exp()) for i in steps]
+        log = [(1 + D(i) / 256).ln() / ln2 * LOG_ONE for i in range(257)]
+        exp = [(-D(i) / LOG_ONE * ln2).exp() * (1 << 24) for i in range(LOG_ONE)]
+        return tuple(np.array([int(v.to_integral_value()) for v in t], np.int64) for t in (cdf, log, exp))
+
+
+CDF, LOG_FRAC, EXP2 = _tables()
+
+
+def _log2_table() -> np.ndarray:
+    """-log2(f / 2^16) in 1/1024 bit for f = 0..2^16 (entry 0 unused): a cost, never negative."""
+    f = np.arange(ONE + 1, dtype=np.int64)
+    f[0] = 1
+    e = np.array([int(v).bit_length() - 1 for v in f], dtype=np.int64)
+    m = (f << 16) >> e  # mantissa in [2^16, 2^17)
+    i, low = (m - (1 << 16)) >> 8, m & 255
+    frac = LOG_FRAC[i] + (((LOG_FRAC[np.minimum(i + 1, 256)] - LOG_FRAC[i]) * low) >> 8)
+    return (FREQ_BITS - e) * LOG_ONE - frac
+
+
+COST = _log2_table()
+
+
+def floor_div(a: int, b: int) -> int:
+    return a // b  # Python floors; native.c does the same explicitly for negative a
+
+
+def cell(v: int) -> int:
+    i = 0
+    while i < len(ACT_EDGES) and v >= ACT_EDGES[i]:
+        i += 1
+    return i
+
+
+def logistic(mu8: int, mae64: int) -> np.ndarray:
+    """Frequencies (total 2^16, each >= 1) of a logistic at mu8/8 with scale 0.7 * mae64/64.
+
+    The CDF is read at z = (8v + 4 - mu8) / (0.7 mae64 / 8) in steps of 1/32 and interpolated
+    linearly, the fraction times a 32-bit reciprocal of the step (no division per byte)."""
+    den = 7 * mae64
+    num = 2560 * (8 * np.arange(256, dtype=np.int64) + 4 - mu8)  # 32 z * den: upper edge of each byte
+    zi = num // den
+    frac = num - zi * den
+    idx = zi + CDF_RANGE * CDF_STEPS
+    inside = (idx >= 0) & (idx < len(CDF) - 1)
+    j = np.clip(idx, 0, len(CDF) - 2)
+    c = CDF[j] + (((CDF[j + 1] - CDF[j]) * frac * ((1 << 32) // den)) >> 32)
+    c = np.where(inside, c, np.where(idx < 0, 0, CDF_ONE))
+    c[255] = CDF_ONE
+    return np.diff(c, prepend=0) + 1
+
+
+def mix(f: np.ndarray, q: np.ndarray, a: int, b: int) -> np.ndarray:
+    """p ~ f^a q^b in integers: frequencies total 2^16, each >= 1, leftovers to the most probable."""
+    z = (a * COST[f] + b * COST[q]) >> 16  # cost of each byte under the mix, 1/1024 bit
+    d = z - z.min()
+    p = np.where(d >> 10 < 24, EXP2[d & (LOG_ONE - 1)] >> np.minimum(d >> 10, 63), 0)
+    r = (1 << 48) // int(p.sum())  # the sum is at most 2^32
+    out = np.maximum((p * r) >> 32, 1)
+    out[int(np.argmax(out))] += ONE - int(out.sum())
+    return out
+
+
+class SegmentPixels:
+    """One image segment's predictor state; predict then update at each position in turn."""
+
+    def __init__(self, layout: Layout, length: int):
+        self.row, self.channels = layout.offsets[1], layout.period
+        self.errors = np.zeros((length, SUB), dtype=np.int64)  # |8x - P_k| at each position
+        self.blend_error = np.zeros(length, dtype=np.int64)  # 8x - blended prediction
+        self.sum_e = [0] * CELLS
+        self.sum_a = [16] * CELLS
+        self.count = [1] * CELLS
+        self.weights = [list(MIX_START) for _ in range(CELLS)]
+
+    def _predict(self, hist, t: int) -> None:
+        R, C = self.row, self.channels
+        x = lambda i: 8 * int(hist[i])  # noqa: E731
+        col = t % R
+        left, up, right = col >= C, t >= R, col + C < R
+        W = x(t - C) if left else x(t - R) if up else 1024
+        N = x(t - R) if up else W
+        NW = x(t - R - C) if up and left else N
+        NE = x(t - R + C) if up and right else N
+        WW = x(t - 2 * C) if col >= 2 * C else W
+        NN = x(t - 2 * R) if t >= 2 * R else N
+        NNE = x(t - 2 * R + C) if t >= 2 * R and right else NE
+        inter = C > 1 and col % C > 0
+        P = [W, N, W + N - NW, W + NE - N, (W + NE) >> 1, N + NE - NNE, 2 * W - WW, (N + NW) >> 1,
+             (W + N) >> 1, 2 * N - NN, 0, 0]
+        if inter:
+            cur = x(t - 1)
+            P[10] = N + cur - (x(t - 1 - R) if up else cur)
+            P[11] = W + cur - (x(t - 1 - C) if left else cur)
+        near = [i for i, ok in ((t - C, left), (t - R, up), (t - R - C, up and left), (t - R + C, up and right)) if ok]
+        num = den = 0
+        for k in range(SUB if inter else SUB - 2):
+            e = sum(int(self.errors[i, k]) for i in near) + 4
+            w = (1 << 32) // (e * e)
+            num += w * (P[k] + 4096)
+            den += w
+        pred = (num + den // 2) // den - 4096
+        be = self.blend_error
+        act = (abs(int(be[t - C])) if left else 0) + (abs(int(be[t - R])) if up else 0)
+        act += ((abs(int(be[t - R - C])) if up and left else 0) + (abs(int(be[t - R + C])) if up and right else 0)) >> 1
+        if inter:
+            act += abs(int(be[t - 1]))
+        act += (abs(W - NW) + abs(N - NW) + abs(N - NE)) >> 1
+        c = cell(act)
+        mu = min(max(pred + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
+        mae = max(8 * self.sum_a[c] // self.count[c], 19)
+        self.P, self.pred, self.c, self.mu, self.mae, self.inter = P, pred, c, mu, mae, inter
+
+    def predict(self, hist, t: int, freq: np.ndarray) -> None:
+        """Mix position t's frequencies with the predictor's distribution, in place."""
+        self._predict(hist, t)
+        self.f_in = freq.astype(np.int64)
+        self.q = logistic(self.mu, self.mae)
+        a, b = self.weights[self.c]
+        self.out = mix(self.f_in, self.q, a, b)
+        freq[:] = self.out
+
+    def update(self, hist, t: int) -> None:
+        v = 8 * int(hist[t])
+        for k in range(SUB):
+            self.errors[t, k] = abs(v - self.P[k])
+        self.blend_error[t] = v - self.pred
+        c, sym = self.c, int(hist[t])
+        self.sum_e[c] += v - self.pred
+        self.sum_a[c] += abs(v - self.mu)
+        self.count[c] += 1
+        if self.count[c] > HALVE_AT:
+            self.sum_e[c] = floor_div(self.sum_e[c], 2)
+            self.sum_a[c] >>= 1
+            self.count[c] >>= 1
+        w = self.weights[c]
+        for i, cost in enumerate((COST[self.f_in], COST[self.q])):
+            expected = int((self.out * cost).sum()) >> FREQ_BITS
+            step = floor_div((expected - int(cost[sym])) * 64, 1 << MIX_RATE)
+            w[i] = min(max(w[i] + step, 0), MIX_MAX)
+
+
+def applies(layout: Layout) -> bool:
+    """Image layouts only: the predictor needs a row length and the channels of a pixel."""
+    return layout.modality == IMAGE and layout.offsets[1] > 0 and layout.period >= 1
+
+
+def _library():
+    from . import native
+
+    return native.library()
+
+
+def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool = True,
+          in_place: bool = False) -> np.ndarray:
+    """The mixed frequencies [T, 256] of a whole image segment (compression); in_place rewrites
+    `freqs` (int32, C order). native=False runs this reference (tests compare the two)."""
+    if not applies(layout):
+        raise ValueError("the pixel model needs an image layout")
+    data, out = segment_arrays(symbols, freqs, in_place)
+    lib = _library() if native else None
+    if lib is not None:
+        if lib.tzip_pixels_scan(layout.offsets[1], layout.period, *tables_arg(), data.ctypes.data, len(data),
+                                out.ctypes.data) != 0:
+            raise MemoryError("the pixel model could not allocate its state")
+        return out
+    s = SegmentPixels(layout, len(data))
+    for t in range(len(data)):
+        s.predict(data, t, out[t])
+        s.update(data, t)
+    return out
+
+
+_TABLES = [np.ascontiguousarray(a, dtype=np.int32) for a in (CDF, COST, EXP2)]
+
+
+def tables_arg() -> tuple[int, int, int]:
+    """The exact tables, computed here once, as the pointers native.c reads them from (they live as
+    long as the module, so native states may keep them)."""
+    return tuple(a.ctypes.data for a in _TABLES)
+
+
+class PixelsBatch(StateBatch):
+    """The pixel models of a batch of segments decoded in lock-step; the API of match.MatchBatch."""
+
+    def __init__(self, use: list[bool], history: np.ndarray, layout: Layout):
+        row, channels, length = layout.offsets[1], layout.period, history.shape[1]
+        super().__init__(use, history, _library(), "tzip_pixels", "the pixel model",
+                         lambda lib: lib.tzip_pixels_new(row, channels, length, *tables_arg()),
+                         lambda: SegmentPixels(layout, length))
