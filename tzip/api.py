@@ -37,7 +37,7 @@ DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 MODES = ("text", "image", "audio", "binary")
-# stored, zstd, neural, match, context, pixels: all but the superseded context1 by default
+# stored, zstd, neural, match, context, pixels, samples: all but the superseded context1 by default
 METHODS = tuple(name for code, name in C.METHOD_NAMES.items() if code not in C.SUPERSEDED)
 METHOD_OF = {name: code for code, name in C.METHOD_NAMES.items()}
 
@@ -52,7 +52,8 @@ class TzipCompressor:
         """methods: the per-segment coders to choose from (smallest output wins; "match" is the
         network with the match model, tzip/match.py, "context" that and the context counts,
         tzip/counts.py, "pixels" that mixed with a classical image predictor, tzip/pixels.py,
-        images only; "context1" the first, superseded, context counts).
+        images only, "samples" with an adaptive linear predictor, tzip/samples.py, 16-bit audio
+        only; "context1" the first, superseded, context counts).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either."""
         if mode is not None and mode not in MODES:

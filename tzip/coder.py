@@ -11,7 +11,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from . import counts, match, pixels
+from . import counts, match, pixels, samples
 from .container import CODED, METHOD_NAMES
 from .context import Layout
 from .engine import FREQ_BITS, IntModel
@@ -36,9 +36,11 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 
 # The range-coded container methods by name: the network alone ("neural"), + the match model
 # ("match"), + the match model and the context counts ("context"; "context1" its first version),
-# + all of those and the pixel model, mixed last ("pixels", image layouts only).
+# + all of those and the pixel model, mixed last ("pixels", image layouts only), or the sample
+# model ("samples", 16-bit PCM layouts only).
 WAYS = tuple(METHOD_NAMES[m] for m in CODED)
 COUNTED = ("context1", "context")  # the ways that blend in context counts (counts.config)
+MIXED = {"pixels": pixels, "samples": samples}  # the last stages, each for its own layouts
 
 
 def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
@@ -54,11 +56,11 @@ def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: La
     if way == "neural":
         return freqs
     out = match.apply(symbols, freqs)
-    if way in COUNTED or way == "pixels":
+    if way != "match":
         counts.apply(symbols, out, counts.config("context1" if way == "context1" else "context", layout.modality),
                      in_place=True)
-    if way == "pixels":
-        pixels.apply(symbols, out, layout, in_place=True)
+    if way in MIXED:
+        MIXED[way].apply(symbols, out, layout, in_place=True)
     return out
 
 
@@ -66,15 +68,14 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
              layout: Layout = Layout.text()) -> tuple[str, np.ndarray]:
     """The allowed way with the shortest ideal code, and its frequencies, from the network's.
 
-    The ways build on each other (match, then context counts, then the pixel model), so one
+    The ways build on each other (match, then context counts, then the pixel or sample model), so one
     working copy is rewritten stage by stage in place, and a second one for "context1": at most
     two [T, 256] arrays live besides the network's (128 MB each for a 128 KiB segment). A way
     that wins but is not the last stage computed is recomputed (the stages take milliseconds
-    to a fraction of a second; the network's pass dominates). Where the pixel model does not
-    apply (not an image), "pixels" codes as "context".
+    to a fraction of a second; the network's pass dominates). Where the pixel or sample model does
+    not apply (not an image, not 16-bit audio), that way codes as "context".
     """
-    if "pixels" in ways and not pixels.applies(layout):
-        ways = tuple(dict.fromkeys("context" if w == "pixels" else w for w in ways))
+    ways = tuple(dict.fromkeys("context" if w in MIXED and not MIXED[w].applies(layout) else w for w in ways))
     costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
     if ways == ("neural",):
         return "neural", freqs
@@ -86,15 +87,16 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
         first = counts.apply(symbols, work, counts.config("context1", layout.modality))
         costs["context1"] = code_length(symbols, first)
         del first
-    if "context" in ways or "pixels" in ways:
+    mixed = [w for w in MIXED if w in ways]  # at most one applies to a layout
+    if "context" in ways or mixed:
         counts.apply(symbols, work, counts.config("context", layout.modality), in_place=True)
         last = "context"
         if "context" in ways:
             costs["context"] = code_length(symbols, work)
-    if "pixels" in ways:
-        pixels.apply(symbols, work, layout, in_place=True)
-        last = "pixels"
-        costs["pixels"] = code_length(symbols, work)
+    for w in mixed:
+        MIXED[w].apply(symbols, work, layout, in_place=True)
+        last = w
+        costs[w] = code_length(symbols, work)
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
     if way == "neural":
         return way, freqs
@@ -110,7 +112,7 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
 
     `ways` says which codings may be used (WAYS: the network's frequencies as they are, rescaled by
     the match model, or by the match model then blended with the segment's context counts, then
-    mixed with the pixel model); of
+    mixed with the pixel or sample model); of
     those, the one with the shortest ideal code length is coded. Returns (way, coded bytes) per segment.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
@@ -152,13 +154,15 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     if any(w != "neural" for w in ways):
         stages.append(match.MatchBatch([w != "neural" for w in ways], out))
     for name in COUNTED:
-        if name in ways or (name == "context" and "pixels" in ways):
-            use = [w == name or (name == "context" and w == "pixels") for w in ways]
+        use = [w == name or (name == "context" and w in MIXED) for w in ways]
+        if any(use):
             stages.append(counts.CountsBatch(use, out, counts.config(name, layout.modality)))
-    if "pixels" in ways:
-        if not pixels.applies(layout):
-            raise CoderError("a segment says it was coded with the pixel model, which needs an image layout")
-        stages.append(pixels.PixelsBatch([w == "pixels" for w in ways], out, layout))
+    for name, module in MIXED.items():
+        if name in ways:
+            if not module.applies(layout):
+                raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
+            batch = pixels.PixelsBatch if name == "pixels" else samples.SamplesBatch
+            stages.append(batch([w == name for w in ways], out, layout))
     lengths_arr = np.array(lengths)
     for t in range(t_len):
         active = lengths_arr > t

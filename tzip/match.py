@@ -139,26 +139,26 @@ class MatchBatch:
         self.history = history  # [B, max_len] uint8, C-contiguous, filled by the caller
         self.states = new_states(len(use))
         self.lib = _library()
-        self.mask = self.use
+        self.mask = np.zeros_like(self.use)
+        # the arrays never move: their addresses once, not per byte (ndarray.ctypes costs microseconds)
+        self.pointers = self.states.ctypes.data, len(use), history.ctypes.data, history.shape[1]
+        self.mask_pointer = self.mask.ctypes.data
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
-        self.mask = mask = (self.use & active).astype(np.uint8)
+        mask = np.bitwise_and(self.use, active, out=self.mask)
         out = np.ascontiguousarray(freqs, dtype=np.int32)
         if self.lib is not None:
-            self.lib.tzip_match_predict(self.states.ctypes.data, len(mask), self.history.ctypes.data,
-                                        self.history.shape[1], mask.ctypes.data, out.ctypes.data)
+            self.lib.tzip_match_predict(*self.pointers, self.mask_pointer, out.ctypes.data)
             return out
         for i in np.flatnonzero(mask):
             predict(self.states[i], self.history[i], out[i])
         return out
 
     def update(self, t: int) -> None:
-        mask = self.mask
         if self.lib is not None:
-            self.lib.tzip_match_update(self.states.ctypes.data, len(mask), self.history.ctypes.data,
-                                       self.history.shape[1], t, mask.ctypes.data)
+            self.lib.tzip_match_update(*self.pointers, t, self.mask_pointer)
             return
-        for i in np.flatnonzero(mask):
+        for i in np.flatnonzero(self.mask):
             update(self.states[i], self.history[i], t)
 
 
@@ -171,7 +171,7 @@ class StateBatch:
                  new_handle: Callable, new_state: Callable):
         self.use = np.array(use, dtype=np.uint8)
         self.history = history
-        self.mask = self.use
+        self.mask = np.zeros_like(self.use)
         self.lib, self.what = lib, what
         if lib is None:
             self.states = [new_state() if u else None for u in use]
@@ -182,6 +182,8 @@ class StateBatch:
         if any(u and not h for u, h in zip(use, made)):
             self.close()
             raise MemoryError(f"{what} could not allocate its state")
+        self.pointers = ctypes.addressof(self.handles), len(use), history.ctypes.data, history.shape[1]
+        self.mask_pointer = self.mask.ctypes.data
 
     def close(self) -> None:
         if self.lib is not None and getattr(self, "handles", None) is not None:
@@ -194,22 +196,19 @@ class StateBatch:
         self.close()
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
-        self.mask = mask = (self.use & active).astype(np.uint8)
+        mask = np.bitwise_and(self.use, active, out=self.mask)
         out = np.ascontiguousarray(freqs, dtype=np.int32)
         if self.lib is not None:
-            self._predict(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1], t,
-                          mask.ctypes.data, out.ctypes.data)
+            self._predict(*self.pointers, t, self.mask_pointer, out.ctypes.data)
             return out
         for i in np.flatnonzero(mask):
             self.states[i].predict(self.history[i], t, out[i])
         return out
 
     def update(self, t: int) -> None:
-        mask = self.mask
         if self.lib is not None:
-            if self._update(self.handles, len(mask), self.history.ctypes.data, self.history.shape[1], t,
-                            mask.ctypes.data):
+            if self._update(*self.pointers, t, self.mask_pointer):
                 raise MemoryError(f"{self.what} could not grow its state")
             return
-        for i in np.flatnonzero(mask):
+        for i in np.flatnonzero(self.mask):
             self.states[i].update(self.history[i], t)

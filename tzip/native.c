@@ -816,6 +816,64 @@ static inline int64_t floor_div64(int64_t a, int64_t b) {  /* b > 0 */
 }
 static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 
+/* The logistic CDF (pixels.cdf_at) at num0 + i*step for i < n, over den: quotient and remainder
+ * are stepped, not divided, and the fraction scaled by a 32-bit reciprocal. */
+static void cdf_steps(const int32_t *cdf, int64_t num0, int64_t step, int64_t den, int n, int64_t *out) {
+    const int64_t rinv = ((int64_t)1 << 32) / den, step_q = step / den, step_r = step % den;
+    int64_t zi = floor_div64(num0, den), frac = num0 - zi * den;
+    for (int i = 0; i < n; i++) {
+        int64_t idx = zi + PX_CDF_RANGE * PX_CDF_STEPS;
+        out[i] = idx < 0 ? 0 : idx >= PX_CDF_LEN - 1 ? PX_CDF_ONE
+               : cdf[idx] + (((int64_t)(cdf[idx + 1] - cdf[idx]) * frac * rinv) >> 32);
+        zi += step_q; frac += step_r;
+        if (frac >= den) { frac -= den; zi++; }
+    }
+}
+
+/* pixels.normalise: weights (sum 1..2^32) to frequencies, total 2^16, each >= 1. */
+static void normalise(const int64_t *p, int32_t *out) {
+    int64_t sum = 0;
+    for (int v = 0; v < 256; v++) sum += p[v];
+    const int64_t r = ((int64_t)1 << 48) / sum;
+    int64_t total = 0; int best = 0;
+    for (int v = 0; v < 256; v++) {
+        int64_t o = (p[v] * r) >> 32;
+        out[v] = (int32_t)(o < 1 ? 1 : o);
+        total += out[v];
+        if (out[v] > out[best]) best = v;
+    }
+    out[best] += (int32_t)(65536 - total);
+}
+
+/* pixels.mix: p ~ f^a q^b; the costs of f and q are kept for learn_mix. */
+static void mix_freqs(const int32_t *cost, const int32_t *exp2, int64_t a, int64_t b, const int32_t *f,
+                      const int32_t *q, int32_t *cost_f, int32_t *cost_q, int32_t *out) {
+    int64_t z[256], zmin = INT64_MAX, p[256];
+    for (int v = 0; v < 256; v++) {
+        cost_f[v] = cost[f[v]];
+        cost_q[v] = cost[q[v]];
+        z[v] = (a * cost_f[v] + b * cost_q[v]) >> 16;
+        if (z[v] < zmin) zmin = z[v];
+    }
+    for (int v = 0; v < 256; v++) {
+        int64_t d = z[v] - zmin;
+        p[v] = (d >> 10) < 24 ? (int64_t)exp2[d & 1023] >> (d >> 10) : 0;
+    }
+    normalise(p, out);
+}
+
+/* pixels.learn */
+static void learn_mix(int64_t *w, const int32_t *out, const int32_t *cost_f, const int32_t *cost_q, int sym) {
+    const int32_t *costs[2] = {cost_f, cost_q};
+    for (int i = 0; i < 2; i++) {
+        int64_t expected = 0;
+        for (int u = 0; u < 256; u++) expected += (int64_t)out[u] * costs[i][u];
+        expected >>= 16;
+        int64_t nw = w[i] + floor_div64((expected - costs[i][sym]) * 64, 1 << PX_MIX_RATE);
+        w[i] = nw < 0 ? 0 : nw > PX_MIX_MAX ? PX_MIX_MAX : nw;
+    }
+}
+
 void tzip_pixels_free(pixel_state *s) {
     if (!s) return;
     free(s->errors); free(s->blend_error); free(s);
@@ -884,47 +942,12 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     if (mae < 19) mae = 19;
     s->pred = pred; s->c = c; s->mu = mu; s->mae = mae; s->inter = inter;
 
-    /* the logistic's frequencies: z = (8v + 4 - mu) / (0.7 mae / 8), tabled in steps of 1/32;
-     * its numerator grows by 20480 a byte, so quotient and remainder are stepped, not divided */
-    const int64_t cden = 7 * mae, rinv = ((int64_t)1 << 32) / cden;
-    int64_t cnum = 2560 * (4 - mu);
-    int64_t zi = floor_div64(cnum, cden), frac = cnum - zi * cden;
-    const int64_t step_q = 20480 / cden, step_r = 20480 % cden;
-    int64_t prev = 0;
-    for (int v = 0; v < 256; v++) {
-        int64_t cv, idx = zi + PX_CDF_RANGE * PX_CDF_STEPS;
-        if (v == 255 || idx >= PX_CDF_LEN - 1) cv = PX_CDF_ONE;
-        else if (idx < 0) cv = 0;
-        else cv = s->cdf[idx] + (((int64_t)(s->cdf[idx + 1] - s->cdf[idx]) * frac * rinv) >> 32);
-        s->q[v] = (int32_t)(cv - prev + 1);
-        prev = cv;
-        zi += step_q; frac += step_r;
-        if (frac >= cden) { frac -= cden; zi++; }
-    }
-    /* the geometric mix */
-    const int64_t a = s->w[c][0], b = s->w[c][1];
-    int64_t z[256], zmin = INT64_MAX;
-    for (int v = 0; v < 256; v++) {
-        s->cost_f[v] = s->cost[freq[v]];
-        s->cost_q[v] = s->cost[s->q[v]];
-        z[v] = (a * s->cost_f[v] + b * s->cost_q[v]) >> 16;
-        if (z[v] < zmin) zmin = z[v];
-    }
-    int64_t p[256], sum = 0;
-    for (int v = 0; v < 256; v++) {
-        int64_t d = z[v] - zmin;
-        p[v] = (d >> 10) < 24 ? (int64_t)s->exp2[d & 1023] >> (d >> 10) : 0;
-        sum += p[v];
-    }
-    const int64_t r = ((int64_t)1 << 48) / sum;  /* sum <= 2^32 */
-    int64_t total = 0; int best = 0;
-    for (int v = 0; v < 256; v++) {
-        int64_t o = (p[v] * r) >> 32;
-        s->out[v] = (int32_t)(o < 1 ? 1 : o);
-        total += s->out[v];
-        if (s->out[v] > s->out[best]) best = v;
-    }
-    s->out[best] += (int32_t)(65536 - total);
+    /* the logistic's frequencies: the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
+    int64_t cv[256];
+    cdf_steps(s->cdf, 2560 * (4 - mu), 20480, 7 * mae, 255, cv);
+    cv[255] = PX_CDF_ONE;
+    for (int v = 0; v < 256; v++) s->q[v] = (int32_t)(cv[v] - (v ? cv[v - 1] : 0) + 1);
+    mix_freqs(s->cost, s->exp2, s->w[c][0], s->w[c][1], freq, s->q, s->cost_f, s->cost_q, s->out);
     memcpy(freq, s->out, sizeof s->out);
 }
 
@@ -940,14 +963,7 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
         s->sum_a[c] >>= 1;
         s->count[c] >>= 1;
     }
-    const int32_t *costs[2] = {s->cost_f, s->cost_q};
-    for (int i = 0; i < 2; i++) {
-        int64_t expected = 0;
-        for (int u = 0; u < 256; u++) expected += (int64_t)s->out[u] * costs[i][u];
-        expected >>= 16;
-        int64_t w = s->w[c][i] + floor_div64((expected - costs[i][sym]) * 64, 1 << PX_MIX_RATE);
-        s->w[c][i] = w < 0 ? 0 : w > PX_MIX_MAX ? PX_MIX_MAX : w;
-    }
+    learn_mix(s->w[c], s->out, s->cost_f, s->cost_q, sym);
 }
 
 int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
@@ -972,4 +988,127 @@ void tzip_pixels_update(pixel_state **states, int64_t b, const uint8_t *hist, in
                         const uint8_t *use) {
     for (int64_t i = 0; i < b; i++)
         if (use[i]) pixels_update(states[i], hist + i * stride, t);
+}
+
+/* ---- The sample model (tzip/samples.py is the reference; the same integers) ---------------------- */
+
+#define SM_ORDER 32
+#define SM_STEP 2048
+#define SM_WEIGHT_MAX ((int64_t)1 << 24)
+#define SM_NORM_FLOOR 1000
+#define SM_CELLS 12
+#define SM_HALVE_AT 128
+#define SM_MAX_CHANNELS 16
+
+typedef struct {
+    int64_t channels, frames;
+    const int32_t *cdf, *cost, *exp2;
+    int32_t *samples;                                   /* [channels][frames] */
+    int64_t weights[SM_MAX_CHANNELS][SM_ORDER], recent[SM_MAX_CHANNELS][3];
+    int64_t sum_a[SM_MAX_CHANNELS][SM_CELLS], count[SM_MAX_CHANNELS][SM_CELLS];
+    int64_t mix[2][SM_CELLS][2];
+    int64_t taps[SM_ORDER], pred, den;                  /* this sample's prediction */
+    int cell, active, half;
+    int32_t q[256], out[256], cost_f[256], cost_q[256];
+} sample_state;
+
+void tzip_samples_free(sample_state *s) {
+    if (!s) return;
+    free(s->samples); free(s);
+}
+
+sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf, const int32_t *cost,
+                               const int32_t *exp2) {
+    if (channels < 1 || channels > SM_MAX_CHANNELS || len < 0) return NULL;
+    sample_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->channels = channels; s->frames = len / (2 * channels); s->cdf = cdf; s->cost = cost; s->exp2 = exp2;
+    s->samples = calloc((size_t)(s->frames ? s->frames : 1) * channels, sizeof(int32_t));
+    if (!s->samples) { tzip_samples_free(s); return NULL; }
+    for (int ch = 0; ch < channels; ch++)
+        for (int c = 0; c < SM_CELLS; c++) { s->sum_a[ch][c] = 200 * 16; s->count[ch][c] = 1; }
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < SM_CELLS; c++) { s->mix[h][c][0] = 32768; s->mix[h][c][1] = 32768; }
+    return s;
+}
+
+static inline int64_t sm_signed(int64_t v) { return v >= 32768 ? v - 65536 : v; }
+
+static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+    const int64_t frame = t / (2 * s->channels), rest = t % (2 * s->channels), ch = rest >> 1;
+    s->active = frame < s->frames;
+    if (!s->active) return;
+    s->half = (int)(rest & 1);
+    if (!s->half) {
+        const int32_t *x = s->samples + ch * s->frames;
+        int64_t acc = 0;
+        for (int k = 0; k < SM_ORDER; k++) {
+            s->taps[k] = frame - 1 - k >= 0 ? x[frame - 1 - k] : 0;
+            acc += s->weights[ch][k] * s->taps[k];
+        }
+        s->pred = 16 * (2 * s->taps[0] - s->taps[1]) + floor_div64(acc, 1 << 12);
+        const int64_t *r = s->recent[ch];
+        int64_t act = abs64(r[0]) + (abs64(r[1]) >> 1) + (abs64(r[2]) >> 2), edge = 64;
+        int c = 0;
+        while (c < SM_CELLS - 1 && act >= edge) { c++; edge *= 2; }
+        s->cell = c;
+        int64_t mae = s->sum_a[ch][c] / s->count[ch][c];
+        s->den = 6 * (mae < 8 ? 8 : mae);
+        int64_t edges[257];
+        cdf_steps(s->cdf, 320 * (16 * 256 * -128 - 8 - s->pred), 320 * 16 * 256, s->den, 257, edges);
+        edges[0] = 0; edges[256] = PX_CDF_ONE;
+        for (int i = 0; i < 256; i++) s->q[(i + 128) & 255] = (int32_t)(edges[i + 1] - edges[i] + 1);
+    } else {
+        int64_t edges[257], p[256];
+        cdf_steps(s->cdf, 320 * (16 * sm_signed((int64_t)h[t - 1] << 8) - 8 - s->pred), 320 * 16, s->den, 257, edges);
+        for (int l = 0; l < 256; l++) p[l] = 256 * (edges[l + 1] - edges[l]) + 1;
+        normalise(p, s->q);
+    }
+    mix_freqs(s->cost, s->exp2, s->mix[s->half][s->cell][0], s->mix[s->half][s->cell][1], freq, s->q,
+              s->cost_f, s->cost_q, s->out);
+    memcpy(freq, s->out, sizeof s->out);
+}
+
+static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
+    if (!s->active) return;
+    learn_mix(s->mix[s->half][s->cell], s->out, s->cost_f, s->cost_q, h[t]);
+    if (!s->half) return;
+    const int64_t frame = t / (2 * s->channels), ch = (t % (2 * s->channels)) >> 1;
+    const int64_t v = sm_signed(((int64_t)h[t - 1] << 8) | h[t]), e = 16 * v - s->pred;
+    int64_t energy = SM_NORM_FLOOR;
+    for (int k = 0; k < SM_ORDER; k++) energy += s->taps[k] * s->taps[k];
+    const int64_t factor = floor_div64(e * SM_STEP * 65536, energy);
+    for (int k = 0; k < SM_ORDER; k++) {
+        int64_t w = s->weights[ch][k] + floor_div64(factor * s->taps[k], 65536);
+        s->weights[ch][k] = w < -SM_WEIGHT_MAX ? -SM_WEIGHT_MAX : w > SM_WEIGHT_MAX ? SM_WEIGHT_MAX : w;
+    }
+    s->samples[ch * s->frames + frame] = (int32_t)v;
+    const int c = s->cell;
+    s->sum_a[ch][c] += abs64(e);
+    if (++s->count[ch][c] > SM_HALVE_AT) { s->sum_a[ch][c] >>= 1; s->count[ch][c] >>= 1; }
+    s->recent[ch][2] = s->recent[ch][1]; s->recent[ch][1] = s->recent[ch][0]; s->recent[ch][0] = e;
+}
+
+int tzip_samples_scan(int64_t channels, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
+                      const uint8_t *sym, int64_t n, int32_t *freqs) {
+    sample_state *s = tzip_samples_new(channels, n, cdf, cost, exp2);
+    if (!s) return -2;
+    for (int64_t t = 0; t < n; t++) {
+        samples_predict(s, sym, t, freqs + t * 256);
+        samples_update(s, sym, t);
+    }
+    tzip_samples_free(s);
+    return 0;
+}
+
+void tzip_samples_predict(sample_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                          const uint8_t *use, int32_t *freqs) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i]) samples_predict(states[i], hist + i * stride, t, freqs + i * 256);
+}
+
+void tzip_samples_update(sample_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                         const uint8_t *use) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i]) samples_update(states[i], hist + i * stride, t);
 }

@@ -130,6 +130,16 @@ def library() -> ctypes.CDLL | None:
         lib.tzip_pixels_predict.argtypes = [*batch_step, ctypes.c_void_p]
         lib.tzip_pixels_update.restype = None
         lib.tzip_pixels_update.argtypes = batch_step
+        lib.tzip_samples_new.restype = ctypes.c_void_p
+        lib.tzip_samples_new.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3
+        lib.tzip_samples_free.restype = None
+        lib.tzip_samples_free.argtypes = [ctypes.c_void_p]
+        lib.tzip_samples_scan.restype = ctypes.c_int
+        lib.tzip_samples_scan.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64, ctypes.c_void_p]
+        lib.tzip_samples_predict.restype = None
+        lib.tzip_samples_predict.argtypes = [*batch_step, ctypes.c_void_p]
+        lib.tzip_samples_update.restype = None
+        lib.tzip_samples_update.argtypes = batch_step
         _lib = lib
         return lib
 

@@ -89,33 +89,46 @@ def cell(v: int) -> int:
     return i
 
 
-def logistic(mu8: int, mae64: int) -> np.ndarray:
-    """Frequencies (total 2^16, each >= 1) of a logistic at mu8/8 with scale 0.7 * mae64/64.
-
-    The CDF is read at z = (8v + 4 - mu8) / (0.7 mae64 / 8) in steps of 1/32 and interpolated
-    linearly, the fraction times a 32-bit reciprocal of the step (no division per byte)."""
-    den = 7 * mae64
-    num = 2560 * (8 * np.arange(256, dtype=np.int64) + 4 - mu8)  # 32 z * den: upper edge of each byte
+def cdf_at(num: np.ndarray, den: int) -> np.ndarray:
+    """The logistic CDF (total CDF_ONE) at z = num / (32 den): the table's entry below and the
+    fraction times a 32-bit reciprocal of den (no division per point); 0 and CDF_ONE outside."""
     zi = num // den
     frac = num - zi * den
     idx = zi + CDF_RANGE * CDF_STEPS
-    inside = (idx >= 0) & (idx < len(CDF) - 1)
     j = np.clip(idx, 0, len(CDF) - 2)
     c = CDF[j] + (((CDF[j + 1] - CDF[j]) * frac * ((1 << 32) // den)) >> 32)
-    c = np.where(inside, c, np.where(idx < 0, 0, CDF_ONE))
+    return np.where(idx < 0, 0, np.where(idx >= len(CDF) - 1, CDF_ONE, c))
+
+
+def logistic(mu8: int, mae64: int) -> np.ndarray:
+    """Frequencies (total 2^16, each >= 1) of a logistic at mu8/8 with scale 0.7 * mae64/64: the CDF at
+    each byte's upper edge, z = (8v + 4 - mu8) / (0.7 mae64 / 8), in steps of 1/32 of the table."""
+    c = cdf_at(2560 * (4 - mu8) + 20480 * np.arange(256, dtype=np.int64), 7 * mae64)
     c[255] = CDF_ONE
     return np.diff(c, prepend=0) + 1
 
 
-def mix(f: np.ndarray, q: np.ndarray, a: int, b: int) -> np.ndarray:
-    """p ~ f^a q^b in integers: frequencies total 2^16, each >= 1, leftovers to the most probable."""
-    z = (a * COST[f] + b * COST[q]) >> 16  # cost of each byte under the mix, 1/1024 bit
-    d = z - z.min()
-    p = np.where(d >> 10 < 24, EXP2[d & (LOG_ONE - 1)] >> np.minimum(d >> 10, 63), 0)
-    r = (1 << 48) // int(p.sum())  # the sum is at most 2^32
+def normalise(p: np.ndarray) -> np.ndarray:
+    """Weights (sum 1..2^32) to frequencies: total 2^16, each >= 1, the leftover to the most probable."""
+    r = (1 << 48) // int(p.sum())
     out = np.maximum((p * r) >> 32, 1)
     out[int(np.argmax(out))] += ONE - int(out.sum())
     return out
+
+
+def mix(f: np.ndarray, q: np.ndarray, a: int, b: int) -> np.ndarray:
+    """p ~ f^a q^b in integers (a, b in 1/2^16), as frequencies."""
+    z = (a * COST[f] + b * COST[q]) >> 16  # cost of each byte under the mix, 1/1024 bit
+    d = z - z.min()
+    return normalise(np.where(d >> 10 < 24, EXP2[d & (LOG_ONE - 1)] >> np.minimum(d >> 10, 63), 0))
+
+
+def learn(weights: list[int], out: np.ndarray, f: np.ndarray, q: np.ndarray, sym: int) -> None:
+    """One gradient step of the mixing weights on the code length of `sym` under the mix `out`."""
+    for i, cost in enumerate((COST[f], COST[q])):
+        expected = int((out * cost).sum()) >> FREQ_BITS
+        step = floor_div((expected - int(cost[sym])) * 64, 1 << MIX_RATE)
+        weights[i] = min(max(weights[i] + step, 0), MIX_MAX)
 
 
 class SegmentPixels:
@@ -190,11 +203,7 @@ class SegmentPixels:
             self.sum_e[c] = floor_div(self.sum_e[c], 2)
             self.sum_a[c] >>= 1
             self.count[c] >>= 1
-        w = self.weights[c]
-        for i, cost in enumerate((COST[self.f_in], COST[self.q])):
-            expected = int((self.out * cost).sum()) >> FREQ_BITS
-            step = floor_div((expected - int(cost[sym])) * 64, 1 << MIX_RATE)
-            w[i] = min(max(w[i] + step, 0), MIX_MAX)
+        learn(self.weights[c], self.out, self.f_in, self.q, sym)
 
 
 def applies(layout: Layout) -> bool:

@@ -1,0 +1,156 @@
+"""The sample model: an adaptive linear predictor of 16-bit audio, mixed with the network.
+
+FLAC, WavPack and Monkey's Audio beat the small network on audio with one idea: predict each
+sample from the previous ones with a linear filter fitted to this recording, and code the error.
+The network sees the previous samples only as byte embeddings. This stage runs that filter on the
+segment's 16-bit values (as modelled: MSB first, per channel): FLAC's fixed order-2 prediction
+plus a 32-tap NLMS filter (normalised least mean squares, step 0.5) adapting sample by sample.
+The error's scale is learnt per channel in 12 cells of recent error size; a discretised logistic
+at the prediction with 0.6 x that scale gives the high byte's distribution (its mass over each
+block of 256 values) and then, given the high byte, the low byte's. Each is mixed with the
+incoming frequencies (network, match model, context counts) as pixels.py mixes images:
+p ~ f^a q^b, a and b learnt per byte half and cell.
+
+Integer arithmetic throughout (pixels.py's exact tables; filter weights in 1/2^16, predictions
+in 1/16 of a sample), so every machine computes the same frequencies (DESIGN §2). This file is
+the reference and the fallback; native.c (tzip_samples_*) computes the same integers fast.
+Segments coded this way are container method 7 ("samples"), offered for 16-bit PCM layouts only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import Layout
+from .match import StateBatch, segment_arrays
+from .modality import pcm16_channels
+from .pixels import CDF_ONE, cdf_at, floor_div, learn, mix, normalise, tables_arg
+
+ORDER = 32  # NLMS taps
+STEP = 2048  # NLMS step 0.5 (best of 0.2, 0.5, 1 on training speech) times 2^12: weights in 1/2^16, errors in 1/16
+WEIGHT_MAX = 1 << 24  # |weight| <= 256: keeps every product in 64 bits whatever the input
+NORM_FLOOR = 1000  # added to the taps' energy (in samples^2) before dividing by it
+CELLS = 12  # cells of recent error size: below 4 samples, then doubling
+HALVE_AT = 128
+MIX_START = (32768, 32768)  # a, b in 1/65536 (0.5, 0.5)
+
+
+def applies(layout: Layout) -> bool:
+    return pcm16_channels(layout) > 0
+
+
+def signed(v: int) -> int:
+    return v - 65536 if v >= 32768 else v
+
+
+class SegmentSamples:
+    """One 16-bit audio segment's filter state; predict then update at each byte in turn."""
+
+    def __init__(self, layout: Layout, length: int):
+        self.channels = c = pcm16_channels(layout)
+        self.frames = length // (2 * c)
+        self.samples = np.zeros((c, self.frames), dtype=np.int64)
+        self.weights = np.zeros((c, ORDER), dtype=np.int64)
+        self.recent = np.zeros((c, 3), dtype=np.int64)  # the last three errors, in 1/16
+        self.sum_a = np.full((c, CELLS), 200 * 16, dtype=np.int64)
+        self.count = np.ones((c, CELLS), dtype=np.int64)
+        self.mix_weights = [[list(MIX_START) for _ in range(CELLS)] for _ in range(2)]
+        self.q = None  # this position's distribution, None where the stage passes frequencies on
+
+    def _sample(self, t: int) -> tuple[int, int, int]:
+        """(frame, channel, byte half) of position t, or frame -1 past the last whole frame."""
+        frame, rest = divmod(t, 2 * self.channels)
+        return (frame if frame < self.frames else -1), rest >> 1, rest & 1
+
+    def _predict(self, ch: int, n: int) -> None:
+        taps = np.array([self.samples[ch, n - 1 - k] if n - 1 - k >= 0 else 0 for k in range(ORDER)], dtype=np.int64)
+        base = 2 * int(taps[0]) - int(taps[1])
+        self.taps = taps
+        self.pred = 16 * base + floor_div(int((self.weights[ch] * taps).sum()), 1 << 12)
+        r = self.recent[ch]
+        act = abs(int(r[0])) + (abs(int(r[1])) >> 1) + (abs(int(r[2])) >> 2)
+        c, edge = 0, 64
+        while c < CELLS - 1 and act >= edge:
+            c, edge = c + 1, edge * 2
+        self.cell = c
+        self.den = 6 * max(int(self.sum_a[ch, c]) // int(self.count[ch, c]), 8)  # 32 z = 320 (16 x - pred) / den
+
+    def predict(self, hist, t: int, freq: np.ndarray) -> None:
+        n, ch, half = self._sample(t)
+        self.q = None
+        if n < 0:
+            return
+        if half == 0:
+            self._predict(ch, n)
+            # the high byte h covers samples [256 s, 256 s + 255], s = h as a signed byte
+            edges = cdf_at(320 * (16 * (256 * np.arange(-128, 129, dtype=np.int64)) - 8 - self.pred), self.den)
+            edges[0], edges[-1] = 0, CDF_ONE
+            mass = np.diff(edges)
+            q = np.roll(mass, -128) + 1  # byte order: 0..127 then the negative 128..255
+        else:
+            s = signed(int(hist[t - 1]) << 8)
+            edges = cdf_at(320 * (16 * (s + np.arange(257, dtype=np.int64)) - 8 - self.pred), self.den)
+            q = normalise(256 * np.diff(edges) + 1)
+        self.q, self.half, self.f_in = q, half, freq.astype(np.int64)
+        a, b = self.mix_weights[half][self.cell]
+        self.out = mix(self.f_in, q, a, b)
+        freq[:] = self.out
+
+    def update(self, hist, t: int) -> None:
+        if self.q is None:
+            return
+        n, ch, half = self._sample(t)
+        learn(self.mix_weights[half][self.cell], self.out, self.f_in, self.q, int(hist[t]))
+        if half == 0:
+            return
+        v = signed((int(hist[t - 1]) << 8) | int(hist[t]))
+        e = 16 * v - self.pred
+        taps = self.taps
+        energy = int((taps * taps).sum()) + NORM_FLOOR
+        factor = floor_div(e * STEP << 16, energy)
+        step = np.array([floor_div(factor * int(h), 1 << 16) for h in taps], dtype=np.int64)
+        self.weights[ch] = np.clip(self.weights[ch] + step, -WEIGHT_MAX, WEIGHT_MAX)
+        self.samples[ch, n] = v
+        c = self.cell
+        self.sum_a[ch, c] += abs(e)
+        self.count[ch, c] += 1
+        if self.count[ch, c] > HALVE_AT:
+            self.sum_a[ch, c] >>= 1
+            self.count[ch, c] >>= 1
+        self.recent[ch] = [e, self.recent[ch, 0], self.recent[ch, 1]]
+
+
+def _library():
+    from . import native
+
+    return native.library()
+
+
+def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool = True,
+          in_place: bool = False) -> np.ndarray:
+    """The mixed frequencies [T, 256] of a whole 16-bit audio segment (compression); in_place
+    rewrites `freqs` (int32, C order). native=False runs this reference (tests compare the two)."""
+    if not applies(layout):
+        raise ValueError("the sample model needs a 16-bit PCM layout")
+    data, out = segment_arrays(symbols, freqs, in_place)
+    lib = _library() if native else None
+    if lib is not None:
+        if lib.tzip_samples_scan(pcm16_channels(layout), *tables_arg(), data.ctypes.data, len(data),
+                                 out.ctypes.data) != 0:
+            raise MemoryError("the sample model could not allocate its state")
+        return out
+    s = SegmentSamples(layout, len(data))
+    for t in range(len(data)):
+        s.predict(data, t, out[t])
+        s.update(data, t)
+    return out
+
+
+class SamplesBatch(StateBatch):
+    """The sample models of a batch of segments decoded in lock-step; the API of match.MatchBatch."""
+
+    def __init__(self, use: list[bool], history: np.ndarray, layout: Layout):
+        channels, length = pcm16_channels(layout), history.shape[1]
+        super().__init__(use, history, _library(), "tzip_samples", "the sample model",
+                         lambda lib: lib.tzip_samples_new(channels, length, *tables_arg()),
+                         lambda: SegmentSamples(layout, length))
