@@ -8,13 +8,13 @@ import pytest
 
 import tzip
 from tzip import container as C
-from tzip import counts, match, native, pixels
-from tzip.coder import CoderError, best_way, code_length, decode_segments, encode_segments
+from tzip import native, pixels
+from tzip.coder import code_length
 from tzip.context import Layout
-from tzip.errors import TzipError
 from tzip.modality import split_bytes
 
-from .test_match import lock_step, network_like
+from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
+from .test_match import network_like
 
 needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
 
@@ -89,37 +89,16 @@ def test_only_image_layouts():
 
 @pytest.mark.parametrize("engine", ["c", "python"])
 def test_batch_steps_equal_whole_segment_scan(engine, samples, monkeypatch):
-    """Decompression's lock-step batch (segments of unequal length, some coded without the pixel
-    model) computes what compression computed over each whole segment."""
-    if engine == "python":
-        for module in (match, counts, pixels):
-            monkeypatch.setattr(module, "_library", lambda: None)
-    elif not native.available():
-        pytest.skip("no C compiler")
     x, layout = photo(samples, "ppm")
     segs = [x[:1440], x[1440:2160], x[2160:4320]]
     ways = ["pixels", "context", "pixels"]
-    freqs = [network_like(s, i) for i, s in enumerate(segs)]
-    hist = np.zeros((len(segs), max(map(len, segs))), dtype=np.uint8)
-    stages = [match.MatchBatch([True] * 3, hist),
-              counts.CountsBatch([True] * 3, hist, counts.config("context", layout.modality)),
-              pixels.PixelsBatch([w == "pixels" for w in ways], hist, layout)]
-    got = lock_step(segs, freqs, stages, hist)
-    for s, f, g, w in zip(segs, freqs, got, ways):
-        assert np.array_equal(g, best_way(s, f, (w,), layout)[1])
+    batch_equals_scan(engine, monkeypatch, pixels, pixels.PixelsBatch, segs, ways, layout)
 
 
 def test_coder_round_trip_and_choice(tiny, samples):
     x, layout = photo(samples, "pgm")
-    segs = [bytes(x[:2048]), bytes(x[2048:]), b""]
-    coded = encode_segments(tiny, segs, layout, ("pixels",))
-    assert [w for w, _ in coded[:2]] == ["pixels", "pixels"]
-    assert decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], layout,
-                           [w for w, _ in coded]) == segs
-    every = encode_segments(tiny, segs[:1], layout, ("neural", "match", "context", "pixels"))[0]
-    assert every[0] == "pixels" and every[1] == coded[0][1]  # the tiny network is no match for it
-    text = encode_segments(tiny, [b"abcabcabd" * 30], Layout.text(), ("pixels",))[0]
-    assert text[0] == "context"  # not an image: the pixel model's pipeline without it
+    segs = [bytes(x[:2048]), bytes(x[2048:])]
+    coder_round_trip(tiny, "pixels", segs, layout)
 
 
 def test_api_round_trips_with_the_pixel_model(samples):
@@ -133,27 +112,9 @@ def test_api_round_trips_with_the_pixel_model(samples):
 
 
 def test_a_pixels_segment_outside_an_image_is_refused(tiny):
-    with pytest.raises(CoderError):
-        decode_segments(tiny, [b"\0\0\0\0"], [3], Layout.text(), ["pixels"])
-    data = b"not a picture, " * 20
-    packed = bytearray(tzip.compress(data, model=tiny, methods=("context",)))
-    at = packed.index(C.FRAME_SEGMENT + bytes([C.CONTEXT]))
-    packed[at + 1] = C.PIXELS
-    with pytest.raises(TzipError, match="corrupted"):
-        tzip.decompress(bytes(packed), model=tiny)
+    refused_elsewhere(tiny, "pixels", C.PIXELS, Layout.text())
 
 
 def test_damaged_pixels_segment_fails_cleanly(samples):
     packed = tzip.compress(samples["pgm"], methods=("pixels",))
-    at = packed.index(C.FRAME_SEGMENT + bytes([C.PIXELS]))
-    body = at + 1 + C.SEGMENT.size
-    bad = bytearray(packed)
-    bad[body + 10] ^= 0xFF
-    with pytest.raises(TzipError, match="corrupted"):
-        tzip.decompress(bytes(bad))
-    bad = bytearray(packed)
-    bad[at + 1] = C.CONTEXT  # decoding it the wrong way must not pass
-    with pytest.raises(TzipError, match="corrupted"):
-        tzip.decompress(bytes(bad))
-    with pytest.raises(TzipError):
-        tzip.decompress(packed[:-5])
+    damaged_fails(packed, C.PIXELS)

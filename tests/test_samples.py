@@ -8,14 +8,14 @@ import pytest
 
 import tzip
 from tzip import container as C
-from tzip import counts, match, native
+from tzip import native
 from tzip import samples as sample_model
-from tzip.coder import CoderError, best_way, code_length, decode_segments, encode_segments
+from tzip.coder import code_length
 from tzip.context import Layout
-from tzip.errors import TzipError
 from tzip.modality import split_bytes
 
-from .test_match import lock_step, network_like
+from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
+from .test_match import network_like
 
 ONE = 1 << 16
 needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
@@ -84,37 +84,16 @@ def test_only_16_bit_pcm_layouts():
 
 @pytest.mark.parametrize("engine", ["c", "python"])
 def test_batch_steps_equal_whole_segment_scan(engine, samples, monkeypatch):
-    """Decompression's lock-step batch (segments of unequal length, some coded without the sample
-    model) computes what compression computed over each whole segment."""
-    if engine == "python":
-        for module in (match, counts, sample_model):
-            monkeypatch.setattr(module, "_library", lambda: None)
-    elif not native.available():
-        pytest.skip("no C compiler")
     x, layout = recording(samples, "wav_stereo")
     segs = [x[:1200], x[1200:1600], x[1600:2803]]
     ways = ["samples", "context", "samples"]
-    freqs = [network_like(s, i) for i, s in enumerate(segs)]
-    hist = np.zeros((len(segs), max(map(len, segs))), dtype=np.uint8)
-    stages = [match.MatchBatch([True] * 3, hist),
-              counts.CountsBatch([True] * 3, hist, counts.config("context", layout.modality)),
-              sample_model.SamplesBatch([w == "samples" for w in ways], hist, layout)]
-    got = lock_step(segs, freqs, stages, hist)
-    for s, f, g, w in zip(segs, freqs, got, ways):
-        assert np.array_equal(g, best_way(s, f, (w,), layout)[1])
+    batch_equals_scan(engine, monkeypatch, sample_model, sample_model.SamplesBatch, segs, ways, layout)
 
 
 def test_coder_round_trip_and_choice(tiny, samples):
     x, layout = recording(samples, "wav_mono")
-    segs = [bytes(x[:4000]), bytes(x[4000:9001]), b""]
-    coded = encode_segments(tiny, segs, layout, ("samples",))
-    assert [w for w, _ in coded[:2]] == ["samples", "samples"]
-    assert decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], layout,
-                           [w for w, _ in coded]) == segs
-    every = encode_segments(tiny, segs[:1], layout, ("neural", "match", "context", "samples"))[0]
-    assert every[0] == "samples" and every[1] == coded[0][1]
-    text = encode_segments(tiny, [b"abcabcabd" * 30], Layout.text(), ("samples",))[0]
-    assert text[0] == "context"  # not 16-bit audio: the sample model's pipeline without it
+    segs = [bytes(x[:4000]), bytes(x[4000:9001])]
+    coder_round_trip(tiny, "samples", segs, layout)
 
 
 def test_api_round_trips_with_the_sample_model(samples):
@@ -127,23 +106,9 @@ def test_api_round_trips_with_the_sample_model(samples):
 
 
 def test_a_samples_segment_outside_16_bit_audio_is_refused(tiny):
-    with pytest.raises(CoderError):
-        decode_segments(tiny, [b"\0\0\0\0"], [3], Layout.image(1, 3), ["samples"])
-    packed = bytearray(tzip.compress(b"not a recording, " * 20, model=tiny, methods=("context",)))
-    at = packed.index(C.FRAME_SEGMENT + bytes([C.CONTEXT]))
-    packed[at + 1] = C.SAMPLES
-    with pytest.raises(TzipError, match="corrupted"):
-        tzip.decompress(bytes(packed), model=tiny)
+    refused_elsewhere(tiny, "samples", C.SAMPLES, Layout.image(1, 3))
 
 
 def test_damaged_samples_segment_fails_cleanly(samples):
     packed = tzip.compress(samples["wav_mono"], methods=("samples",))
-    at = packed.index(C.FRAME_SEGMENT + bytes([C.SAMPLES]))
-    bad = bytearray(packed)
-    bad[at + 1 + C.SEGMENT.size + 10] ^= 0xFF
-    with pytest.raises(TzipError, match="corrupted"):
-        tzip.decompress(bytes(bad))
-    bad = bytearray(packed)
-    bad[at + 1] = C.CONTEXT  # decoding it the wrong way must not pass
-    with pytest.raises(TzipError, match="corrupted"):
-        tzip.decompress(bytes(bad))
+    damaged_fails(packed, C.SAMPLES)

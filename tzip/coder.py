@@ -36,11 +36,17 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 
 # The range-coded container methods by name: the network alone ("neural"), + the match model
 # ("match"), + the match model and the context counts ("context"; "context1" its first version),
-# + all of those and the pixel model, mixed last ("pixels", image layouts only), or the sample
-# model ("samples", 16-bit PCM layouts only).
+# + all of those and the pixel model, mixed last ("pixels", image layouts only), or the match
+# model and the sample model ("samples", 16-bit PCM layouts only: counts gain audio 0.1 %).
 WAYS = tuple(METHOD_NAMES[m] for m in CODED)
 COUNTED = ("context1", "context")  # the ways that blend in context counts (counts.config)
 MIXED = {"pixels": pixels, "samples": samples}  # the last stages, each for its own layouts
+COUNTS_UNDER = {"pixels": True, "samples": False}  # does the mixed stage take the counts' frequencies?
+
+
+def uses_counts(way: str) -> bool:
+    """Whether a way's pipeline includes method 5's context counts."""
+    return way == "context" or COUNTS_UNDER.get(way, False)
 
 
 def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
@@ -56,7 +62,7 @@ def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: La
     if way == "neural":
         return freqs
     out = match.apply(symbols, freqs)
-    if way != "match":
+    if way == "context1" or uses_counts(way):
         counts.apply(symbols, out, counts.config("context1" if way == "context1" else "context", layout.modality),
                      in_place=True)
     if way in MIXED:
@@ -68,9 +74,11 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
              layout: Layout = Layout.text()) -> tuple[str, np.ndarray]:
     """The allowed way with the shortest ideal code, and its frequencies, from the network's.
 
-    The ways build on each other (match, then context counts, then the pixel or sample model), so one
-    working copy is rewritten stage by stage in place, and a second one for "context1": at most
-    two [T, 256] arrays live besides the network's (128 MB each for a 128 KiB segment). A way
+    The ways build on each other (match, then context counts, then the pixel model; or match,
+    then the sample model), so one working copy is rewritten stage by stage in place, and a
+    second one for "context1": at most two [T, 256] arrays live besides the network's (128 MB
+    each for a 128 KiB segment). Where the sample model runs, "context" is not tried (its
+    counts gain audio 0.1 % and would cost a pass). A way
     that wins but is not the last stage computed is recomputed (the stages take milliseconds
     to a fraction of a second; the network's pass dominates). Where the pixel or sample model does
     not apply (not an image, not 16-bit audio), that way codes as "context".
@@ -88,7 +96,8 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
         costs["context1"] = code_length(symbols, first)
         del first
     mixed = [w for w in MIXED if w in ways]  # at most one applies to a layout
-    if "context" in ways or mixed:
+    on_match = [w for w in mixed if not COUNTS_UNDER[w]]  # the sample model: counts not tried beside it
+    if ("context" in ways or mixed) and not on_match:
         counts.apply(symbols, work, counts.config("context", layout.modality), in_place=True)
         last = "context"
         if "context" in ways:
@@ -154,7 +163,7 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     if any(w != "neural" for w in ways):
         stages.append(match.MatchBatch([w != "neural" for w in ways], out))
     for name in COUNTED:
-        use = [w == name or (name == "context" and w in MIXED) for w in ways]
+        use = [w == "context1" if name == "context1" else uses_counts(w) for w in ways]
         if any(use):
             stages.append(counts.CountsBatch(use, out, counts.config(name, layout.modality)))
     for name, module in MIXED.items():

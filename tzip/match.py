@@ -140,16 +140,18 @@ class MatchBatch:
         self.states = new_states(len(use))
         self.lib = _library()
         self.mask = np.zeros_like(self.use)
-        # the arrays never move: their addresses once, not per byte (ndarray.ctypes costs microseconds)
+        self.rows = np.zeros((len(use), 256), dtype=np.int32)  # the step's frequencies, rewritten here
+        # these arrays never move: their addresses once, not per byte (ndarray.ctypes costs microseconds)
         self.pointers = self.states.ctypes.data, len(use), history.ctypes.data, history.shape[1]
-        self.mask_pointer = self.mask.ctypes.data
+        self.mask_pointer, self.rows_pointer = self.mask.ctypes.data, self.rows.ctypes.data
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
         mask = np.bitwise_and(self.use, active, out=self.mask)
-        out = np.ascontiguousarray(freqs, dtype=np.int32)
         if self.lib is not None:
-            self.lib.tzip_match_predict(*self.pointers, self.mask_pointer, out.ctypes.data)
-            return out
+            np.copyto(self.rows, freqs)
+            self.lib.tzip_match_predict(*self.pointers, self.mask_pointer, self.rows_pointer)
+            return self.rows
+        out = np.ascontiguousarray(freqs, dtype=np.int32)
         for i in np.flatnonzero(mask):
             predict(self.states[i], self.history[i], out[i])
         return out
@@ -182,8 +184,9 @@ class StateBatch:
         if any(u and not h for u, h in zip(use, made)):
             self.close()
             raise MemoryError(f"{what} could not allocate its state")
+        self.rows = np.zeros((len(use), 256), dtype=np.int32)  # the step's frequencies, rewritten here
         self.pointers = ctypes.addressof(self.handles), len(use), history.ctypes.data, history.shape[1]
-        self.mask_pointer = self.mask.ctypes.data
+        self.mask_pointer, self.rows_pointer = self.mask.ctypes.data, self.rows.ctypes.data
 
     def close(self) -> None:
         if self.lib is not None and getattr(self, "handles", None) is not None:
@@ -197,10 +200,11 @@ class StateBatch:
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
         mask = np.bitwise_and(self.use, active, out=self.mask)
-        out = np.ascontiguousarray(freqs, dtype=np.int32)
         if self.lib is not None:
-            self._predict(*self.pointers, t, self.mask_pointer, out.ctypes.data)
-            return out
+            np.copyto(self.rows, freqs)
+            self._predict(*self.pointers, t, self.mask_pointer, self.rows_pointer)
+            return self.rows
+        out = np.ascontiguousarray(freqs, dtype=np.int32)
         for i in np.flatnonzero(mask):
             self.states[i].predict(self.history[i], t, out[i])
         return out

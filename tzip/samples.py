@@ -8,8 +8,9 @@ plus a 32-tap NLMS filter (normalised least mean squares, step 0.5) adapting sam
 The error's scale is learnt per channel in 12 cells of recent error size; a discretised logistic
 at the prediction with 0.6 x that scale gives the high byte's distribution (its mass over each
 block of 256 values) and then, given the high byte, the low byte's. Each is mixed with the
-incoming frequencies (network, match model, context counts) as pixels.py mixes images:
-p ~ f^a q^b, a and b learnt per byte half and cell.
+incoming frequencies (network and match model; the context counts gain audio 0.1 % and cost
+decoding speed, so they are not under this stage) as pixels.py mixes images: p ~ f^a q^b, a and
+b learnt per byte half and cell.
 
 Integer arithmetic throughout (pixels.py's exact tables; filter weights in 1/2^16, predictions
 in 1/16 of a sample), so every machine computes the same frequencies (DESIGN §2). This file is

@@ -1,0 +1,75 @@
+"""Checks shared by the last, mixed stages (tests/test_pixels.py, tests/test_samples.py): each is
+a container method whose decode batch, coder choice and damaged streams behave alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tzip
+from tzip import container as C
+from tzip import counts, match, native
+from tzip.coder import CoderError, best_way, decode_segments, encode_segments, uses_counts
+from tzip.context import Layout
+from tzip.errors import TzipError
+
+from .test_match import lock_step, network_like
+
+
+def batch_equals_scan(engine: str, monkeypatch, module, batch, segs: list[np.ndarray], ways: list[str],
+                      layout: Layout) -> None:
+    """Decompression's lock-step batch (segments of unequal length, some coded without the stage)
+    computes what compression computed over each whole segment."""
+    if engine == "python":
+        for m in (match, counts, module):
+            monkeypatch.setattr(m, "_library", lambda: None)
+    elif not native.available():
+        pytest.skip("no C compiler")
+    freqs = [network_like(s, i) for i, s in enumerate(segs)]
+    hist = np.zeros((len(segs), max(map(len, segs))), dtype=np.uint8)
+    n = len(segs)
+    stages = [match.MatchBatch([True] * n, hist),
+              counts.CountsBatch([uses_counts(w) for w in ways], hist, counts.config("context", layout.modality)),
+              batch([w != "context" for w in ways], hist, layout)]
+    got = lock_step(segs, freqs, stages, hist)
+    for s, f, g, w in zip(segs, freqs, got, ways):
+        assert np.array_equal(g, best_way(s, f, (w,), layout)[1])
+
+
+def coder_round_trip(tiny, way: str, segs: list[bytes], layout: Layout) -> None:
+    """The stage's segments decode; it wins against the tiny network; off its layouts it codes as context."""
+    segs = [*segs, b""]  # an empty segment rides along
+    coded = encode_segments(tiny, segs, layout, (way,))
+    assert [w for w, _ in coded[:-1]] == [way] * (len(segs) - 1)
+    assert decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], layout,
+                           [w for w, _ in coded]) == segs
+    every = encode_segments(tiny, segs[:1], layout, ("neural", "match", "context", way))[0]
+    assert every[0] == way and every[1] == coded[0][1]
+    text = encode_segments(tiny, [b"abcabcabd" * 30], Layout.text(), (way,))[0]
+    assert text[0] == "context"
+
+
+def refused_elsewhere(tiny, way: str, method: int, elsewhere: Layout) -> None:
+    """A segment that claims the stage on a layout it does not fit is a clean error."""
+    with pytest.raises(CoderError):
+        decode_segments(tiny, [b"\0\0\0\0"], [3], elsewhere, [way])
+    packed = bytearray(tzip.compress(b"plain text, not a signal " * 20, model=tiny, methods=("context",)))
+    at = packed.index(C.FRAME_SEGMENT + bytes([C.CONTEXT]))
+    packed[at + 1] = method
+    with pytest.raises(TzipError, match="corrupted"):
+        tzip.decompress(bytes(packed), model=tiny)
+
+
+def damaged_fails(packed: bytes, method: int) -> None:
+    """A flipped coded byte or a segment decoded the wrong way is caught; so is a cut stream."""
+    at = packed.index(C.FRAME_SEGMENT + bytes([method]))
+    bad = bytearray(packed)
+    bad[at + 1 + C.SEGMENT.size + 10] ^= 0xFF
+    with pytest.raises(TzipError, match="corrupted"):
+        tzip.decompress(bytes(bad))
+    bad = bytearray(packed)
+    bad[at + 1] = C.CONTEXT
+    with pytest.raises(TzipError, match="corrupted"):
+        tzip.decompress(bytes(bad))
+    with pytest.raises(TzipError):
+        tzip.decompress(packed[:-5])
