@@ -992,9 +992,13 @@ void tzip_pixels_update(pixel_state **states, int64_t b, const uint8_t *hist, in
 
 /* ---- The sample model (tzip/samples.py is the reference; the same integers) ---------------------- */
 
-#define SM_ORDER 32
+#define SM_ORDER 64
 #define SM_STEP 2048
+#define SM_ORDER2 16
+#define SM_STEP2 6554
+#define SM_NORM_FLOOR2 25600
 #define SM_WEIGHT_MAX ((int64_t)1 << 24)
+#define SM_PRED_MAX ((int64_t)1 << 20)
 #define SM_NORM_FLOOR 1000
 #define SM_CELLS 12
 #define SM_HALVE_AT 128
@@ -1003,18 +1007,18 @@ void tzip_pixels_update(pixel_state **states, int64_t b, const uint8_t *hist, in
 typedef struct {
     int64_t channels, frames;
     const int32_t *cdf, *cost, *exp2;
-    int32_t *samples;                                   /* [channels][frames] */
-    int64_t weights[SM_MAX_CHANNELS][SM_ORDER], recent[SM_MAX_CHANNELS][3];
+    int32_t *samples, *errors;                          /* [channels][frames]: values, first-stage errors */
+    int64_t weights[SM_MAX_CHANNELS][SM_ORDER], weights2[SM_MAX_CHANNELS][SM_ORDER2], recent[SM_MAX_CHANNELS][3];
     int64_t sum_a[SM_MAX_CHANNELS][SM_CELLS], count[SM_MAX_CHANNELS][SM_CELLS];
     int64_t mix[2][SM_CELLS][2];
-    int64_t taps[SM_ORDER], pred, den;                  /* this sample's prediction */
+    int64_t taps[SM_ORDER], taps2[SM_ORDER2], pred1, pred, den;  /* this sample's prediction */
     int cell, active, half;
     int32_t q[256], out[256], cost_f[256], cost_q[256];
 } sample_state;
 
 void tzip_samples_free(sample_state *s) {
     if (!s) return;
-    free(s->samples); free(s);
+    free(s->samples); free(s->errors); free(s);
 }
 
 sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf, const int32_t *cost,
@@ -1024,7 +1028,8 @@ sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf
     if (!s) return NULL;
     s->channels = channels; s->frames = len / (2 * channels); s->cdf = cdf; s->cost = cost; s->exp2 = exp2;
     s->samples = calloc((size_t)(s->frames ? s->frames : 1) * channels, sizeof(int32_t));
-    if (!s->samples) { tzip_samples_free(s); return NULL; }
+    s->errors = calloc((size_t)(s->frames ? s->frames : 1) * channels, sizeof(int32_t));
+    if (!s->samples || !s->errors) { tzip_samples_free(s); return NULL; }
     for (int ch = 0; ch < channels; ch++)
         for (int c = 0; c < SM_CELLS; c++) { s->sum_a[ch][c] = 200 * 16; s->count[ch][c] = 1; }
     for (int h = 0; h < 2; h++)
@@ -1033,6 +1038,18 @@ sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf
 }
 
 static inline int64_t sm_signed(int64_t v) { return v >= 32768 ? v - 65536 : v; }
+static inline int64_t sm_clamp(int64_t p) { return p < -SM_PRED_MAX ? -SM_PRED_MAX : p > SM_PRED_MAX ? SM_PRED_MAX : p; }
+
+/* samples.py's NLMS update: w += floor(floor(err * step * 2^16 / (sum taps^2 + floor)) * tap / 2^16), clamped */
+static void nlms_step(int64_t *w, const int64_t *taps, int n, int64_t err, int64_t step, int64_t floor) {
+    int64_t energy = floor;
+    for (int k = 0; k < n; k++) energy += taps[k] * taps[k];
+    const int64_t factor = floor_div64(err * step * 65536, energy);
+    for (int k = 0; k < n; k++) {
+        int64_t v = w[k] + floor_div64(factor * taps[k], 65536);
+        w[k] = v < -SM_WEIGHT_MAX ? -SM_WEIGHT_MAX : v > SM_WEIGHT_MAX ? SM_WEIGHT_MAX : v;
+    }
+}
 
 static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
     const int64_t frame = t / (2 * s->channels), rest = t % (2 * s->channels), ch = rest >> 1;
@@ -1046,14 +1063,21 @@ static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_
             s->taps[k] = frame - 1 - k >= 0 ? x[frame - 1 - k] : 0;
             acc += s->weights[ch][k] * s->taps[k];
         }
-        s->pred = 16 * (2 * s->taps[0] - s->taps[1]) + floor_div64(acc, 1 << 12);
+        s->pred1 = sm_clamp(16 * (2 * s->taps[0] - s->taps[1]) + floor_div64(acc, 1 << 12));
+        const int32_t *r1 = s->errors + ch * s->frames;
+        acc = 0;
+        for (int k = 0; k < SM_ORDER2; k++) {
+            s->taps2[k] = frame - 1 - k >= 0 ? r1[frame - 1 - k] : 0;
+            acc += s->weights2[ch][k] * s->taps2[k];
+        }
+        s->pred = sm_clamp(s->pred1 + floor_div64(acc, 1 << 16));
         const int64_t *r = s->recent[ch];
         int64_t act = abs64(r[0]) + (abs64(r[1]) >> 1) + (abs64(r[2]) >> 2), edge = 64;
         int c = 0;
         while (c < SM_CELLS - 1 && act >= edge) { c++; edge *= 2; }
         s->cell = c;
         int64_t mae = s->sum_a[ch][c] / s->count[ch][c];
-        s->den = 6 * (mae < 8 ? 8 : mae);
+        s->den = 5 * (mae < 8 ? 8 : mae);
         int64_t edges[257];
         cdf_steps(s->cdf, 320 * (16 * 256 * -128 - 8 - s->pred), 320 * 16 * 256, s->den, 257, edges);
         edges[0] = 0; edges[256] = PX_CDF_ONE;
@@ -1074,15 +1098,11 @@ static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
     learn_mix(s->mix[s->half][s->cell], s->out, s->cost_f, s->cost_q, h[t]);
     if (!s->half) return;
     const int64_t frame = t / (2 * s->channels), ch = (t % (2 * s->channels)) >> 1;
-    const int64_t v = sm_signed(((int64_t)h[t - 1] << 8) | h[t]), e = 16 * v - s->pred;
-    int64_t energy = SM_NORM_FLOOR;
-    for (int k = 0; k < SM_ORDER; k++) energy += s->taps[k] * s->taps[k];
-    const int64_t factor = floor_div64(e * SM_STEP * 65536, energy);
-    for (int k = 0; k < SM_ORDER; k++) {
-        int64_t w = s->weights[ch][k] + floor_div64(factor * s->taps[k], 65536);
-        s->weights[ch][k] = w < -SM_WEIGHT_MAX ? -SM_WEIGHT_MAX : w > SM_WEIGHT_MAX ? SM_WEIGHT_MAX : w;
-    }
+    const int64_t v = sm_signed(((int64_t)h[t - 1] << 8) | h[t]), e = 16 * v - s->pred, e1 = 16 * v - s->pred1;
+    nlms_step(s->weights[ch], s->taps, SM_ORDER, e1, SM_STEP, SM_NORM_FLOOR);
+    nlms_step(s->weights2[ch], s->taps2, SM_ORDER2, e, SM_STEP2, SM_NORM_FLOOR2);
     s->samples[ch * s->frames + frame] = (int32_t)v;
+    s->errors[ch * s->frames + frame] = (int32_t)e1;
     const int c = s->cell;
     s->sum_a[ch][c] += abs64(e);
     if (++s->count[ch][c] > SM_HALVE_AT) { s->sum_a[ch][c] >>= 1; s->count[ch][c] >>= 1; }

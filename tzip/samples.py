@@ -4,10 +4,12 @@ FLAC, WavPack and Monkey's Audio beat the small network on audio with one idea: 
 sample from the previous ones with a linear filter fitted to this recording, and code the error.
 The network sees the previous samples only as byte embeddings. This stage runs that filter on the
 segment's 16-bit values (as modelled: MSB first, per channel): FLAC's fixed order-2 prediction
-plus a 32-tap NLMS filter (normalised least mean squares, step 0.5) adapting sample by sample.
-The error's scale is learnt per channel in 12 cells of recent error size; a discretised logistic
-at the prediction with 0.6 x that scale gives the high byte's distribution (its mass over each
-block of 256 values) and then, given the high byte, the low byte's. Each is mixed with the
+plus a 64-tap NLMS filter (normalised least mean squares, step 0.5) over the previous samples,
+plus a 16-tap one (step 0.1) over that filter's previous errors (a cascade, as Monkey's Audio
+has), adapting sample by sample. The error's scale is learnt per channel in 12 cells of recent
+error size; a discretised logistic at the prediction with 0.5 x that scale gives the high
+byte's distribution (its mass over each block of 256 values) and then, given the high byte, the
+low byte's. Each is mixed with the
 incoming frequencies (network and match model; the context counts gain audio 0.1 % and cost
 decoding speed, so they are not under this stage) as pixels.py mixes images: p ~ f^a q^b, a and
 b learnt per byte half and cell.
@@ -27,10 +29,14 @@ from .match import StateBatch, segment_arrays
 from .modality import pcm16_channels
 from .pixels import CDF_ONE, cdf_at, floor_div, learn, mix, normalise, tables_arg
 
-ORDER = 32  # NLMS taps
-STEP = 2048  # NLMS step 0.5 (best of 0.2, 0.5, 1 on training speech) times 2^12: weights in 1/2^16, errors in 1/16
-WEIGHT_MAX = 1 << 24  # |weight| <= 256: keeps every product in 64 bits whatever the input
+# Filter shapes chosen on training speech (ideal bits/byte: 32 taps 5.148, + the 16-tap second
+# stage 5.006, 64 taps and scale 0.5 4.955).
+ORDER = 64  # NLMS taps over the previous samples
+STEP = 2048  # its step 0.5 (best of 0.2, 0.5, 1) times 2^12: weights in 1/2^16, errors in 1/16
 NORM_FLOOR = 1000  # added to the taps' energy (in samples^2) before dividing by it
+ORDER2, STEP2, NORM_FLOOR2 = 16, 6554, 25600  # the second stage over the first's errors (1/16): step 0.1
+WEIGHT_MAX = 1 << 24  # |weight| <= 256
+PRED_MAX = 1 << 20
 CELLS = 12  # cells of recent error size: below 4 samples, then doubling
 HALVE_AT = 128
 MIX_START = (32768, 32768)  # a, b in 1/65536 (0.5, 0.5)
@@ -38,6 +44,12 @@ MIX_START = (32768, 32768)  # a, b in 1/65536 (0.5, 0.5)
 
 def applies(layout: Layout) -> bool:
     return pcm16_channels(layout) > 0
+
+
+def clamp(pred: int) -> int:
+    """Predictions stay within twice the 16-bit range (in 1/16): errors then fit 22 bits and every
+    filter product 64 bits, whatever the input."""
+    return min(max(pred, -PRED_MAX), PRED_MAX)
 
 
 def signed(v: int) -> int:
@@ -51,7 +63,9 @@ class SegmentSamples:
         self.channels = c = pcm16_channels(layout)
         self.frames = length // (2 * c)
         self.samples = np.zeros((c, self.frames), dtype=np.int64)
+        self.errors = np.zeros((c, self.frames), dtype=np.int64)  # the first stage's, in 1/16
         self.weights = np.zeros((c, ORDER), dtype=np.int64)
+        self.weights2 = np.zeros((c, ORDER2), dtype=np.int64)
         self.recent = np.zeros((c, 3), dtype=np.int64)  # the last three errors, in 1/16
         self.sum_a = np.full((c, CELLS), 200 * 16, dtype=np.int64)
         self.count = np.ones((c, CELLS), dtype=np.int64)
@@ -65,16 +79,18 @@ class SegmentSamples:
 
     def _predict(self, ch: int, n: int) -> None:
         taps = np.array([self.samples[ch, n - 1 - k] if n - 1 - k >= 0 else 0 for k in range(ORDER)], dtype=np.int64)
+        taps2 = np.array([self.errors[ch, n - 1 - k] if n - 1 - k >= 0 else 0 for k in range(ORDER2)], dtype=np.int64)
         base = 2 * int(taps[0]) - int(taps[1])
-        self.taps = taps
-        self.pred = 16 * base + floor_div(int((self.weights[ch] * taps).sum()), 1 << 12)
+        self.taps, self.taps2 = taps, taps2
+        self.pred1 = clamp(16 * base + floor_div(int((self.weights[ch] * taps).sum()), 1 << 12))
+        self.pred = clamp(self.pred1 + floor_div(int((self.weights2[ch] * taps2).sum()), 1 << 16))
         r = self.recent[ch]
         act = abs(int(r[0])) + (abs(int(r[1])) >> 1) + (abs(int(r[2])) >> 2)
         c, edge = 0, 64
         while c < CELLS - 1 and act >= edge:
             c, edge = c + 1, edge * 2
         self.cell = c
-        self.den = 6 * max(int(self.sum_a[ch, c]) // int(self.count[ch, c]), 8)  # 32 z = 320 (16 x - pred) / den
+        self.den = 5 * max(int(self.sum_a[ch, c]) // int(self.count[ch, c]), 8)  # 32 z = 320 (16 x - pred) / den
 
     def predict(self, hist, t: int, freq: np.ndarray) -> None:
         n, ch, half = self._sample(t)
@@ -105,13 +121,13 @@ class SegmentSamples:
         if half == 0:
             return
         v = signed((int(hist[t - 1]) << 8) | int(hist[t]))
-        e = 16 * v - self.pred
-        taps = self.taps
-        energy = int((taps * taps).sum()) + NORM_FLOOR
-        factor = floor_div(e * STEP << 16, energy)
-        step = np.array([floor_div(factor * int(h), 1 << 16) for h in taps], dtype=np.int64)
-        self.weights[ch] = np.clip(self.weights[ch] + step, -WEIGHT_MAX, WEIGHT_MAX)
-        self.samples[ch, n] = v
+        e, e1 = 16 * v - self.pred, 16 * v - self.pred1
+        for w, taps, err, step, floor in ((self.weights, self.taps, e1, STEP, NORM_FLOOR),
+                                          (self.weights2, self.taps2, e, STEP2, NORM_FLOOR2)):
+            factor = floor_div(err * step << 16, int((taps * taps).sum()) + floor)
+            change = np.array([floor_div(factor * int(h), 1 << 16) for h in taps], dtype=np.int64)
+            w[ch] = np.clip(w[ch] + change, -WEIGHT_MAX, WEIGHT_MAX)
+        self.samples[ch, n], self.errors[ch, n] = v, e1
         c = self.cell
         self.sum_a[ch, c] += abs(e)
         self.count[ch, c] += 1
