@@ -77,11 +77,11 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
     The ways build on each other (match, then context counts, then the pixel model; or match,
     then the sample model), so one working copy is rewritten stage by stage in place, and a
     second one for "context1": at most two [T, 256] arrays live besides the network's (128 MB
-    each for a 128 KiB segment). Where the sample model runs, "context" is not tried (its
-    counts gain audio 0.1 % and would cost a pass). A way
-    that wins but is not the last stage computed is recomputed (the stages take milliseconds
-    to a fraction of a second; the network's pass dominates). Where the pixel or sample model does
-    not apply (not an image, not 16-bit audio), that way codes as "context".
+    each for a 128 KiB segment). A way that wins but is not the last stage computed is
+    recomputed (the stages take milliseconds to a fraction of a second; the network's pass
+    dominates). Where the pixel or sample model does not apply (not an image, not 16-bit
+    audio), that way codes as "context"; where the sample model runs, "context" is not tried
+    (its counts gain audio 0.1 % and would cost a pass).
     """
     ways = tuple(dict.fromkeys("context" if w in MIXED and not MIXED[w].applies(layout) else w for w in ways))
     costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
@@ -120,9 +120,9 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
     """Teacher-forced pass over each segment (`IntModel.segment_frequencies`), then one range-coder stream each.
 
     `ways` says which codings may be used (WAYS: the network's frequencies as they are, rescaled by
-    the match model, or by the match model then blended with the segment's context counts, then
-    mixed with the pixel or sample model); of
-    those, the one with the shortest ideal code length is coded. Returns (way, coded bytes) per segment.
+    the match model, or by the match model then blended with the segment's context counts, or
+    mixed with the pixel or sample model); of those, the one with the shortest ideal code length
+    is coded. Returns (way, coded bytes) per segment.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
@@ -173,16 +173,21 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             batch = pixels.PixelsBatch if name == "pixels" else samples.SamplesBatch
             stages.append(batch([w == name for w in ways], out, layout))
     lengths_arr = np.array(lengths)
+    symbols = np.zeros(n, dtype=np.int64)
+    ends = sorted(set(lengths))  # the segments still decoding change only where one ends
     for t in range(t_len):
-        active = lengths_arr > t
+        if t == 0 or t == ends[0]:
+            ends = [e for e in ends if e > t]
+            active = lengths_arr > t
+            live = [(i, decoders[i]) for i in np.flatnonzero(active)]
+            symbols[~active] = 0
         freqs = step()
         for stage in stages:
             freqs = stage.adjust(freqs, active, t)
         probs = freqs.astype(np.float32)
-        symbols = np.zeros(n, dtype=np.int64)
-        for i in np.flatnonzero(active):
+        for i, decoder in live:
             try:
-                symbols[i] = decoders[i].decode(_FAMILY, probs[i : i + 1])[0]
+                symbols[i] = decoder.decode(_FAMILY, probs[i : i + 1])[0]
             except AssertionError as e:  # constriction's report of data no encoder could produce
                 raise CoderError(str(e)) from None
         out[:, t] = symbols

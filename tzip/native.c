@@ -788,8 +788,10 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
 
 /* ---- The pixel model (tzip/pixels.py is the reference; the same integers) ----------------------- */
 
-#define PX_SUB 12
+#define PX_SUB 16
 #define PX_CELLS 16
+#define PX_SPATIAL 10
+#define PX_CHANNEL_SETS 4
 #define PX_HALVE_AT 256
 #define PX_CDF_STEPS 32
 #define PX_CDF_RANGE 12
@@ -804,7 +806,7 @@ typedef struct {
     const int32_t *cdf, *cost, *exp2;  /* pixels.py's exact tables, alive as long as that module */
     int32_t *errors;                   /* [len][PX_SUB]: |8x - P_k| */
     int32_t *blend_error;              /* [len]: 8x - blended prediction */
-    int64_t sum_e[PX_CELLS], sum_a[PX_CELLS], count[PX_CELLS], w[PX_CELLS][2];
+    int64_t sum_e[PX_CELLS * PX_CHANNEL_SETS], sum_a[PX_CELLS * PX_CHANNEL_SETS], count[PX_CELLS * PX_CHANNEL_SETS], w[PX_CELLS * PX_CHANNEL_SETS][2];
     int64_t P[PX_SUB], pred, mu, mae;   /* this position's prediction, between predict and update */
     int c, inter;
     int32_t q[256], out[256], cost_f[256], cost_q[256];
@@ -888,7 +890,7 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     s->errors = calloc((size_t)(len ? len : 1) * PX_SUB, sizeof(int32_t));
     s->blend_error = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     if (!s->errors || !s->blend_error) { tzip_pixels_free(s); return NULL; }
-    for (int c = 0; c < PX_CELLS; c++) {
+    for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) {
         s->sum_a[c] = 16; s->count[c] = 1; s->w[c][0] = 19661; s->w[c][1] = 45875;
     }
     return s;
@@ -909,10 +911,17 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     int64_t *P = s->P;
     P[0] = W; P[1] = N; P[2] = W + N - NW; P[3] = W + NE - N; P[4] = (W + NE) >> 1; P[5] = N + NE - NNE;
     P[6] = 2 * W - WW; P[7] = (N + NW) >> 1; P[8] = (W + N) >> 1; P[9] = 2 * N - NN; P[10] = 0; P[11] = 0;
+    P[12] = 0; P[13] = 0; P[14] = 0; P[15] = 0;
     if (inter) {
         int64_t cur = X(t - 1);
-        P[10] = N + cur - (up ? X(t - 1 - R) : cur);
-        P[11] = W + cur - (left ? X(t - 1 - C) : cur);
+        int64_t Nc = up ? X(t - 1 - R) : cur, Wc = left ? X(t - 1 - C) : cur;
+        P[10] = N + cur - Nc;
+        P[11] = W + cur - Wc;
+        P[12] = NE + cur - (up && right ? X(t - 1 - R + C) : Nc);
+        P[13] = ((W + N) >> 1) + cur - ((Wc + Nc) >> 1);
+        int64_t NWc = up && left ? X(t - 1 - R - C) : Nc;
+        P[14] = NW + cur - NWc;
+        P[15] = W + N - NW + cur - (Wc + Nc - NWc);
     }
 #undef X
     int64_t near[4]; int n_near = 0;
@@ -921,7 +930,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     if (up && left) near[n_near++] = t - R - C;
     if (up && right) near[n_near++] = t - R + C;
     int64_t num = 0, den = 0;
-    for (int k = 0; k < (inter ? PX_SUB : PX_SUB - 2); k++) {
+    for (int k = 0; k < (inter ? PX_SUB : PX_SPATIAL); k++) {
         int64_t e = 4;
         for (int j = 0; j < n_near; j++) e += s->errors[near[j] * PX_SUB + k];
         int64_t w = ((int64_t)1 << 32) / (e * e);
@@ -936,6 +945,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     act += (abs64(W - NW) + abs64(N - NW) + abs64(N - NE)) >> 1;
     int c = 0;
     while (c < PX_CELLS - 1 && act >= px_edges[c]) c++;
+    c += PX_CELLS * (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
     int64_t mu = pred + floor_div64(s->sum_e[c], s->count[c]);
     mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
     int64_t mae = 8 * s->sum_a[c] / s->count[c];

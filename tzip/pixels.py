@@ -4,12 +4,13 @@ On photographs the 590k-parameter network alone codes worse than PNG's filters a
 than JPEG-XL: it sees the neighbours as four embeddings but has had little image training. The
 lossless image coders' tools are cheap and adapt to each picture at once:
 
-- twelve sub-predictors (W, N, W+N-NW, W+NE-N, NE+N-NNE, 2W-WW, ... and, for the second and
-  third channels of a pixel, the neighbour plus the change the earlier channel showed), blended
+- ten sub-predictors (W, N, W+N-NW, W+NE-N, NE+N-NNE, 2W-WW, ...) and, for the second and
+  later channels of a pixel, six more: a neighbour (N, W, NE, NW, their mean, W+N-NW) plus the
+  change the pixel's previous channel showed from its own at that neighbour; blended
   by the inverse square of the error each made at the W, N, NW and NE neighbours (GraLIC,
   JPEG-XL's weighted predictor);
 - a context of local activity (the blend's errors at the neighbours plus the gradients), in which
-  the blend's bias is corrected (CALIC) and the error's scale is learnt;
+  the blend's bias is corrected (CALIC) and the error's scale is learnt, per channel;
 - a discretised logistic at the corrected prediction with that scale.
 
 That distribution is mixed geometrically with the incoming frequencies (network, match model,
@@ -34,9 +35,11 @@ from .engine import FREQ_BITS
 from .match import StateBatch, segment_arrays
 
 ONE = 1 << FREQ_BITS
-SUB = 12  # sub-predictors; the last two only on a pixel's second and later channels
+SUB = 16  # sub-predictors; the last six only on a pixel's second and later channels
+SPATIAL = 10
 ACT_EDGES = tuple(8 * e for e in (1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 140))
 CELLS = len(ACT_EDGES) + 1
+CHANNEL_SETS = 4  # statistics and mixing weights per channel (the fourth and later share)
 HALVE_AT = 256  # a context's statistics halve past this many pixels
 CDF_STEPS, CDF_RANGE = 32, 12  # the logistic CDF is tabled at z = i/32, |z| <= 12
 CDF_ONE = ONE - 256  # the table's total; every byte then gets +1
@@ -138,10 +141,10 @@ class SegmentPixels:
         self.row, self.channels = layout.offsets[1], layout.period
         self.errors = np.zeros((length, SUB), dtype=np.int64)  # |8x - P_k| at each position
         self.blend_error = np.zeros(length, dtype=np.int64)  # 8x - blended prediction
-        self.sum_e = [0] * CELLS
-        self.sum_a = [16] * CELLS
-        self.count = [1] * CELLS
-        self.weights = [list(MIX_START) for _ in range(CELLS)]
+        self.sum_e = [0] * (CELLS * CHANNEL_SETS)
+        self.sum_a = [16] * (CELLS * CHANNEL_SETS)
+        self.count = [1] * (CELLS * CHANNEL_SETS)
+        self.weights = [list(MIX_START) for _ in range(CELLS * CHANNEL_SETS)]
 
     def _predict(self, hist, t: int) -> None:
         R, C = self.row, self.channels
@@ -157,14 +160,17 @@ class SegmentPixels:
         NNE = x(t - 2 * R + C) if t >= 2 * R and right else NE
         inter = C > 1 and col % C > 0
         P = [W, N, W + N - NW, W + NE - N, (W + NE) >> 1, N + NE - NNE, 2 * W - WW, (N + NW) >> 1,
-             (W + N) >> 1, 2 * N - NN, 0, 0]
-        if inter:
+             (W + N) >> 1, 2 * N - NN] + [0] * (SUB - SPATIAL)
+        if inter:  # the neighbour plus the change the pixel's previous channel showed from its own
             cur = x(t - 1)
-            P[10] = N + cur - (x(t - 1 - R) if up else cur)
-            P[11] = W + cur - (x(t - 1 - C) if left else cur)
+            Nc = x(t - 1 - R) if up else cur
+            Wc = x(t - 1 - C) if left else cur
+            NWc = x(t - 1 - R - C) if up and left else Nc
+            P[10:] = [N + cur - Nc, W + cur - Wc, NE + cur - (x(t - 1 - R + C) if up and right else Nc),
+                      ((W + N) >> 1) + cur - ((Wc + Nc) >> 1), NW + cur - NWc, W + N - NW + cur - (Wc + Nc - NWc)]
         near = [i for i, ok in ((t - C, left), (t - R, up), (t - R - C, up and left), (t - R + C, up and right)) if ok]
         num = den = 0
-        for k in range(SUB if inter else SUB - 2):
+        for k in range(SUB if inter else SPATIAL):
             e = sum(int(self.errors[i, k]) for i in near) + 4
             w = (1 << 32) // (e * e)
             num += w * (P[k] + 4096)
@@ -176,7 +182,7 @@ class SegmentPixels:
         if inter:
             act += abs(int(be[t - 1]))
         act += (abs(W - NW) + abs(N - NW) + abs(N - NE)) >> 1
-        c = cell(act)
+        c = cell(act) + CELLS * min(col % C, CHANNEL_SETS - 1)
         mu = min(max(pred + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
         mae = max(8 * self.sum_a[c] // self.count[c], 19)
         self.P, self.pred, self.c, self.mu, self.mae, self.inter = P, pred, c, mu, mae, inter
