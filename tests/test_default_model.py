@@ -49,16 +49,17 @@ def test_golden_streams_of_the_adaptive_stages(method):
     assert tzip.compress(data, methods=(method,), segment_size=65536) == golden
 
 
-def test_golden_stream_of_the_pixel_model(samples):
-    """A PGM coded with method 6 (the pixel model mixed in; docs/FORMAT.md) still decodes and
-    re-encodes byte for byte: its tables and integer arithmetic are part of the format.
-    Regenerate with tzip.compress(samples["pgm"], methods=("pixels",)) only for a new default model."""
+@pytest.mark.parametrize("key, name", [("pgm", "camera_crop"), ("ppm", "astronaut_crop")])
+def test_golden_stream_of_the_pixel_model(samples, key, name):
+    """A grey PGM and an RGB PPM coded with method 6 (the pixel model mixed in; docs/FORMAT.md)
+    still decode and re-encode byte for byte: its tables and integer arithmetic are part of the
+    format. Regenerate with tzip.compress(samples[key], methods=("pixels",)) only for a new default model."""
     from pathlib import Path
 
-    golden = (Path(__file__).parent / "data" / "camera_crop.pixels.golden.tz").read_bytes()
+    golden = (Path(__file__).parent / "data" / f"{name}.pixels.golden.tz").read_bytes()
     assert golden[6:14] == bytes.fromhex(get_model().model_id), "golden stream is from another default model"
-    assert tzip.decompress(golden) == samples["pgm"]
-    assert tzip.compress(samples["pgm"], methods=("pixels",)) == golden
+    assert tzip.decompress(golden) == samples[key]
+    assert tzip.compress(samples[key], methods=("pixels",)) == golden
 
 
 def test_golden_stream_of_the_sample_model(samples):
