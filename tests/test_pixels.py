@@ -29,6 +29,7 @@ def images(samples) -> list[tuple[np.ndarray, Layout]]:
     rng = np.random.default_rng(3)
     out = [photo(samples, k) for k in ("pgm", "ppm", "bmp")]
     out.append((rng.integers(0, 256, 900, dtype=np.uint8), Layout.image(3, 30)))  # noise
+    out.append((rng.choice(np.array([0, 255], dtype=np.uint8), 1200), Layout.image(3, 60)))  # extremes across channels
     out.append((np.full(700, 255, dtype=np.uint8), Layout.image(1, 35)))  # flat white: clamps at the top
     out.append((np.array([7], dtype=np.uint8), Layout.image(1, 1)))  # one pixel
     out.append((np.arange(40, dtype=np.uint8) * 6, Layout.image(4, 8)))  # RGBA, two pixels a row

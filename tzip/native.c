@@ -791,6 +791,7 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
 #define PX_SUB 16
 #define PX_CELLS 16
 #define PX_SPATIAL 10
+#define PX_PRED_OFFSET 8192 /* pixels.PRED_OFFSET: every blended numerator is non-negative */
 #define PX_CHANNEL_SETS 4
 #define PX_HALVE_AT 256
 #define PX_CDF_STEPS 32
@@ -934,10 +935,10 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
         int64_t e = 4;
         for (int j = 0; j < n_near; j++) e += s->errors[near[j] * PX_SUB + k];
         int64_t w = ((int64_t)1 << 32) / (e * e);
-        num += w * (P[k] + 4096);
+        num += w * (P[k] + PX_PRED_OFFSET);
         den += w;
     }
-    int64_t pred = (num + den / 2) / den - 4096;
+    int64_t pred = (num + den / 2) / den - PX_PRED_OFFSET;
     const int32_t *be = s->blend_error;
     int64_t act = (left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0);
     act += ((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1;

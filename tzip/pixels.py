@@ -37,6 +37,7 @@ from .match import StateBatch, segment_arrays
 ONE = 1 << FREQ_BITS
 SUB = 16  # sub-predictors; the last six only on a pixel's second and later channels
 SPATIAL = 10
+PRED_OFFSET = 8192  # above the lowest sub-prediction's magnitude (3 x 2040): the blend divides non-negatives
 ACT_EDGES = tuple(8 * e for e in (1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 140))
 CELLS = len(ACT_EDGES) + 1
 CHANNEL_SETS = 4  # statistics and mixing weights per channel (the fourth and later share)
@@ -173,9 +174,9 @@ class SegmentPixels:
         for k in range(SUB if inter else SPATIAL):
             e = sum(int(self.errors[i, k]) for i in near) + 4
             w = (1 << 32) // (e * e)
-            num += w * (P[k] + 4096)
+            num += w * (P[k] + PRED_OFFSET)
             den += w
-        pred = (num + den // 2) // den - 4096
+        pred = (num + den // 2) // den - PRED_OFFSET
         be = self.blend_error
         act = (abs(int(be[t - C])) if left else 0) + (abs(int(be[t - R])) if up else 0)
         act += ((abs(int(be[t - R - C])) if up and left else 0) + (abs(int(be[t - R + C])) if up and right else 0)) >> 1
