@@ -33,7 +33,7 @@ import numpy as np
 
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import FREQ_BITS
-from .match import StateBatch, segment_arrays
+from .match import StateBatch, scan_segment, segment_arrays
 
 LIMIT = 255
 ONE = 1 << FREQ_BITS
@@ -365,17 +365,10 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, config: Config = CONTEXT, nati
     (int32, C order). native=False runs this reference (tests compare the two)."""
     data, out = segment_arrays(symbols, freqs, in_place)
     lib = _library() if native else None
-    if lib is not None:
-        orders, beta = config.arrays()
-        if lib.tzip_counts_scan(len(orders), orders.ctypes.data, beta.ctypes.data, data.ctypes.data, len(data),
-                                out.ctypes.data) != 0:
-            raise MemoryError("the context-count model could not allocate its tables")
-        return out
-    s = SegmentCounts(config)
-    for t in range(len(data)):
-        s.predict(data, t, out[t])
-        s.update(data, t)
-    return out
+    orders, beta = config.arrays()
+    scan = (lambda d, o: lib.tzip_counts_scan(len(orders), orders.ctypes.data, beta.ctypes.data, d.ctypes.data,
+                                              len(d), o.ctypes.data)) if lib is not None else None
+    return scan_segment(data, out, scan, None if scan else SegmentCounts(config), "the context-count model")
 
 
 class CountsBatch(StateBatch):

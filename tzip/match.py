@@ -164,6 +164,19 @@ class MatchBatch:
             update(self.states[i], self.history[i], t)
 
 
+def scan_segment(data: np.ndarray, out: np.ndarray, native_scan: Callable | None, state, what: str) -> np.ndarray:
+    """A stage over a whole segment: native_scan(data, out) (C; non-zero = out of memory), or,
+    without it, the Python state's predict and update at each position in turn."""
+    if native_scan is not None:
+        if native_scan(data, out) != 0:
+            raise MemoryError(f"{what} could not allocate its state")
+        return out
+    for t in range(len(data)):
+        state.predict(data, t, out[t])
+        state.update(data, t)
+    return out
+
+
 class StateBatch:
     """A batch of segments decoded in lock-step, each with its own model state: a handle from
     native.c (PREFIX_new/_free/_predict/_update) or, without the C library, a Python object with

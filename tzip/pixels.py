@@ -32,7 +32,7 @@ import numpy as np
 
 from .context import IMAGE, Layout
 from .engine import FREQ_BITS
-from .match import StateBatch, segment_arrays
+from .match import StateBatch, scan_segment, segment_arrays
 
 ONE = 1 << FREQ_BITS
 SUB = 16  # sub-predictors; the last six only on a pixel's second and later channels
@@ -232,16 +232,9 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool =
         raise ValueError("the pixel model needs an image layout")
     data, out = segment_arrays(symbols, freqs, in_place)
     lib = _library() if native else None
-    if lib is not None:
-        if lib.tzip_pixels_scan(layout.offsets[1], layout.period, *tables_arg(), data.ctypes.data, len(data),
-                                out.ctypes.data) != 0:
-            raise MemoryError("the pixel model could not allocate its state")
-        return out
-    s = SegmentPixels(layout, len(data))
-    for t in range(len(data)):
-        s.predict(data, t, out[t])
-        s.update(data, t)
-    return out
+    scan = (lambda d, o: lib.tzip_pixels_scan(layout.offsets[1], layout.period, *tables_arg(), d.ctypes.data,
+                                              len(d), o.ctypes.data)) if lib is not None else None
+    return scan_segment(data, out, scan, None if scan else SegmentPixels(layout, len(data)), "the pixel model")
 
 
 _TABLES = [np.ascontiguousarray(a, dtype=np.int32) for a in (CDF, COST, EXP2)]

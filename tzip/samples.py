@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import Layout
-from .match import StateBatch, segment_arrays
+from .match import StateBatch, scan_segment, segment_arrays
 from .modality import pcm16_channels
 from .pixels import CDF_ONE, cdf_at, floor_div, learn, mix, normalise, tables_arg
 
@@ -151,16 +151,9 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool =
         raise ValueError("the sample model needs a 16-bit PCM layout")
     data, out = segment_arrays(symbols, freqs, in_place)
     lib = _library() if native else None
-    if lib is not None:
-        if lib.tzip_samples_scan(pcm16_channels(layout), *tables_arg(), data.ctypes.data, len(data),
-                                 out.ctypes.data) != 0:
-            raise MemoryError("the sample model could not allocate its state")
-        return out
-    s = SegmentSamples(layout, len(data))
-    for t in range(len(data)):
-        s.predict(data, t, out[t])
-        s.update(data, t)
-    return out
+    scan = (lambda d, o: lib.tzip_samples_scan(pcm16_channels(layout), *tables_arg(), d.ctypes.data, len(d),
+                                               o.ctypes.data)) if lib is not None else None
+    return scan_segment(data, out, scan, None if scan else SegmentSamples(layout, len(data)), "the sample model")
 
 
 class SamplesBatch(StateBatch):
