@@ -41,6 +41,7 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 WAYS = tuple(METHOD_NAMES[m] for m in CODED)
 COUNTED = ("context1", "context")  # the ways that blend in context counts (counts.config)
 MIXED = {"pixels": pixels, "samples": samples}  # the last stages, each for its own layouts
+MIXED_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch}  # ...and their decode batches
 COUNTS_UNDER = {"pixels": True, "samples": False}  # does the mixed stage take the counts' frequencies?
 
 
@@ -170,8 +171,7 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
         if name in ways:
             if not module.applies(layout):
                 raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
-            batch = pixels.PixelsBatch if name == "pixels" else samples.SamplesBatch
-            stages.append(batch([w == name for w in ways], out, layout))
+            stages.append(MIXED_BATCH[name]([w == name for w in ways], out, layout))
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends

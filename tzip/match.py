@@ -180,7 +180,7 @@ def scan_segment(data: np.ndarray, out: np.ndarray, native_scan: Callable | None
 class StateBatch:
     """A batch of segments decoded in lock-step, each with its own model state: a handle from
     native.c (PREFIX_new/_free/_predict/_update) or, without the C library, a Python object with
-    predict(hist, t, freq) and update(hist, t). The API of MatchBatch; counts and pixels use it."""
+    predict(hist, t, freq) and update(hist, t). The API of MatchBatch; counts, pixels and samples use it."""
 
     def __init__(self, use: list[bool], history: np.ndarray, lib, prefix: str, what: str,
                  new_handle: Callable, new_state: Callable):

@@ -808,8 +808,8 @@ typedef struct {
     int32_t *errors;                   /* [len][PX_SUB]: |8x - P_k| */
     int32_t *blend_error;              /* [len]: 8x - blended prediction */
     int64_t sum_e[PX_CELLS * PX_CHANNEL_SETS], sum_a[PX_CELLS * PX_CHANNEL_SETS], count[PX_CELLS * PX_CHANNEL_SETS], w[PX_CELLS * PX_CHANNEL_SETS][2];
-    int64_t P[PX_SUB], pred, mu, mae;   /* this position's prediction, between predict and update */
-    int c, inter;
+    int64_t P[PX_SUB], pred, mu;        /* this position's prediction, between predict and update */
+    int c;
     int32_t q[256], out[256], cost_f[256], cost_q[256];
 } pixel_state;
 
@@ -951,7 +951,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
     int64_t mae = 8 * s->sum_a[c] / s->count[c];
     if (mae < 19) mae = 19;
-    s->pred = pred; s->c = c; s->mu = mu; s->mae = mae; s->inter = inter;
+    s->pred = pred; s->c = c; s->mu = mu;
 
     /* the logistic's frequencies: the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
     int64_t cv[256];

@@ -186,7 +186,7 @@ class SegmentPixels:
         c = cell(act) + CELLS * min(col % C, CHANNEL_SETS - 1)
         mu = min(max(pred + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
         mae = max(8 * self.sum_a[c] // self.count[c], 19)
-        self.P, self.pred, self.c, self.mu, self.mae, self.inter = P, pred, c, mu, mae, inter
+        self.P, self.pred, self.c, self.mu, self.mae = P, pred, c, mu, mae
 
     def predict(self, hist, t: int, freq: np.ndarray) -> None:
         """Mix position t's frequencies with the predictor's distribution, in place."""

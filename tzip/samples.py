@@ -9,10 +9,9 @@ plus a 16-tap one (step 0.1) over that filter's previous errors (a cascade, as M
 has), adapting sample by sample. The error's scale is learnt per channel in 12 cells of recent
 error size; a discretised logistic at the prediction with 0.5 x that scale gives the high
 byte's distribution (its mass over each block of 256 values) and then, given the high byte, the
-low byte's. Each is mixed with the
-incoming frequencies (network and match model; the context counts gain audio 0.1 % and cost
-decoding speed, so they are not under this stage) as pixels.py mixes images: p ~ f^a q^b, a and
-b learnt per byte half and cell.
+low byte's. Each is mixed with the incoming frequencies (network and match model; the context
+counts gain audio 0.1 % and cost decoding speed, so they are not under this stage) as pixels.py
+mixes images: p ~ f^a q^b, a and b learnt per byte half and cell.
 
 Integer arithmetic throughout (pixels.py's exact tables; filter weights in 1/2^16, predictions
 in 1/16 of a sample), so every machine computes the same frequencies (DESIGN §2). This file is
@@ -108,7 +107,7 @@ class SegmentSamples:
             s = signed(int(hist[t - 1]) << 8)
             edges = cdf_at(320 * (16 * (s + np.arange(257, dtype=np.int64)) - 8 - self.pred), self.den)
             q = normalise(256 * np.diff(edges) + 1)
-        self.q, self.half, self.f_in = q, half, freq.astype(np.int64)
+        self.q, self.f_in = q, freq.astype(np.int64)
         a, b = self.mix_weights[half][self.cell]
         self.out = mix(self.f_in, q, a, b)
         freq[:] = self.out
