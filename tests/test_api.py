@@ -59,6 +59,16 @@ def test_property_round_trip(tiny, data, segment_size):
     roundtrip(data, tiny, segment_size=segment_size, methods=("neural", "stored"))
 
 
+@pytest.mark.parametrize("header, expected", [
+    (b"P5\n512 400\n255\n", 64 * 1024),  # 128 grey rows are 64 KiB already
+    (b"P6\n451 300\n255\n", 128 * 1353),  # RGB: 128 rows of 1353 bytes
+    (b"P6\n4000 30\n255\n", 16 * 12000),  # wide rows: as many as fit in 192 KiB
+])
+def test_default_image_segment_holds_rows(tiny, header, expected):
+    packed = tzip.compress(header + bytes(3000), model=tiny, methods=("stored",))
+    assert C.Header.unpack(packed[: C.HEADER_SIZE]).segment_size == expected
+
+
 def test_random_data_does_not_expand(tiny):
     data = os.urandom(40_000)
     packed = tzip.compress(data, model=tiny, segment_size=16384)

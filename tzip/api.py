@@ -20,19 +20,24 @@ from .coder import WAYS, CoderError
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import IntModel
 from .errors import TzipError
-from .modality import DETECT_BYTES, detect, from_model_order, pcm16_channels, to_model_order
+from .modality import DETECT_BYTES, Split, detect, from_model_order, pcm16_channels, to_model_order
 from .models import get_model, model_by_id, on_device
 from .transcode import from_intermediate, to_intermediate
 from .workers import SegmentCoder
 
 # Default segment sizes, by measurement (docs/SPEED.md): each segment restarts the model's
-# context (an image loses its row above, 0.9 % on the bench images at 16 KiB against 64 KiB) and
-# what the match model and context counts learnt (bench text: 0.2822 of its size at 64 KiB,
-# 0.2725 at 128 KiB, 0.2663 at 256 KiB); smaller ones give more segments to decode side by side
-# (worker processes), which audio files of 16-64 KiB need to decode at 20 kB/s, and keep
-# compression's per-segment frequency arrays (1 KB a byte) small: 256 KiB text decoded the bench
-# subset at 18 kB/s and peaked at 1.8 GB compressing, so text stops at 128 KiB.
-SEGMENT_BY_MODALITY = {TEXT: 128 * 1024, IMAGE: 64 * 1024, AUDIO: 16 * 1024, BINARY: 64 * 1024}
+# context and what the adaptive stages learnt (bench text: 0.2822 of its size at 64 KiB, 0.2725 at
+# 128 KiB, 0.2663 at 256 KiB). An image segment's first row has no row above and its pixel model
+# starts cold: RGB photographs lose 3.4 % at 64 KiB (42 rows) against 256 KiB, grey 512-wide ones
+# 0.3 % at 128 rows, so images take at least IMAGE_ROWS rows. Audio's sample filters converge over
+# thousands of samples: 44.1 kHz stereo music codes 1.4-5 % smaller at 64 KiB than at 16 KiB and
+# another 0.3-0.9 % at 128 KiB. Smaller segments give more segments to decode side by side (one
+# grey 256 KiB image decodes at 18 kB/s in one segment, 42 in four) and keep compression's
+# per-segment frequency arrays (1 KB a byte) small: text at 256 KiB peaked at 1.8 GB compressing,
+# hence the ceilings.
+SEGMENT_BY_MODALITY = {TEXT: 128 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BINARY: 64 * 1024}
+IMAGE_ROWS = 128  # an image's default segment holds at least this many rows...
+IMAGE_SEGMENT_CEILING = 192 * 1024  # ...where that stays under this many bytes
 DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
@@ -40,6 +45,14 @@ MODES = ("text", "image", "audio", "binary")
 # stored, zstd, neural, match, context, pixels, samples: all but the superseded context1 by default
 METHODS = tuple(name for code, name in C.METHOD_NAMES.items() if code not in C.SUPERSEDED)
 METHOD_OF = {name: code for code, name in C.METHOD_NAMES.items()}
+
+
+def default_segment(sp: Split) -> int:
+    """The segment size used where none is asked for: the modality's, or IMAGE_ROWS rows of an image."""
+    size = SEGMENT_BY_MODALITY[sp.layout.modality]
+    if sp.layout.modality == IMAGE:
+        size = max(size, min(IMAGE_ROWS * sp.unit(), IMAGE_SEGMENT_CEILING))
+    return size
 
 
 class TzipCompressor:
@@ -102,7 +115,7 @@ class TzipCompressor:
         self.split = sp = detect(bytes(self.head), self.mode)
         unit = sp.unit()
         fits = unit <= C.MAX_SEGMENT
-        request = self.segment_request or SEGMENT_BY_MODALITY[sp.layout.modality]
+        request = self.segment_request or default_segment(sp)
         self.segment_size = max(unit, request // unit * unit) if fits else request
         self.predictor = self.model.cfg.audio_predictor if sp.swapped and pcm16_channels(sp.layout) else 0
         header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode,

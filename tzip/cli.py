@@ -22,7 +22,7 @@ from pathlib import Path
 import typer
 
 from . import container as C
-from .api import SEGMENT_BY_MODALITY, TzipCompressor, stream_decompress
+from .api import IMAGE_ROWS, IMAGE_SEGMENT_CEILING, SEGMENT_BY_MODALITY, TzipCompressor, stream_decompress
 from .context import MODALITY_NAMES
 from .errors import TzipError
 from .transcode import to_intermediate
@@ -311,7 +311,7 @@ def compress_cmd(
     segment_size: int | None = typer.Option(None, "--segment-size",
                                      help="bytes per independent segment (default: " + ", ".join(
                                          f"{MODALITY_NAMES[m]} {n // 1024} KiB" for m, n in SEGMENT_BY_MODALITY.items())
-                                     + ")"),
+                                     + f"; images at least {IMAGE_ROWS} rows, to {IMAGE_SEGMENT_CEILING // 1024} KiB)"),
     transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
