@@ -925,16 +925,24 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
         P[15] = W + N - NW + cur - (Wc + Nc - NWc);
     }
 #undef X
-    int64_t near[4]; int n_near = 0;
+    /* pixels.NEIGHBOURS: the ten causal positions whose errors weigh each sub-predictor */
+    const int up2 = t >= 2 * R, left2 = col >= 2 * C, right2 = col + 2 * C < R;
+    int64_t near[10]; int n_near = 0;
     if (left) near[n_near++] = t - C;
     if (up) near[n_near++] = t - R;
     if (up && left) near[n_near++] = t - R - C;
     if (up && right) near[n_near++] = t - R + C;
+    if (left2) near[n_near++] = t - 2 * C;
+    if (up2) near[n_near++] = t - 2 * R;
+    if (up2 && left) near[n_near++] = t - 2 * R - C;
+    if (up2 && right) near[n_near++] = t - 2 * R + C;
+    if (up && left2) near[n_near++] = t - R - 2 * C;
+    if (up && right2) near[n_near++] = t - R + 2 * C;
     int64_t num = 0, den = 0;
     for (int k = 0; k < (inter ? PX_SUB : PX_SPATIAL); k++) {
         int64_t e = 4;
         for (int j = 0; j < n_near; j++) e += s->errors[near[j] * PX_SUB + k];
-        int64_t w = ((int64_t)1 << 32) / (e * e);
+        int64_t w = ((int64_t)1 << 50) / (e * e * e);  /* e < 2^17: w >= 2, num < 2^62 */
         num += w * (P[k] + PX_PRED_OFFSET);
         den += w;
     }

