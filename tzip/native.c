@@ -952,6 +952,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     act += ((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1;
     if (inter) act += abs64(be[t - 1]);
     act += (abs64(W - NW) + abs64(N - NW) + abs64(N - NE)) >> 1;
+    act += ((left2 ? abs64(be[t - 2 * C]) : 0) + (up2 ? abs64(be[t - 2 * R]) : 0)) >> 1;
     int c = 0;
     while (c < PX_CELLS - 1 && act >= px_edges[c]) c++;
     c += PX_CELLS * (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);

@@ -9,7 +9,7 @@ lossless image coders' tools are cheap and adapt to each picture at once:
   change the pixel's previous channel showed from its own at that neighbour; blended
   by the inverse cube of the errors each made at ten causal neighbours (W, N, NW, NE and the
   six beyond them: GraLIC, JPEG-XL's weighted predictor);
-- a context of local activity (the blend's errors at the neighbours plus the gradients), in which
+- a context of local activity (the blend's errors at the neighbours, WW and NN plus the gradients), in which
   the blend's bias is corrected (CALIC) and the error's scale is learnt, per channel;
 - a discretised logistic at the corrected prediction with that scale.
 
@@ -191,6 +191,7 @@ class SegmentPixels:
         if inter:
             act += abs(int(be[t - 1]))
         act += (abs(W - NW) + abs(N - NW) + abs(N - NE)) >> 1
+        act += ((abs(int(be[t - 2 * C])) if left2 else 0) + (abs(int(be[t - 2 * R])) if up2 else 0)) >> 1
         c = cell(act) + CELLS * min(col % C, CHANNEL_SETS - 1)
         mu = min(max(pred + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
         mae = max(8 * self.sum_a[c] // self.count[c], 19)
