@@ -174,10 +174,7 @@ class SegmentPixels:
             NWc = x(t - 1 - R - C) if up and left else Nc
             P[10:] = [N + cur - Nc, W + cur - Wc, NE + cur - (x(t - 1 - R + C) if up and right else Nc),
                       ((W + N) >> 1) + cur - ((Wc + Nc) >> 1), NW + cur - NWc, W + N - NW + cur - (Wc + Nc - NWc)]
-        up2, left2, right2 = t >= 2 * R, col >= 2 * C, col + 2 * C < R
-        near = [t - dy * R + dx * C for (dy, dx), ok in zip(NEIGHBOURS, (
-            left, up, up and left, up and right, left2, up2, up2 and left, up2 and right, up and left2,
-            up and right2)) if ok]
+        near = [t - dy * R + dx * C for dy, dx in NEIGHBOURS if t >= dy * R and 0 <= col + dx * C < R]
         num = den = 0
         for k in range(SUB if inter else SPATIAL):
             e = sum(int(self.errors[i, k]) for i in near) + 4
@@ -191,7 +188,7 @@ class SegmentPixels:
         if inter:
             act += abs(int(be[t - 1]))
         act += (abs(W - NW) + abs(N - NW) + abs(N - NE)) >> 1
-        act += ((abs(int(be[t - 2 * C])) if left2 else 0) + (abs(int(be[t - 2 * R])) if up2 else 0)) >> 1
+        act += ((abs(int(be[t - 2 * C])) if col >= 2 * C else 0) + (abs(int(be[t - 2 * R])) if t >= 2 * R else 0)) >> 1
         c = cell(act) + CELLS * min(col % C, CHANNEL_SETS - 1)
         mu = min(max(pred + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
         mae = max(8 * self.sum_a[c] // self.count[c], 19)
