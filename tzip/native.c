@@ -800,13 +800,20 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
 #define PX_CDF_ONE ((1 << 16) - 256)
 #define PX_MIX_MAX (4 << 16)
 #define PX_MIX_RATE 7
+#define PX_LMS_TAPS (14 + PX_SUB - PX_SPATIAL + 4)
+#define PX_LMS_STEP 2621
+#define PX_LMS_FLOOR 1024
+#define PX_LMS_WEIGHT_MAX ((int64_t)1 << 20)
 static const int32_t px_edges[PX_CELLS - 1] = {8, 16, 24, 32, 48, 64, 88, 120, 160, 216, 288, 400, 560, 800, 1120};
 
 typedef struct {
     int64_t row, ch, len;
     const int32_t *cdf, *cost, *exp2;  /* pixels.py's exact tables, alive as long as that module */
     int32_t *errors;                   /* [len][PX_SUB]: |8x - P_k| */
-    int32_t *blend_error;              /* [len]: 8x - blended prediction */
+    int32_t *blend_error;              /* [len]: 8x - final prediction */
+    int32_t *blend_miss, *lms_miss;    /* [len]: |8x - blend|, |8x - corrected blend| */
+    int64_t lms[PX_CHANNEL_SETS][PX_LMS_TAPS], taps[PX_LMS_TAPS], blend, corrected;
+    int n_taps, lms_set;
     int64_t sum_e[PX_CELLS * PX_CHANNEL_SETS], sum_a[PX_CELLS * PX_CHANNEL_SETS], count[PX_CELLS * PX_CHANNEL_SETS], w[PX_CELLS * PX_CHANNEL_SETS][2];
     int64_t P[PX_SUB], pred, mu;        /* this position's prediction, between predict and update */
     int c;
@@ -879,7 +886,7 @@ static void learn_mix(int64_t *w, const int32_t *out, const int32_t *cost_f, con
 
 void tzip_pixels_free(pixel_state *s) {
     if (!s) return;
-    free(s->errors); free(s->blend_error); free(s);
+    free(s->errors); free(s->blend_error); free(s->blend_miss); free(s->lms_miss); free(s);
 }
 
 pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t *cdf, const int32_t *cost,
@@ -890,7 +897,9 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     s->row = row; s->ch = ch; s->len = len; s->cdf = cdf; s->cost = cost; s->exp2 = exp2;
     s->errors = calloc((size_t)(len ? len : 1) * PX_SUB, sizeof(int32_t));
     s->blend_error = calloc((size_t)(len ? len : 1), sizeof(int32_t));
-    if (!s->errors || !s->blend_error) { tzip_pixels_free(s); return NULL; }
+    s->blend_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
+    s->lms_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
+    if (!s->errors || !s->blend_error || !s->blend_miss || !s->lms_miss) { tzip_pixels_free(s); return NULL; }
     for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) {
         s->sum_a[c] = 16; s->count[c] = 1; s->w[c][0] = 19661; s->w[c][1] = 45875;
     }
@@ -946,7 +955,39 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
         num += w * (P[k] + PX_PRED_OFFSET);
         den += w;
     }
-    int64_t pred = (num + den / 2) / den - PX_PRED_OFFSET;
+    const int64_t blend = (num + den / 2) / den - PX_PRED_OFFSET;
+    /* the correction stage (pixels.LMS_TAPS): the fourteen neighbours' and the inter-channel
+     * sub-predictions' offsets from the blend, through this channel set's NLMS weights */
+#define AT(dy, dx, fallback) (t >= (dy) * R && col + (dx) * C >= 0 && col + (dx) * C < R ? 8 * (int64_t)h[t - (dy) * R + (dx) * C] : (fallback))
+    const int64_t NNW = AT(2, -1, NW);
+    const int64_t values[14] = {W, N, NW, NE, WW, NN, NNE, NNW, AT(1, -2, NW), AT(1, 2, NE), AT(0, -3, WW),
+                                AT(3, 0, NN), AT(2, -2, NNW), AT(2, 2, NNE)};
+#undef AT
+    int n_taps = 0;
+    for (int k = 0; k < 14; k++) s->taps[n_taps++] = values[k] - blend;
+    if (inter) for (int k = PX_SPATIAL; k < PX_SUB; k++) s->taps[n_taps++] = P[k] - blend;
+    if (C > 2 && col % C >= 2) {  /* as P[10..15] from the channel two back */
+        const int64_t c2 = 8 * (int64_t)h[t - 2];
+        const int64_t N2 = up ? 8 * (int64_t)h[t - 2 - R] : c2, W2 = left ? 8 * (int64_t)h[t - 2 - C] : c2;
+        const int64_t NE2 = up && right ? 8 * (int64_t)h[t - 2 - R + C] : N2;
+        const int64_t NW2 = up && left ? 8 * (int64_t)h[t - 2 - R - C] : N2;
+        s->taps[n_taps++] = N + c2 - N2 - blend;
+        s->taps[n_taps++] = W + c2 - W2 - blend;
+        s->taps[n_taps++] = NE + c2 - NE2 - blend;
+        s->taps[n_taps++] = W + N - NW + c2 - (W2 + N2 - NW2) - blend;
+    }
+    s->n_taps = n_taps;
+    s->lms_set = (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
+    int64_t acc = 0;
+    for (int k = 0; k < n_taps; k++) acc += s->lms[s->lms_set][k] * s->taps[k];
+    int64_t corrected = blend + floor_div64(acc, 65536);
+    corrected = corrected < -512 ? -512 : corrected > 2552 ? 2552 : corrected;
+    int64_t eb = 4, el = 4;
+    for (int j = 0; j < n_near; j++) { eb += s->blend_miss[near[j]]; el += s->lms_miss[near[j]]; }
+    const int64_t wb = ((int64_t)1 << 50) / (eb * eb * eb), wl = ((int64_t)1 << 50) / (el * el * el);
+    int64_t pred = (wb * (blend + PX_PRED_OFFSET) + wl * (corrected + PX_PRED_OFFSET) + (wb + wl) / 2) / (wb + wl)
+                   - PX_PRED_OFFSET;
+    s->blend = blend; s->corrected = corrected;
     const int32_t *be = s->blend_error;
     int64_t act = (left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0);
     act += ((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1;
@@ -976,6 +1017,16 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     const int sym = h[t], c = s->c;
     for (int k = 0; k < PX_SUB; k++) s->errors[t * PX_SUB + k] = (int32_t)abs64(v - s->P[k]);
     s->blend_error[t] = (int32_t)(v - s->pred);
+    s->blend_miss[t] = (int32_t)abs64(v - s->blend);
+    s->lms_miss[t] = (int32_t)abs64(v - s->corrected);
+    int64_t energy = PX_LMS_FLOOR;
+    for (int k = 0; k < s->n_taps; k++) energy += s->taps[k] * s->taps[k];
+    const int64_t factor = floor_div64((v - s->corrected) * PX_LMS_STEP * 65536, energy);
+    int64_t *w = s->lms[s->lms_set];
+    for (int k = 0; k < s->n_taps; k++) {
+        int64_t nw = w[k] + floor_div64(factor * s->taps[k], 65536);
+        w[k] = nw < -PX_LMS_WEIGHT_MAX ? -PX_LMS_WEIGHT_MAX : nw > PX_LMS_WEIGHT_MAX ? PX_LMS_WEIGHT_MAX : nw;
+    }
     s->sum_e[c] += v - s->pred;
     s->sum_a[c] += abs64(v - s->mu);
     if (++s->count[c] > PX_HALVE_AT) {
