@@ -804,6 +804,11 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
 #define PX_LMS_STEP 2621
 #define PX_LMS_FLOOR 1024
 #define PX_LMS_WEIGHT_MAX ((int64_t)1 << 20)
+#define PX_RESIDUAL_TAPS 14
+#define PX_RESIDUAL_STEP 1311
+#define PX_RESIDUAL_FLOOR 4096
+#define PX_PEAK_BUCKETS 9
+#define PX_AGREEMENT_BUCKETS 6
 static const int32_t px_edges[PX_CELLS - 1] = {8, 16, 24, 32, 48, 64, 88, 120, 160, 216, 288, 400, 560, 800, 1120};
 
 typedef struct {
@@ -814,6 +819,10 @@ typedef struct {
     int32_t *blend_miss, *lms_miss;    /* [len]: |8x - blend|, |8x - corrected blend| */
     int64_t lms[PX_CHANNEL_SETS][PX_LMS_TAPS], taps[PX_LMS_TAPS], blend, corrected;
     int n_taps, lms_set;
+    int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS], refined;
+    int residual_set;
+    int64_t peak_w[PX_PEAK_BUCKETS * PX_CHANNEL_SETS][2], agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][2];
+    int64_t *weight_sets[3];            /* the three mixing-weight pairs this position used */
     int64_t sum_e[PX_CELLS * PX_CHANNEL_SETS], sum_a[PX_CELLS * PX_CHANNEL_SETS], count[PX_CELLS * PX_CHANNEL_SETS], w[PX_CELLS * PX_CHANNEL_SETS][2];
     int64_t P[PX_SUB], pred, mu;        /* this position's prediction, between predict and update */
     int c;
@@ -872,15 +881,39 @@ static void mix_freqs(const int32_t *cost, const int32_t *exp2, int64_t a, int64
     normalise(p, out);
 }
 
-/* pixels.learn */
-static void learn_mix(int64_t *w, const int32_t *out, const int32_t *cost_f, const int32_t *cost_q, int sym) {
+/* pixels.mixing_steps */
+static void mixing_steps(const int32_t *out, const int32_t *cost_f, const int32_t *cost_q, int sym, int64_t *steps) {
     const int32_t *costs[2] = {cost_f, cost_q};
     for (int i = 0; i < 2; i++) {
         int64_t expected = 0;
         for (int u = 0; u < 256; u++) expected += (int64_t)out[u] * costs[i][u];
         expected >>= 16;
-        int64_t nw = w[i] + floor_div64((expected - costs[i][sym]) * 64, 1 << PX_MIX_RATE);
+        steps[i] = floor_div64((expected - costs[i][sym]) * 64, 1 << PX_MIX_RATE);
+    }
+}
+
+static void step_mix(int64_t *w, const int64_t *steps) {
+    for (int i = 0; i < 2; i++) {
+        int64_t nw = w[i] + steps[i];
         w[i] = nw < 0 ? 0 : nw > PX_MIX_MAX ? PX_MIX_MAX : nw;
+    }
+}
+
+/* pixels.learn */
+static void learn_mix(int64_t *w, const int32_t *out, const int32_t *cost_f, const int32_t *cost_q, int sym) {
+    int64_t steps[2];
+    mixing_steps(out, cost_f, cost_q, sym, steps);
+    step_mix(w, steps);
+}
+
+/* pixels.nlms: w += floor(floor(err * step * 2^16 / (floor + sum taps^2)) * tap / 2^16), clamped */
+static void nlms(int64_t *w, const int64_t *taps, int n, int64_t err, int64_t step, int64_t floor, int64_t limit) {
+    int64_t energy = floor;
+    for (int k = 0; k < n; k++) energy += taps[k] * taps[k];
+    const int64_t factor = floor_div64(err * step * 65536, energy);
+    for (int k = 0; k < n; k++) {
+        int64_t v = w[k] + floor_div64(factor * taps[k], 65536);
+        w[k] = v < -limit ? -limit : v > limit ? limit : v;
     }
 }
 
@@ -902,6 +935,10 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     if (!s->errors || !s->blend_error || !s->blend_miss || !s->lms_miss) { tzip_pixels_free(s); return NULL; }
     for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) {
         s->sum_a[c] = 16; s->count[c] = 1; s->w[c][0] = 19661; s->w[c][1] = 45875;
+    }
+    for (int c = 0; c < PX_PEAK_BUCKETS * PX_CHANNEL_SETS; c++) { s->peak_w[c][0] = 19661; s->peak_w[c][1] = 45875; }
+    for (int c = 0; c < PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS; c++) {
+        s->agreement_w[c][0] = 19661; s->agreement_w[c][1] = 45875;
     }
     return s;
 }
@@ -994,10 +1031,28 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     if (inter) act += abs64(be[t - 1]);
     act += (abs64(W - NW) + abs64(N - NW) + abs64(N - NE)) >> 1;
     act += ((left2 ? abs64(be[t - 2 * C]) : 0) + (up2 ? abs64(be[t - 2 * R]) : 0)) >> 1;
+    act += abs64(blend - corrected);
+    const int channel_set = (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
     int c = 0;
     while (c < PX_CELLS - 1 && act >= px_edges[c]) c++;
-    c += PX_CELLS * (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
-    int64_t mu = pred + floor_div64(s->sum_e[c], s->count[c]);
+    c += PX_CELLS * channel_set;
+    /* the residual filter (pixels.RESIDUAL_TAPS): the prediction's errors at fourteen neighbours */
+    int64_t *rt = s->residual_taps;
+    const int later = C > 2 && col % C >= 2;
+    rt[0] = left ? be[t - C] : 0; rt[1] = up ? be[t - R] : 0;
+    rt[2] = up && left ? be[t - R - C] : 0; rt[3] = up && right ? be[t - R + C] : 0;
+    rt[4] = left2 ? be[t - 2 * C] : 0; rt[5] = up2 ? be[t - 2 * R] : 0;
+    rt[6] = inter ? be[t - 1] : 0; rt[7] = later ? be[t - 2] : 0;
+    rt[8] = up2 && left ? be[t - 2 * R - C] : 0; rt[9] = up2 && right ? be[t - 2 * R + C] : 0;
+    rt[10] = up && left2 ? be[t - R - 2 * C] : 0; rt[11] = up && right2 ? be[t - R + 2 * C] : 0;
+    rt[12] = inter && up ? be[t - 1 - R] : 0; rt[13] = inter && left ? be[t - 1 - C] : 0;
+    s->residual_set = channel_set * 4 + ((c % PX_CELLS) >> 2);
+    acc = 0;
+    for (int k = 0; k < PX_RESIDUAL_TAPS; k++) acc += s->residual_weights[s->residual_set][k] * rt[k];
+    int64_t refined = pred + floor_div64(acc, 65536);
+    refined = refined < -512 ? -512 : refined > 2552 ? 2552 : refined;
+    s->refined = refined;
+    int64_t mu = refined + floor_div64(s->sum_e[c], s->count[c]);
     mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
     int64_t mae = 8 * s->sum_a[c] / s->count[c];
     if (mae < 19) mae = 19;
@@ -1008,7 +1063,19 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     cdf_steps(s->cdf, 2560 * (4 - mu), 20480, 7 * mae, 255, cv);
     cv[255] = PX_CDF_ONE;
     for (int v = 0; v < 256; v++) s->q[v] = (int32_t)(cv[v] - (v ? cv[v - 1] : 0) + 1);
-    mix_freqs(s->cost, s->exp2, s->w[c][0], s->w[c][1], freq, s->q, s->cost_f, s->cost_q, s->out);
+    /* the mixing weights: the mean of the pairs by cell, by the incoming peak, by agreement */
+    int likeliest = 0;
+    for (int v = 1; v < 256; v++) if (freq[v] > freq[likeliest]) likeliest = v;
+    int peak = 0;
+    while (peak < PX_PEAK_BUCKETS - 1 && freq[likeliest] >= (256 << peak)) peak++;
+    const int64_t d = abs64(8 * likeliest - mu) >> 3;
+    const int agree = d == 0 ? 0 : d == 1 ? 1 : d < 4 ? 2 : d < 8 ? 3 : d < 16 ? 4 : 5;
+    s->weight_sets[0] = s->w[c];
+    s->weight_sets[1] = s->peak_w[peak + PX_PEAK_BUCKETS * channel_set];
+    s->weight_sets[2] = s->agreement_w[agree + PX_AGREEMENT_BUCKETS * channel_set];
+    int64_t a = 0, b = 0;
+    for (int i = 0; i < 3; i++) { a += s->weight_sets[i][0]; b += s->weight_sets[i][1]; }
+    mix_freqs(s->cost, s->exp2, a / 3, b / 3, freq, s->q, s->cost_f, s->cost_q, s->out);
     memcpy(freq, s->out, sizeof s->out);
 }
 
@@ -1019,22 +1086,19 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     s->blend_error[t] = (int32_t)(v - s->pred);
     s->blend_miss[t] = (int32_t)abs64(v - s->blend);
     s->lms_miss[t] = (int32_t)abs64(v - s->corrected);
-    int64_t energy = PX_LMS_FLOOR;
-    for (int k = 0; k < s->n_taps; k++) energy += s->taps[k] * s->taps[k];
-    const int64_t factor = floor_div64((v - s->corrected) * PX_LMS_STEP * 65536, energy);
-    int64_t *w = s->lms[s->lms_set];
-    for (int k = 0; k < s->n_taps; k++) {
-        int64_t nw = w[k] + floor_div64(factor * s->taps[k], 65536);
-        w[k] = nw < -PX_LMS_WEIGHT_MAX ? -PX_LMS_WEIGHT_MAX : nw > PX_LMS_WEIGHT_MAX ? PX_LMS_WEIGHT_MAX : nw;
-    }
-    s->sum_e[c] += v - s->pred;
+    nlms(s->lms[s->lms_set], s->taps, s->n_taps, v - s->corrected, PX_LMS_STEP, PX_LMS_FLOOR, PX_LMS_WEIGHT_MAX);
+    nlms(s->residual_weights[s->residual_set], s->residual_taps, PX_RESIDUAL_TAPS, v - s->refined, PX_RESIDUAL_STEP,
+         PX_RESIDUAL_FLOOR, PX_LMS_WEIGHT_MAX);
+    s->sum_e[c] += v - s->refined;
     s->sum_a[c] += abs64(v - s->mu);
     if (++s->count[c] > PX_HALVE_AT) {
         s->sum_e[c] = floor_div64(s->sum_e[c], 2);
         s->sum_a[c] >>= 1;
         s->count[c] >>= 1;
     }
-    learn_mix(s->w[c], s->out, s->cost_f, s->cost_q, sym);
+    int64_t steps[2];
+    mixing_steps(s->out, s->cost_f, s->cost_q, sym, steps);
+    for (int i = 0; i < 3; i++) step_mix(s->weight_sets[i], steps);
 }
 
 int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
@@ -1111,17 +1175,6 @@ sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf
 static inline int64_t sm_signed(int64_t v) { return v >= 32768 ? v - 65536 : v; }
 static inline int64_t sm_clamp(int64_t p) { return p < -SM_PRED_MAX ? -SM_PRED_MAX : p > SM_PRED_MAX ? SM_PRED_MAX : p; }
 
-/* samples.py's NLMS update: w += floor(floor(err * step * 2^16 / (sum taps^2 + floor)) * tap / 2^16), clamped */
-static void nlms_step(int64_t *w, const int64_t *taps, int n, int64_t err, int64_t step, int64_t floor) {
-    int64_t energy = floor;
-    for (int k = 0; k < n; k++) energy += taps[k] * taps[k];
-    const int64_t factor = floor_div64(err * step * 65536, energy);
-    for (int k = 0; k < n; k++) {
-        int64_t v = w[k] + floor_div64(factor * taps[k], 65536);
-        w[k] = v < -SM_WEIGHT_MAX ? -SM_WEIGHT_MAX : v > SM_WEIGHT_MAX ? SM_WEIGHT_MAX : v;
-    }
-}
-
 static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
     const int64_t frame = t / (2 * s->channels), rest = t % (2 * s->channels), ch = rest >> 1;
     s->active = frame < s->frames;
@@ -1170,8 +1223,8 @@ static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
     if (!s->half) return;
     const int64_t frame = t / (2 * s->channels), ch = (t % (2 * s->channels)) >> 1;
     const int64_t v = sm_signed(((int64_t)h[t - 1] << 8) | h[t]), e = 16 * v - s->pred, e1 = 16 * v - s->pred1;
-    nlms_step(s->weights[ch], s->taps, SM_ORDER, e1, SM_STEP, SM_NORM_FLOOR);
-    nlms_step(s->weights2[ch], s->taps2, SM_ORDER2, e, SM_STEP2, SM_NORM_FLOOR2);
+    nlms(s->weights[ch], s->taps, SM_ORDER, e1, SM_STEP, SM_NORM_FLOOR, SM_WEIGHT_MAX);
+    nlms(s->weights2[ch], s->taps2, SM_ORDER2, e, SM_STEP2, SM_NORM_FLOOR2, SM_WEIGHT_MAX);
     s->samples[ch * s->frames + frame] = (int32_t)v;
     s->errors[ch * s->frames + frame] = (int32_t)e1;
     const int c = s->cell;

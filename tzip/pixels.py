@@ -14,11 +14,14 @@ lossless image coders' tools are cheap and adapt to each picture at once:
   blended with the blend by their errors nearby: -1.0 % on the bench images;
 - a context of local activity (the prediction's errors at the neighbours, WW and NN plus the gradients), in which
   the prediction's bias is corrected (CALIC) and the error's scale is learnt, per channel;
-- a discretised logistic at the corrected prediction with that scale.
+- a residual filter, a second NLMS over the prediction's signed errors at fourteen neighbours
+  (errors of one sign cluster: smooth gradients, edges; -1.0 % on the bench images);
+- a discretised logistic at the refined prediction with that scale.
 
 That distribution is mixed geometrically with the incoming frequencies (network, match model,
-context counts): p(x) ~ f(x)^a q(x)^b, with a and b per activity context learnt while coding by
-gradient steps on the code length (as PAQ's mixers learn).
+context counts): p(x) ~ f(x)^a q(x)^b, with a and b learnt while coding by gradient steps on the
+code length (as PAQ's mixers learn), each the mean of three sets' weights: by activity, by how
+peaked f is and by how far f's likeliest byte lies from the prediction (-0.3 %).
 
 Integer arithmetic throughout, so every machine computes the same frequencies (DESIGN §2): the
 logistic CDF, log2 and exp2 tables are computed exactly (decimal arithmetic, integer rounding),
@@ -63,6 +66,15 @@ LMS_TAPS = 14 + SUB - SPATIAL + 4
 LMS_STEP = 2621  # mu = 0.04, in 1/65536
 LMS_FLOOR = 1024  # added to the taps' energy: 4 grey levels squared, in eighths
 LMS_WEIGHT_MAX = 1 << 20  # weights in 1/65536, clamped to +-16
+# The residual filter: an NLMS filter over the prediction's errors at fourteen neighbours (those
+# of the pixel's earlier channels among them) learns what is left of them here (-1.0 % on the
+# bench images), with weights per channel set and quarter of the activity cells
+RESIDUAL_TAPS = 14
+RESIDUAL_STEP = 1311  # mu = 0.02
+RESIDUAL_FLOOR = 4096
+# The mixing weights are the mean of three sets': by activity cell, by the incoming distribution's
+# peak (its doublings above 256) and by how far its most probable byte lies from the prediction
+PEAK_BUCKETS, AGREEMENT_BUCKETS = 9, 6
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,12 +154,27 @@ def mix(f: np.ndarray, q: np.ndarray, a: int, b: int) -> np.ndarray:
     return normalise(np.where(d >> 10 < 24, EXP2[d & (LOG_ONE - 1)] >> np.minimum(d >> 10, 63), 0))
 
 
-def learn(weights: list[int], out: np.ndarray, f: np.ndarray, q: np.ndarray, sym: int) -> None:
-    """One gradient step of the mixing weights on the code length of `sym` under the mix `out`."""
-    for i, cost in enumerate((COST[f], COST[q])):
+def mixing_steps(out: np.ndarray, f: np.ndarray, q: np.ndarray, sym: int) -> tuple[int, int]:
+    """The gradient steps of the mixing weights on the code length of `sym` under the mix `out`."""
+    steps = []
+    for cost in (COST[f], COST[q]):
         expected = int((out * cost).sum()) >> FREQ_BITS
-        step = floor_div((expected - int(cost[sym])) * 64, 1 << MIX_RATE)
+        steps.append(floor_div((expected - int(cost[sym])) * 64, 1 << MIX_RATE))
+    return tuple(steps)
+
+
+def learn(weights: list[int], out: np.ndarray, f: np.ndarray, q: np.ndarray, sym: int) -> None:
+    """One gradient step of the mixing weights `weights` (a, b; updated in place)."""
+    for i, step in enumerate(mixing_steps(out, f, q, sym)):
         weights[i] = min(max(weights[i] + step, 0), MIX_MAX)
+
+
+def nlms(weights: list[int], taps: list[int], error: int, step: int, floor: int, limit: int) -> None:
+    """One normalised LMS step, w += err * step * tap / (floor + sum tap^2) (weights in 1/2^16), floored
+    in two stages as native.c does and clamped to +-limit."""
+    factor = floor_div(error * step << 16, floor + sum(d * d for d in taps))
+    for k, d in enumerate(taps):
+        weights[k] = min(max(weights[k] + floor_div(factor * d, 1 << 16), -limit), limit)
 
 
 class SegmentPixels:
@@ -160,10 +187,13 @@ class SegmentPixels:
         self.blend_miss = np.zeros(length, dtype=np.int64)  # |8x - blend|
         self.lms_miss = np.zeros(length, dtype=np.int64)  # |8x - corrected blend|
         self.lms = [[0] * LMS_TAPS for _ in range(CHANNEL_SETS)]
+        self.residual_weights = [[0] * RESIDUAL_TAPS for _ in range(CHANNEL_SETS * 4)]
         self.sum_e = [0] * (CELLS * CHANNEL_SETS)
         self.sum_a = [16] * (CELLS * CHANNEL_SETS)
         self.count = [1] * (CELLS * CHANNEL_SETS)
         self.weights = [list(MIX_START) for _ in range(CELLS * CHANNEL_SETS)]
+        self.peak_weights = [list(MIX_START) for _ in range(PEAK_BUCKETS * CHANNEL_SETS)]
+        self.agreement_weights = [list(MIX_START) for _ in range(AGREEMENT_BUCKETS * CHANNEL_SETS)]
 
     def _predict(self, hist, t: int) -> None:
         R, C = self.row, self.channels
@@ -221,17 +251,40 @@ class SegmentPixels:
             act += abs(int(be[t - 1]))
         act += (abs(W - NW) + abs(N - NW) + abs(N - NE)) >> 1
         act += ((abs(int(be[t - 2 * C])) if col >= 2 * C else 0) + (abs(int(be[t - 2 * R])) if t >= 2 * R else 0)) >> 1
-        c = cell(act) + CELLS * min(col % C, CHANNEL_SETS - 1)
-        mu = min(max(pred + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
+        act += abs(blend - corrected)  # where the two disagree, the pixel is less certain
+        channel_set = min(col % C, CHANNEL_SETS - 1)
+        c = cell(act) + CELLS * channel_set
+        error_at = lambda i, there: int(be[i]) if there else 0  # noqa: E731
+        self.residual_taps = [
+            error_at(t - C, left), error_at(t - R, up), error_at(t - R - C, up and left),
+            error_at(t - R + C, up and right), error_at(t - 2 * C, col >= 2 * C), error_at(t - 2 * R, t >= 2 * R),
+            error_at(t - 1, inter), error_at(t - 2, C > 2 and col % C >= 2),
+            error_at(t - 2 * R - C, t >= 2 * R and left), error_at(t - 2 * R + C, t >= 2 * R and right),
+            error_at(t - R - 2 * C, up and col >= 2 * C), error_at(t - R + 2 * C, up and col + 2 * C < R),
+            error_at(t - 1 - R, inter and up), error_at(t - 1 - C, inter and left)]
+        self.residual_set = channel_set * 4 + (c % CELLS >> 2)
+        w = self.residual_weights[self.residual_set]
+        refined = pred + floor_div(sum(w[k] * e for k, e in enumerate(self.residual_taps)), 1 << 16)
+        refined = min(max(refined, -512), 2552)
+        mu = min(max(refined + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
         mae = max(8 * self.sum_a[c] // self.count[c], 19)
-        self.P, self.pred, self.c, self.mu, self.mae = P, pred, c, mu, mae
+        self.P, self.pred, self.refined, self.c, self.mu, self.mae = P, pred, refined, c, mu, mae
+        self.channel_set = channel_set
 
     def predict(self, hist, t: int, freq: np.ndarray) -> None:
         """Mix position t's frequencies with the predictor's distribution, in place."""
         self._predict(hist, t)
         self.f_in = freq.astype(np.int64)
         self.q = logistic(self.mu, self.mae)
-        a, b = self.weights[self.c]
+        peak, likeliest = int(self.f_in.max()), int(np.argmax(self.f_in))
+        p = 0
+        while p < PEAK_BUCKETS - 1 and peak >= 256 << p:
+            p += 1
+        d = abs(8 * likeliest - self.mu) >> 3
+        g = 0 if d == 0 else 1 if d == 1 else 2 if d < 4 else 3 if d < 8 else 4 if d < 16 else 5
+        self.weight_sets = (self.weights[self.c], self.peak_weights[p + PEAK_BUCKETS * self.channel_set],
+                            self.agreement_weights[g + AGREEMENT_BUCKETS * self.channel_set])
+        a, b = (sum(ws[i] for ws in self.weight_sets) // 3 for i in (0, 1))
         self.out = mix(self.f_in, self.q, a, b)
         freq[:] = self.out
 
@@ -241,20 +294,21 @@ class SegmentPixels:
             self.errors[t, k] = abs(v - self.P[k])
         self.blend_error[t] = v - self.pred
         self.blend_miss[t], self.lms_miss[t] = abs(v - self.blend), abs(v - self.corrected)
-        energy = LMS_FLOOR + sum(d * d for d in self.taps)
-        factor = floor_div((v - self.corrected) * LMS_STEP << 16, energy)
-        w = self.lms[self.lms_set]
-        for k, d in enumerate(self.taps):
-            w[k] = min(max(w[k] + floor_div(factor * d, 1 << 16), -LMS_WEIGHT_MAX), LMS_WEIGHT_MAX)
+        nlms(self.lms[self.lms_set], self.taps, v - self.corrected, LMS_STEP, LMS_FLOOR, LMS_WEIGHT_MAX)
+        nlms(self.residual_weights[self.residual_set], self.residual_taps, v - self.refined, RESIDUAL_STEP,
+             RESIDUAL_FLOOR, LMS_WEIGHT_MAX)
         c, sym = self.c, int(hist[t])
-        self.sum_e[c] += v - self.pred
+        self.sum_e[c] += v - self.refined
         self.sum_a[c] += abs(v - self.mu)
         self.count[c] += 1
         if self.count[c] > HALVE_AT:
             self.sum_e[c] = floor_div(self.sum_e[c], 2)
             self.sum_a[c] >>= 1
             self.count[c] >>= 1
-        learn(self.weights[c], self.out, self.f_in, self.q, sym)
+        steps = mixing_steps(self.out, self.f_in, self.q, sym)
+        for ws in self.weight_sets:
+            for i, step in enumerate(steps):
+                ws[i] = min(max(ws[i] + step, 0), MIX_MAX)
 
 
 def applies(layout: Layout) -> bool:
