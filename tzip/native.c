@@ -819,14 +819,17 @@ typedef struct {
     int32_t *blend_miss, *lms_miss;    /* [len]: |8x - blend|, |8x - corrected blend| */
     int64_t lms[PX_CHANNEL_SETS][PX_LMS_TAPS], taps[PX_LMS_TAPS], blend, corrected;
     int n_taps, lms_set;
-    int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS], refined;
+    int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS];
     int residual_set;
-    int64_t peak_w[PX_PEAK_BUCKETS * PX_CHANNEL_SETS][2], agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][2];
-    int64_t *weight_sets[3];            /* the three mixing-weight pairs this position used */
-    int64_t sum_e[PX_CELLS * PX_CHANNEL_SETS], sum_a[PX_CELLS * PX_CHANNEL_SETS], count[PX_CELLS * PX_CHANNEL_SETS], w[PX_CELLS * PX_CHANNEL_SETS][2];
-    int64_t P[PX_SUB], pred, mu;        /* this position's prediction, between predict and update */
-    int c;
-    int32_t q[256], out[256], cost_f[256], cost_q[256];
+    /* mixing weights of f, q, q2 by cell, by f's peak, by agreement; the three this position used */
+    int64_t w[PX_CELLS * PX_CHANNEL_SETS][3], peak_w[PX_PEAK_BUCKETS * PX_CHANNEL_SETS][3];
+    int64_t agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][3], *weight_sets[3];
+    /* bias, mean absolute error and count per cell: [0] for q, [1] for q2 (the period-two model) */
+    int64_t sum_e[2][PX_CELLS * PX_CHANNEL_SETS], sum_a[2][PX_CELLS * PX_CHANNEL_SETS];
+    int64_t count[2][PX_CELLS * PX_CHANNEL_SETS];
+    int64_t P[PX_SUB], pred, base[2], mu[2];  /* this position's predictions, between predict and update */
+    int c[2];
+    int32_t q[2][256], out[256], costs[3][256];
 } pixel_state;
 
 static inline int64_t floor_div64(int64_t a, int64_t b) {  /* b > 0 */
@@ -864,14 +867,17 @@ static void normalise(const int64_t *p, int32_t *out) {
     out[best] += (int32_t)(65536 - total);
 }
 
-/* pixels.mix: p ~ f^a q^b; the costs of f and q are kept for learn_mix. */
-static void mix_freqs(const int32_t *cost, const int32_t *exp2, int64_t a, int64_t b, const int32_t *f,
-                      const int32_t *q, int32_t *cost_f, int32_t *cost_q, int32_t *out) {
+/* pixels.mix: p ~ f^a q^b ... over n inputs; each input's costs are kept for mixing_steps. */
+static void mix_inputs(const int32_t *cost, const int32_t *exp2, int n, const int64_t *w, const int32_t *const *in,
+                       int32_t (*costs)[256], int32_t *out) {
     int64_t z[256], zmin = INT64_MAX, p[256];
     for (int v = 0; v < 256; v++) {
-        cost_f[v] = cost[f[v]];
-        cost_q[v] = cost[q[v]];
-        z[v] = (a * cost_f[v] + b * cost_q[v]) >> 16;
+        int64_t sum = 0;
+        for (int i = 0; i < n; i++) {
+            costs[i][v] = cost[in[i][v]];
+            sum += w[i] * costs[i][v];
+        }
+        z[v] = sum >> 16;
         if (z[v] < zmin) zmin = z[v];
     }
     for (int v = 0; v < 256; v++) {
@@ -882,9 +888,8 @@ static void mix_freqs(const int32_t *cost, const int32_t *exp2, int64_t a, int64
 }
 
 /* pixels.mixing_steps */
-static void mixing_steps(const int32_t *out, const int32_t *cost_f, const int32_t *cost_q, int sym, int64_t *steps) {
-    const int32_t *costs[2] = {cost_f, cost_q};
-    for (int i = 0; i < 2; i++) {
+static void mixing_steps(const int32_t *out, int n, int32_t (*costs)[256], int sym, int64_t *steps) {
+    for (int i = 0; i < n; i++) {
         int64_t expected = 0;
         for (int u = 0; u < 256; u++) expected += (int64_t)out[u] * costs[i][u];
         expected >>= 16;
@@ -892,18 +897,23 @@ static void mixing_steps(const int32_t *out, const int32_t *cost_f, const int32_
     }
 }
 
-static void step_mix(int64_t *w, const int64_t *steps) {
-    for (int i = 0; i < 2; i++) {
+/* pixels.learn: one step of n weights, each clamped to [0, PX_MIX_MAX] */
+static void step_mix(int64_t *w, int n, const int64_t *steps) {
+    for (int i = 0; i < n; i++) {
         int64_t nw = w[i] + steps[i];
         w[i] = nw < 0 ? 0 : nw > PX_MIX_MAX ? PX_MIX_MAX : nw;
     }
 }
 
-/* pixels.learn */
-static void learn_mix(int64_t *w, const int32_t *out, const int32_t *cost_f, const int32_t *cost_q, int sym) {
-    int64_t steps[2];
-    mixing_steps(out, cost_f, cost_q, sym, steps);
-    step_mix(w, steps);
+/* pixels.inverse_cube_blend: misses < 2^17 - 4, so every weight >= 2 and the sums stay < 2^62 */
+static int64_t inverse_cube_blend(const int64_t *pred, const int64_t *miss, int n) {
+    int64_t num = 0, den = 0;
+    for (int k = 0; k < n; k++) {
+        const int64_t e = miss[k] + 4, w = ((int64_t)1 << 50) / (e * e * e);
+        num += w * (pred[k] + PX_PRED_OFFSET);
+        den += w;
+    }
+    return (num + den / 2) / den - PX_PRED_OFFSET;
 }
 
 /* pixels.nlms: w += floor(floor(err * step * 2^16 / (floor + sum taps^2)) * tap / 2^16), clamped */
@@ -933,13 +943,13 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     s->blend_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     s->lms_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     if (!s->errors || !s->blend_error || !s->blend_miss || !s->lms_miss) { tzip_pixels_free(s); return NULL; }
+    static const int64_t mix_start[3] = {19661, 22938, 22938};
     for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) {
-        s->sum_a[c] = 16; s->count[c] = 1; s->w[c][0] = 19661; s->w[c][1] = 45875;
+        s->sum_a[0][c] = s->sum_a[1][c] = 16; s->count[0][c] = s->count[1][c] = 1;
+        memcpy(s->w[c], mix_start, sizeof mix_start);
     }
-    for (int c = 0; c < PX_PEAK_BUCKETS * PX_CHANNEL_SETS; c++) { s->peak_w[c][0] = 19661; s->peak_w[c][1] = 45875; }
-    for (int c = 0; c < PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS; c++) {
-        s->agreement_w[c][0] = 19661; s->agreement_w[c][1] = 45875;
-    }
+    for (int c = 0; c < PX_PEAK_BUCKETS * PX_CHANNEL_SETS; c++) memcpy(s->peak_w[c], mix_start, sizeof mix_start);
+    for (int c = 0; c < PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS; c++) memcpy(s->agreement_w[c], mix_start, sizeof mix_start);
     return s;
 }
 
@@ -984,15 +994,24 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     if (up2 && right) near[n_near++] = t - 2 * R + C;
     if (up && left2) near[n_near++] = t - R - 2 * C;
     if (up && right2) near[n_near++] = t - R + 2 * C;
-    int64_t num = 0, den = 0;
-    for (int k = 0; k < (inter ? PX_SUB : PX_SPATIAL); k++) {
-        int64_t e = 4;
-        for (int j = 0; j < n_near; j++) e += s->errors[near[j] * PX_SUB + k];
-        int64_t w = ((int64_t)1 << 50) / (e * e * e);  /* e < 2^17: w >= 2, num < 2^62 */
-        num += w * (P[k] + PX_PRED_OFFSET);
-        den += w;
+    /* pixels.PERIOD_TWO: the positions two and four away, for the period-two model */
+    const int up4 = t >= 4 * R, left4 = col >= 4 * C;
+    int64_t apart[6]; int n_apart = 0;
+    if (left2) apart[n_apart++] = t - 2 * C;
+    if (up2) apart[n_apart++] = t - 2 * R;
+    if (up2 && left2) apart[n_apart++] = t - 2 * R - 2 * C;
+    if (up2 && right2) apart[n_apart++] = t - 2 * R + 2 * C;
+    if (left4) apart[n_apart++] = t - 4 * C;
+    if (up4) apart[n_apart++] = t - 4 * R;
+    const int n_sub = inter ? PX_SUB : PX_SPATIAL;
+    int64_t miss[PX_SUB], miss2[PX_SUB];  /* each sub-predictor's errors summed over the two sets */
+    for (int k = 0; k < n_sub; k++) {
+        miss[k] = miss2[k] = 0;
+        for (int j = 0; j < n_near; j++) miss[k] += s->errors[near[j] * PX_SUB + k];
+        for (int j = 0; j < n_apart; j++) miss2[k] += s->errors[apart[j] * PX_SUB + k];
     }
-    const int64_t blend = (num + den / 2) / den - PX_PRED_OFFSET;
+    const int64_t blend = inverse_cube_blend(P, miss, n_sub);
+    s->base[1] = inverse_cube_blend(P, miss2, n_sub);
     /* the correction stage (pixels.LMS_TAPS): the fourteen neighbours' and the inter-channel
      * sub-predictions' offsets from the blend, through this channel set's NLMS weights */
 #define AT(dy, dx, fallback) (t >= (dy) * R && col + (dx) * C >= 0 && col + (dx) * C < R ? 8 * (int64_t)h[t - (dy) * R + (dx) * C] : (fallback))
@@ -1019,11 +1038,11 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     for (int k = 0; k < n_taps; k++) acc += s->lms[s->lms_set][k] * s->taps[k];
     int64_t corrected = blend + floor_div64(acc, 65536);
     corrected = corrected < -512 ? -512 : corrected > 2552 ? 2552 : corrected;
-    int64_t eb = 4, el = 4;
-    for (int j = 0; j < n_near; j++) { eb += s->blend_miss[near[j]]; el += s->lms_miss[near[j]]; }
-    const int64_t wb = ((int64_t)1 << 50) / (eb * eb * eb), wl = ((int64_t)1 << 50) / (el * el * el);
-    int64_t pred = (wb * (blend + PX_PRED_OFFSET) + wl * (corrected + PX_PRED_OFFSET) + (wb + wl) / 2) / (wb + wl)
-                   - PX_PRED_OFFSET;
+    /* the blend and its correction, weighed as the sub-predictors are by their misses nearby */
+    const int64_t both[2] = {blend, corrected};
+    int64_t both_miss[2] = {0, 0};
+    for (int j = 0; j < n_near; j++) { both_miss[0] += s->blend_miss[near[j]]; both_miss[1] += s->lms_miss[near[j]]; }
+    const int64_t pred = inverse_cube_blend(both, both_miss, 2);
     s->blend = blend; s->corrected = corrected;
     const int32_t *be = s->blend_error;
     int64_t act = (left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0);
@@ -1051,54 +1070,72 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     for (int k = 0; k < PX_RESIDUAL_TAPS; k++) acc += s->residual_weights[s->residual_set][k] * rt[k];
     int64_t refined = pred + floor_div64(acc, 65536);
     refined = refined < -512 ? -512 : refined > 2552 ? 2552 : refined;
-    s->refined = refined;
-    int64_t mu = refined + floor_div64(s->sum_e[c], s->count[c]);
-    mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
-    int64_t mae = 8 * s->sum_a[c] / s->count[c];
-    if (mae < 19) mae = 19;
-    s->pred = pred; s->c = c; s->mu = mu;
+    s->base[0] = refined;
+    s->pred = pred;
+    /* the period-two model's activity: the prediction's errors two and four away */
+#define MISS(cond, i) ((cond) ? abs64(be[i]) : 0)
+    int64_t act2 = MISS(left2, t - 2 * C) + MISS(up2, t - 2 * R);
+    act2 += (MISS(up2 && left2, t - 2 * R - 2 * C) + MISS(up2 && right2, t - 2 * R + 2 * C)) >> 1;
+    act2 += (MISS(left4, t - 4 * C) + MISS(up4, t - 4 * R)) >> 1;
+    act2 += MISS(inter, t - 1);
+#undef MISS
+    int c2 = 0;
+    while (c2 < PX_CELLS - 1 && act2 >= px_edges[c2]) c2++;
+    s->c[0] = c; s->c[1] = c2 + PX_CELLS * channel_set;
 
-    /* the logistic's frequencies: the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
-    int64_t cv[256];
-    cdf_steps(s->cdf, 2560 * (4 - mu), 20480, 7 * mae, 255, cv);
-    cv[255] = PX_CDF_ONE;
-    for (int v = 0; v < 256; v++) s->q[v] = (int32_t)(cv[v] - (v ? cv[v - 1] : 0) + 1);
-    /* the mixing weights: the mean of the pairs by cell, by the incoming peak, by agreement */
+    /* q and q2: logistics at each base plus its cell's bias, scale 0.7 x its mean absolute error;
+     * the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
+    for (int m = 0; m < 2; m++) {
+        const int cm = s->c[m];
+        int64_t mu = s->base[m] + floor_div64(s->sum_e[m][cm], s->count[m][cm]);
+        mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
+        int64_t mae = 8 * s->sum_a[m][cm] / s->count[m][cm];
+        if (mae < 19) mae = 19;
+        s->mu[m] = mu;
+        int64_t cv[256];
+        cdf_steps(s->cdf, 2560 * (4 - mu), 20480, 7 * mae, 255, cv);
+        cv[255] = PX_CDF_ONE;
+        for (int v = 0; v < 256; v++) s->q[m][v] = (int32_t)(cv[v] - (v ? cv[v - 1] : 0) + 1);
+    }
+    /* the mixing weights: the means of the triples by cell, by the incoming peak, by agreement */
     int likeliest = 0;
     for (int v = 1; v < 256; v++) if (freq[v] > freq[likeliest]) likeliest = v;
     int peak = 0;
     while (peak < PX_PEAK_BUCKETS - 1 && freq[likeliest] >= (256 << peak)) peak++;
-    const int64_t d = abs64(8 * likeliest - mu) >> 3;
+    const int64_t d = abs64(8 * likeliest - s->mu[0]) >> 3;
     const int agree = d == 0 ? 0 : d == 1 ? 1 : d < 4 ? 2 : d < 8 ? 3 : d < 16 ? 4 : 5;
     s->weight_sets[0] = s->w[c];
     s->weight_sets[1] = s->peak_w[peak + PX_PEAK_BUCKETS * channel_set];
     s->weight_sets[2] = s->agreement_w[agree + PX_AGREEMENT_BUCKETS * channel_set];
-    int64_t a = 0, b = 0;
-    for (int i = 0; i < 3; i++) { a += s->weight_sets[i][0]; b += s->weight_sets[i][1]; }
-    mix_freqs(s->cost, s->exp2, a / 3, b / 3, freq, s->q, s->cost_f, s->cost_q, s->out);
+    int64_t w[3];
+    for (int i = 0; i < 3; i++) w[i] = (s->weight_sets[0][i] + s->weight_sets[1][i] + s->weight_sets[2][i]) / 3;
+    const int32_t *inputs[3] = {freq, s->q[0], s->q[1]};
+    mix_inputs(s->cost, s->exp2, 3, w, inputs, s->costs, s->out);
     memcpy(freq, s->out, sizeof s->out);
 }
 
 static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     const int64_t v = 8 * (int64_t)h[t];
-    const int sym = h[t], c = s->c;
     for (int k = 0; k < PX_SUB; k++) s->errors[t * PX_SUB + k] = (int32_t)abs64(v - s->P[k]);
     s->blend_error[t] = (int32_t)(v - s->pred);
     s->blend_miss[t] = (int32_t)abs64(v - s->blend);
     s->lms_miss[t] = (int32_t)abs64(v - s->corrected);
     nlms(s->lms[s->lms_set], s->taps, s->n_taps, v - s->corrected, PX_LMS_STEP, PX_LMS_FLOOR, PX_LMS_WEIGHT_MAX);
-    nlms(s->residual_weights[s->residual_set], s->residual_taps, PX_RESIDUAL_TAPS, v - s->refined, PX_RESIDUAL_STEP,
+    nlms(s->residual_weights[s->residual_set], s->residual_taps, PX_RESIDUAL_TAPS, v - s->base[0], PX_RESIDUAL_STEP,
          PX_RESIDUAL_FLOOR, PX_LMS_WEIGHT_MAX);
-    s->sum_e[c] += v - s->refined;
-    s->sum_a[c] += abs64(v - s->mu);
-    if (++s->count[c] > PX_HALVE_AT) {
-        s->sum_e[c] = floor_div64(s->sum_e[c], 2);
-        s->sum_a[c] >>= 1;
-        s->count[c] >>= 1;
+    for (int m = 0; m < 2; m++) {
+        const int c = s->c[m];
+        s->sum_e[m][c] += v - s->base[m];
+        s->sum_a[m][c] += abs64(v - s->mu[m]);
+        if (++s->count[m][c] > PX_HALVE_AT) {
+            s->sum_e[m][c] = floor_div64(s->sum_e[m][c], 2);
+            s->sum_a[m][c] >>= 1;
+            s->count[m][c] >>= 1;
+        }
     }
-    int64_t steps[2];
-    mixing_steps(s->out, s->cost_f, s->cost_q, sym, steps);
-    for (int i = 0; i < 3; i++) step_mix(s->weight_sets[i], steps);
+    int64_t steps[3];
+    mixing_steps(s->out, 3, s->costs, h[t], steps);
+    for (int i = 0; i < 3; i++) step_mix(s->weight_sets[i], 3, steps);
 }
 
 int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
@@ -1148,7 +1185,7 @@ typedef struct {
     int64_t mix[2][SM_CELLS][2];
     int64_t taps[SM_ORDER], taps2[SM_ORDER2], pred1, pred, den;  /* this sample's prediction */
     int cell, active, half;
-    int32_t q[256], out[256], cost_f[256], cost_q[256];
+    int32_t q[256], out[256], costs[2][256];
 } sample_state;
 
 void tzip_samples_free(sample_state *s) {
@@ -1212,14 +1249,16 @@ static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_
         for (int l = 0; l < 256; l++) p[l] = 256 * (edges[l + 1] - edges[l]) + 1;
         normalise(p, s->q);
     }
-    mix_freqs(s->cost, s->exp2, s->mix[s->half][s->cell][0], s->mix[s->half][s->cell][1], freq, s->q,
-              s->cost_f, s->cost_q, s->out);
+    const int32_t *inputs[2] = {freq, s->q};
+    mix_inputs(s->cost, s->exp2, 2, s->mix[s->half][s->cell], inputs, s->costs, s->out);
     memcpy(freq, s->out, sizeof s->out);
 }
 
 static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
     if (!s->active) return;
-    learn_mix(s->mix[s->half][s->cell], s->out, s->cost_f, s->cost_q, h[t]);
+    int64_t steps[2];
+    mixing_steps(s->out, 2, s->costs, h[t], steps);
+    step_mix(s->mix[s->half][s->cell], 2, steps);
     if (!s->half) return;
     const int64_t frame = t / (2 * s->channels), ch = (t % (2 * s->channels)) >> 1;
     const int64_t v = sm_signed(((int64_t)h[t - 1] << 8) | h[t]), e = 16 * v - s->pred, e1 = 16 * v - s->pred1;

@@ -109,14 +109,14 @@ class SegmentSamples:
             q = normalise(256 * np.diff(edges) + 1)
         self.q, self.f_in = q, freq.astype(np.int64)
         a, b = self.mix_weights[half][self.cell]
-        self.out = mix(self.f_in, q, a, b)
+        self.out = mix((self.f_in, q), (a, b))
         freq[:] = self.out
 
     def update(self, hist, t: int) -> None:
         if self.q is None:
             return
         n, ch, half = self._sample(t)
-        learn(self.mix_weights[half][self.cell], self.out, self.f_in, self.q, int(hist[t]))
+        learn(self.mix_weights[half][self.cell], self.out, (self.f_in, self.q), int(hist[t]))
         if half == 0:
             return
         v = signed((int(hist[t - 1]) << 8) | int(hist[t]))
