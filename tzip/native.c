@@ -809,6 +809,8 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
 #define PX_RESIDUAL_FLOOR 4096
 #define PX_PEAK_BUCKETS 9
 #define PX_AGREEMENT_BUCKETS 6
+#define PX_TEXTURES 64
+#define PX_EXPERTS 3 /* q, q2 (period two), q3 (texture) */
 static const int32_t px_edges[PX_CELLS - 1] = {8, 16, 24, 32, 48, 64, 88, 120, 160, 216, 288, 400, 560, 800, 1120};
 
 typedef struct {
@@ -821,15 +823,15 @@ typedef struct {
     int n_taps, lms_set;
     int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS];
     int residual_set;
-    /* mixing weights of f, q, q2 by cell, by f's peak, by agreement; the three this position used */
-    int64_t w[PX_CELLS * PX_CHANNEL_SETS][3], peak_w[PX_PEAK_BUCKETS * PX_CHANNEL_SETS][3];
-    int64_t agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][3], *weight_sets[3];
-    /* bias, mean absolute error and count per cell: [0] for q, [1] for q2 (the period-two model) */
-    int64_t sum_e[2][PX_CELLS * PX_CHANNEL_SETS], sum_a[2][PX_CELLS * PX_CHANNEL_SETS];
-    int64_t count[2][PX_CELLS * PX_CHANNEL_SETS];
-    int64_t P[PX_SUB], pred, base[2], mu[2];  /* this position's predictions, between predict and update */
-    int c[2];
-    int32_t q[2][256], out[256], costs[3][256];
+    /* mixing weights of f, q, q2, q3 by cell, by f's peak, by agreement; the three this position used */
+    int64_t w[PX_CELLS * PX_CHANNEL_SETS][PX_EXPERTS + 1], peak_w[PX_PEAK_BUCKETS * PX_CHANNEL_SETS][PX_EXPERTS + 1];
+    int64_t agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][PX_EXPERTS + 1], *weight_sets[3];
+    /* pixels.CellStats: bias, mean absolute error and count per cell of each expert */
+    int64_t sum_e[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS], sum_a[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS];
+    int64_t count[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS];
+    int64_t P[PX_SUB], pred, base[PX_EXPERTS], mu[PX_EXPERTS];  /* between predict and update */
+    int c[PX_EXPERTS];
+    int32_t q[PX_EXPERTS][256], out[256], costs[PX_EXPERTS + 1][256];
 } pixel_state;
 
 static inline int64_t floor_div64(int64_t a, int64_t b) {  /* b > 0 */
@@ -943,11 +945,10 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     s->blend_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     s->lms_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     if (!s->errors || !s->blend_error || !s->blend_miss || !s->lms_miss) { tzip_pixels_free(s); return NULL; }
-    static const int64_t mix_start[3] = {19661, 22938, 22938};
-    for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) {
-        s->sum_a[0][c] = s->sum_a[1][c] = 16; s->count[0][c] = s->count[1][c] = 1;
-        memcpy(s->w[c], mix_start, sizeof mix_start);
-    }
+    static const int64_t mix_start[PX_EXPERTS + 1] = {19661, 22938, 22938, 0};
+    for (int m = 0; m < PX_EXPERTS; m++)
+        for (int c = 0; c < PX_TEXTURES * PX_CHANNEL_SETS; c++) { s->sum_a[m][c] = 16; s->count[m][c] = 1; }
+    for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) memcpy(s->w[c], mix_start, sizeof mix_start);
     for (int c = 0; c < PX_PEAK_BUCKETS * PX_CHANNEL_SETS; c++) memcpy(s->peak_w[c], mix_start, sizeof mix_start);
     for (int c = 0; c < PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS; c++) memcpy(s->agreement_w[c], mix_start, sizeof mix_start);
     return s;
@@ -1081,15 +1082,21 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
 #undef MISS
     int c2 = 0;
     while (c2 < PX_CELLS - 1 && act2 >= px_edges[c2]) c2++;
+    const int texture = (W > refined) | (N > refined) << 1 | (NW > refined) << 2 | (NE > refined) << 3;
+    s->base[2] = refined;
     s->c[0] = c; s->c[1] = c2 + PX_CELLS * channel_set;
+    s->c[2] = texture * 4 + ((c % PX_CELLS) >> 2) + PX_TEXTURES * channel_set;
+    const int64_t local = 8 * ((left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0)
+                               + (((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1)) / 3;
 
-    /* q and q2: logistics at each base plus its cell's bias, scale 0.7 x its mean absolute error;
-     * the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
-    for (int m = 0; m < 2; m++) {
+    /* q, q2, q3: logistics at each base plus its cell's bias, scale 0.7 x its mean absolute error
+     * (q's a quarter the errors beside); the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
+    for (int m = 0; m < PX_EXPERTS; m++) {
         const int cm = s->c[m];
         int64_t mu = s->base[m] + floor_div64(s->sum_e[m][cm], s->count[m][cm]);
         mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
         int64_t mae = 8 * s->sum_a[m][cm] / s->count[m][cm];
+        if (m == 0) mae = (3 * mae + local) / 4;
         if (mae < 19) mae = 19;
         s->mu[m] = mu;
         int64_t cv[256];
@@ -1107,10 +1114,10 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     s->weight_sets[0] = s->w[c];
     s->weight_sets[1] = s->peak_w[peak + PX_PEAK_BUCKETS * channel_set];
     s->weight_sets[2] = s->agreement_w[agree + PX_AGREEMENT_BUCKETS * channel_set];
-    int64_t w[3];
-    for (int i = 0; i < 3; i++) w[i] = (s->weight_sets[0][i] + s->weight_sets[1][i] + s->weight_sets[2][i]) / 3;
-    const int32_t *inputs[3] = {freq, s->q[0], s->q[1]};
-    mix_inputs(s->cost, s->exp2, 3, w, inputs, s->costs, s->out);
+    int64_t w[PX_EXPERTS + 1];
+    for (int i = 0; i <= PX_EXPERTS; i++) w[i] = (s->weight_sets[0][i] + s->weight_sets[1][i] + s->weight_sets[2][i]) / 3;
+    const int32_t *inputs[PX_EXPERTS + 1] = {freq, s->q[0], s->q[1], s->q[2]};
+    mix_inputs(s->cost, s->exp2, PX_EXPERTS + 1, w, inputs, s->costs, s->out);
     memcpy(freq, s->out, sizeof s->out);
 }
 
@@ -1123,7 +1130,7 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     nlms(s->lms[s->lms_set], s->taps, s->n_taps, v - s->corrected, PX_LMS_STEP, PX_LMS_FLOOR, PX_LMS_WEIGHT_MAX);
     nlms(s->residual_weights[s->residual_set], s->residual_taps, PX_RESIDUAL_TAPS, v - s->base[0], PX_RESIDUAL_STEP,
          PX_RESIDUAL_FLOOR, PX_LMS_WEIGHT_MAX);
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < PX_EXPERTS; m++) {
         const int c = s->c[m];
         s->sum_e[m][c] += v - s->base[m];
         s->sum_a[m][c] += abs64(v - s->mu[m]);
@@ -1133,9 +1140,9 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
             s->count[m][c] >>= 1;
         }
     }
-    int64_t steps[3];
-    mixing_steps(s->out, 3, s->costs, h[t], steps);
-    for (int i = 0; i < 3; i++) step_mix(s->weight_sets[i], 3, steps);
+    int64_t steps[PX_EXPERTS + 1];
+    mixing_steps(s->out, PX_EXPERTS + 1, s->costs, h[t], steps);
+    for (int i = 0; i < 3; i++) step_mix(s->weight_sets[i], PX_EXPERTS + 1, steps);
 }
 
 int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,

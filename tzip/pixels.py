@@ -20,8 +20,9 @@ lossless image coders' tools are cheap and adapt to each picture at once:
 
 A second distribution q2 comes from the same sub-predictors blended by their errors two and four
 pixels away, with its own activity there (the period-two model: images repeating with period two,
-as 2x-upscaled ones do, are then all but certain). Both are mixed geometrically with the incoming
-frequencies (network, match model, context counts): p(x) ~ f(x)^a q(x)^b q2(x)^c, with a, b, c
+as 2x-upscaled ones do, are then all but certain), and a third q3 at q's centre from a texture
+context (CALIC's). All are mixed geometrically with the incoming frequencies (network, match
+model, context counts): p(x) ~ f(x)^a q(x)^b q2(x)^c q3(x)^d, with the weights
 learnt while coding by gradient steps on the code length (as PAQ's mixers learn), each the mean
 of three sets' weights: by activity, by how peaked f is and by how far f's likeliest byte lies
 from the prediction (-0.3 %).
@@ -59,7 +60,7 @@ HALVE_AT = 256  # a context's statistics halve past this many pixels
 CDF_STEPS, CDF_RANGE = 32, 12  # the logistic CDF is tabled at z = i/32, |z| <= 12
 CDF_ONE = ONE - 256  # the table's total; every byte then gets +1
 LOG_ONE = 1024  # log2 in units of 1/1024 bit
-MIX_START = (19661, 22938, 22938)  # the weights of f, q and q2 in 1/65536 (0.3, 0.35, 0.35)
+MIX_START = (19661, 22938, 22938, 0)  # the weights of f, q, q2, q3 in 1/65536 (0.3, 0.35, 0.35, 0)
 MIX_MAX = 4 << 16
 MIX_RATE = 7  # weight step: gradient (1/1024 bit) * 64 >> MIX_RATE (0.008 per bit)
 # The correction stage: an NLMS filter on the offsets from the blend of fourteen neighbours (and,
@@ -83,6 +84,9 @@ PEAK_BUCKETS, AGREEMENT_BUCKETS = 9, 6
 # there. Where an image repeats with period two (2x upscaling, dithering, Bayer-like patterns) it
 # is all but certain; elsewhere it is a second opinion (moon.pgm -21 %, the bench images -0.9 %)
 PERIOD_TWO = ((0, -2), (2, 0), (2, -2), (2, 2), (0, -4), (4, 0))
+# The texture model, a third logistic q3 at q's centre: its bias and scale by which of W, N, NW, NE
+# lie above the prediction and the activity's quarter (CALIC's texture context; -0.15 %)
+TEXTURES = 16 * 4
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -195,6 +199,29 @@ def nlms(weights: list[int], taps: list[int], error: int, step: int, floor: int,
         weights[k] = min(max(weights[k] + floor_div(factor * d, 1 << 16), -limit), limit)
 
 
+class CellStats:
+    """A running bias and mean absolute error per cell, halved past HALVE_AT pixels (CALIC)."""
+
+    def __init__(self, cells: int):
+        self.sum_e, self.sum_a, self.count = [0] * cells, [16] * cells, [1] * cells
+
+    def centre_and_scale(self, base: int, c: int, local: int | None) -> tuple[int, int]:
+        """The logistic's centre (base + bias, within the byte range) and scale (1/64 grey level)."""
+        mae = 8 * self.sum_a[c] // self.count[c]
+        if local is not None:
+            mae = (3 * mae + local) // 4
+        return min(max(base + floor_div(self.sum_e[c], self.count[c]), 0), 2040), max(mae, 19)
+
+    def update(self, c: int, v: int, base: int, centre: int) -> None:
+        self.sum_e[c] += v - base
+        self.sum_a[c] += abs(v - centre)
+        self.count[c] += 1
+        if self.count[c] > HALVE_AT:
+            self.sum_e[c] = floor_div(self.sum_e[c], 2)
+            self.sum_a[c] >>= 1
+            self.count[c] >>= 1
+
+
 class SegmentPixels:
     """One image segment's predictor state; predict then update at each position in turn."""
 
@@ -206,10 +233,8 @@ class SegmentPixels:
         self.lms_miss = np.zeros(length, dtype=np.int64)  # |8x - corrected blend|
         self.lms = [[0] * LMS_TAPS for _ in range(CHANNEL_SETS)]
         self.residual_weights = [[0] * RESIDUAL_TAPS for _ in range(CHANNEL_SETS * 4)]
-        # bias, mean absolute error and count per cell, for q and for q2
-        self.sum_e, self.sum_e2 = ([0] * (CELLS * CHANNEL_SETS) for _ in range(2))
-        self.sum_a, self.sum_a2 = ([16] * (CELLS * CHANNEL_SETS) for _ in range(2))
-        self.count, self.count2 = ([1] * (CELLS * CHANNEL_SETS) for _ in range(2))
+        # the cells of q, q2 and q3
+        self.experts = [CellStats(n * CHANNEL_SETS) for n in (CELLS, CELLS, TEXTURES)]
         self.weights = [list(MIX_START) for _ in range(CELLS * CHANNEL_SETS)]
         self.peak_weights = [list(MIX_START) for _ in range(PEAK_BUCKETS * CHANNEL_SETS)]
         self.agreement_weights = [list(MIX_START) for _ in range(AGREEMENT_BUCKETS * CHANNEL_SETS)]
@@ -284,32 +309,33 @@ class SegmentPixels:
         w = self.residual_weights[self.residual_set]
         refined = pred + floor_div(sum(w[k] * e for k, e in enumerate(self.residual_taps)), 1 << 16)
         refined = min(max(refined, -512), 2552)
-        mu = min(max(refined + floor_div(self.sum_e[c], self.count[c]), 0), 2040)
-        mae = max(8 * self.sum_a[c] // self.count[c], 19)
-        self.P, self.pred, self.refined, self.c, self.mu, self.mae = P, pred, refined, c, mu, mae
-        self.channel_set = channel_set
+        self.P, self.pred, self.refined, self.channel_set = P, pred, refined, channel_set
         miss = lambda dy, dx: abs(int(be[t - dy * R + dx * C])) if t >= dy * R and 0 <= col + dx * C < R else 0  # noqa: E731
         act2 = miss(0, -2) + miss(2, 0) + ((miss(2, -2) + miss(2, 2)) >> 1) + ((miss(0, -4) + miss(4, 0)) >> 1)
         if inter:
             act2 += abs(int(be[t - 1]))
-        self.c2 = c2 = cell(act2) + CELLS * channel_set
-        self.mu2 = min(max(self.base2 + floor_div(self.sum_e2[c2], self.count2[c2]), 0), 2040)
-        self.mae2 = max(8 * self.sum_a2[c2] // self.count2[c2], 19)
+        texture = (W > refined) | (N > refined) << 1 | (NW > refined) << 2 | (NE > refined) << 3
+        self.bases = (refined, self.base2, refined)
+        self.cells = (c, cell(act2) + CELLS * channel_set, texture * 4 + (c % CELLS >> 2) + TEXTURES * channel_set)
+        # q's scale leans a quarter on the errors just beside (-0.17 %)
+        local = 8 * (miss(0, -1) + miss(1, 0) + ((miss(1, -1) + miss(1, 1)) >> 1)) // 3
+        experts = zip(self.experts, self.bases, self.cells, (local, None, None))
+        self.centres, self.scales = zip(*(expert.centre_and_scale(*args) for expert, *args in experts))
 
     def predict(self, hist, t: int, freq: np.ndarray) -> None:
         """Mix position t's frequencies with the predictor's distribution, in place."""
         self._predict(hist, t)
         self.f_in = freq.astype(np.int64)
-        self.inputs = (self.f_in, logistic(self.mu, self.mae), logistic(self.mu2, self.mae2))
+        self.inputs = (self.f_in, *(logistic(mu, mae) for mu, mae in zip(self.centres, self.scales)))
         peak, likeliest = int(self.f_in.max()), int(np.argmax(self.f_in))
         p = 0
         while p < PEAK_BUCKETS - 1 and peak >= 256 << p:
             p += 1
-        d = abs(8 * likeliest - self.mu) >> 3
+        d = abs(8 * likeliest - self.centres[0]) >> 3
         g = 0 if d == 0 else 1 if d == 1 else 2 if d < 4 else 3 if d < 8 else 4 if d < 16 else 5
-        self.weight_sets = (self.weights[self.c], self.peak_weights[p + PEAK_BUCKETS * self.channel_set],
+        self.weight_sets = (self.weights[self.cells[0]], self.peak_weights[p + PEAK_BUCKETS * self.channel_set],
                             self.agreement_weights[g + AGREEMENT_BUCKETS * self.channel_set])
-        self.out = mix(self.inputs, tuple(sum(ws[i] for ws in self.weight_sets) // 3 for i in range(3)))
+        self.out = mix(self.inputs, tuple(sum(ws[i] for ws in self.weight_sets) // 3 for i in range(len(MIX_START))))
         freq[:] = self.out
 
     def update(self, hist, t: int) -> None:
@@ -321,16 +347,8 @@ class SegmentPixels:
         nlms(self.lms[self.lms_set], self.taps, v - self.corrected, LMS_STEP, LMS_FLOOR, LMS_WEIGHT_MAX)
         nlms(self.residual_weights[self.residual_set], self.residual_taps, v - self.refined, RESIDUAL_STEP,
              RESIDUAL_FLOOR, LMS_WEIGHT_MAX)
-        cells = ((self.sum_e, self.sum_a, self.count, self.c, self.refined, self.mu),
-                 (self.sum_e2, self.sum_a2, self.count2, self.c2, self.base2, self.mu2))
-        for sum_e, sum_a, count, c, base, mu in cells:
-            sum_e[c] += v - base
-            sum_a[c] += abs(v - mu)
-            count[c] += 1
-            if count[c] > HALVE_AT:
-                sum_e[c] = floor_div(sum_e[c], 2)
-                sum_a[c] >>= 1
-                count[c] >>= 1
+        for expert, c, base, mu in zip(self.experts, self.cells, self.bases, self.centres):
+            expert.update(c, v, base, mu)
         steps = mixing_steps(self.out, self.inputs, int(hist[t]))
         for ws in self.weight_sets:
             for i, step in enumerate(steps):
