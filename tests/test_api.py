@@ -60,9 +60,10 @@ def test_property_round_trip(tiny, data, segment_size):
 
 
 @pytest.mark.parametrize("header, expected", [
-    (b"P5\n512 400\n255\n", 64 * 1024),  # 128 grey rows are 64 KiB already
-    (b"P6\n451 300\n255\n", 128 * 1353),  # RGB: 128 rows of 1353 bytes
-    (b"P6\n4000 30\n255\n", 16 * 12000),  # wide rows: as many as fit in 192 KiB
+    (b"P5\n512 400\n255\n", 256 * 512),  # 256 grey rows
+    (b"P6\n451 300\n255\n", 193 * 1353),  # RGB: as many rows of 1353 bytes as fit in 256 KiB
+    (b"P6\n200 300\n255\n", 256 * 600),  # narrow RGB: 256 rows
+    (b"P6\n4000 30\n255\n", 21 * 12000),  # wide rows: as many as fit in 256 KiB
 ])
 def test_default_image_segment_holds_rows(tiny, header, expected):
     packed = tzip.compress(header + bytes(3000), model=tiny, methods=("stored",))
