@@ -811,6 +811,7 @@ int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int
 #define PX_AGREEMENT_BUCKETS 6
 #define PX_TEXTURES 64
 #define PX_EXPERTS 3 /* q, q2 (period two), q3 (texture) */
+#define PX_WEIGHT_SETS 4 /* by cell, by f's peak, by agreement, by the period-two cell */
 static const int32_t px_edges[PX_CELLS - 1] = {8, 16, 24, 32, 48, 64, 88, 120, 160, 216, 288, 400, 560, 800, 1120};
 
 typedef struct {
@@ -823,9 +824,10 @@ typedef struct {
     int n_taps, lms_set;
     int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS];
     int residual_set;
-    /* mixing weights of f, q, q2, q3 by cell, by f's peak, by agreement; the three this position used */
+    /* mixing weights of f, q, q2, q3 by cell, by f's peak, by agreement, by the period-two cell; those used here */
     int64_t w[PX_CELLS * PX_CHANNEL_SETS][PX_EXPERTS + 1], peak_w[PX_PEAK_BUCKETS * PX_CHANNEL_SETS][PX_EXPERTS + 1];
-    int64_t agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][PX_EXPERTS + 1], *weight_sets[3];
+    int64_t agreement_w[PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS][PX_EXPERTS + 1];
+    int64_t period_two_w[PX_CELLS * PX_CHANNEL_SETS][PX_EXPERTS + 1], *weight_sets[PX_WEIGHT_SETS];
     /* pixels.CellStats: bias, mean absolute error and count per cell of each expert */
     int64_t sum_e[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS], sum_a[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS];
     int64_t count[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS];
@@ -948,7 +950,10 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     static const int64_t mix_start[PX_EXPERTS + 1] = {19661, 22938, 22938, 0};
     for (int m = 0; m < PX_EXPERTS; m++)
         for (int c = 0; c < PX_TEXTURES * PX_CHANNEL_SETS; c++) { s->sum_a[m][c] = 16; s->count[m][c] = 1; }
-    for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) memcpy(s->w[c], mix_start, sizeof mix_start);
+    for (int c = 0; c < PX_CELLS * PX_CHANNEL_SETS; c++) {
+        memcpy(s->w[c], mix_start, sizeof mix_start);
+        memcpy(s->period_two_w[c], mix_start, sizeof mix_start);
+    }
     for (int c = 0; c < PX_PEAK_BUCKETS * PX_CHANNEL_SETS; c++) memcpy(s->peak_w[c], mix_start, sizeof mix_start);
     for (int c = 0; c < PX_AGREEMENT_BUCKETS * PX_CHANNEL_SETS; c++) memcpy(s->agreement_w[c], mix_start, sizeof mix_start);
     return s;
@@ -1104,7 +1109,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
         cv[255] = PX_CDF_ONE;
         for (int v = 0; v < 256; v++) s->q[m][v] = (int32_t)(cv[v] - (v ? cv[v - 1] : 0) + 1);
     }
-    /* the mixing weights: the means of the triples by cell, by the incoming peak, by agreement */
+    /* the mixing weights: the means of the sets by cell, by the incoming peak, by agreement, by the period-two cell */
     int likeliest = 0;
     for (int v = 1; v < 256; v++) if (freq[v] > freq[likeliest]) likeliest = v;
     int peak = 0;
@@ -1114,8 +1119,13 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     s->weight_sets[0] = s->w[c];
     s->weight_sets[1] = s->peak_w[peak + PX_PEAK_BUCKETS * channel_set];
     s->weight_sets[2] = s->agreement_w[agree + PX_AGREEMENT_BUCKETS * channel_set];
+    s->weight_sets[3] = s->period_two_w[s->c[1]];
     int64_t w[PX_EXPERTS + 1];
-    for (int i = 0; i <= PX_EXPERTS; i++) w[i] = (s->weight_sets[0][i] + s->weight_sets[1][i] + s->weight_sets[2][i]) / 3;
+    for (int i = 0; i <= PX_EXPERTS; i++) {
+        w[i] = 0;
+        for (int k = 0; k < PX_WEIGHT_SETS; k++) w[i] += s->weight_sets[k][i];
+        w[i] /= PX_WEIGHT_SETS;
+    }
     const int32_t *inputs[PX_EXPERTS + 1] = {freq, s->q[0], s->q[1], s->q[2]};
     mix_inputs(s->cost, s->exp2, PX_EXPERTS + 1, w, inputs, s->costs, s->out);
     memcpy(freq, s->out, sizeof s->out);
@@ -1142,7 +1152,7 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     }
     int64_t steps[PX_EXPERTS + 1];
     mixing_steps(s->out, PX_EXPERTS + 1, s->costs, h[t], steps);
-    for (int i = 0; i < 3; i++) step_mix(s->weight_sets[i], PX_EXPERTS + 1, steps);
+    for (int i = 0; i < PX_WEIGHT_SETS; i++) step_mix(s->weight_sets[i], PX_EXPERTS + 1, steps);
 }
 
 int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
