@@ -820,6 +820,7 @@ typedef struct {
     int32_t *errors;                   /* [len][PX_SUB]: |8x - P_k| */
     int32_t *blend_error;              /* [len]: 8x - final prediction */
     int32_t *blend_miss, *lms_miss;    /* [len]: |8x - blend|, |8x - corrected blend| */
+    int32_t *period_two_miss;          /* [len]: |8x - the period-two model's base| */
     int64_t lms[PX_CHANNEL_SETS][PX_LMS_TAPS], taps[PX_LMS_TAPS], blend, corrected;
     int n_taps, lms_set;
     int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS];
@@ -933,7 +934,7 @@ static void nlms(int64_t *w, const int64_t *taps, int n, int64_t err, int64_t st
 
 void tzip_pixels_free(pixel_state *s) {
     if (!s) return;
-    free(s->errors); free(s->blend_error); free(s->blend_miss); free(s->lms_miss); free(s);
+    free(s->errors); free(s->blend_error); free(s->blend_miss); free(s->lms_miss); free(s->period_two_miss); free(s);
 }
 
 pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t *cdf, const int32_t *cost,
@@ -946,7 +947,11 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     s->blend_error = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     s->blend_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
     s->lms_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
-    if (!s->errors || !s->blend_error || !s->blend_miss || !s->lms_miss) { tzip_pixels_free(s); return NULL; }
+    s->period_two_miss = calloc((size_t)(len ? len : 1), sizeof(int32_t));
+    if (!s->errors || !s->blend_error || !s->blend_miss || !s->lms_miss || !s->period_two_miss) {
+        tzip_pixels_free(s);
+        return NULL;
+    }
     static const int64_t mix_start[PX_EXPERTS + 1] = {19661, 22938, 22938, 0};
     for (int m = 0; m < PX_EXPERTS; m++)
         for (int c = 0; c < PX_TEXTURES * PX_CHANNEL_SETS; c++) { s->sum_a[m][c] = 16; s->count[m][c] = 1; }
@@ -1078,8 +1083,8 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     refined = refined < -512 ? -512 : refined > 2552 ? 2552 : refined;
     s->base[0] = refined;
     s->pred = pred;
-    /* the period-two model's activity: the prediction's errors two and four away */
-#define MISS(cond, i) ((cond) ? abs64(be[i]) : 0)
+    /* the period-two model's activity: its own misses two and four away */
+#define MISS(cond, i) ((cond) ? s->period_two_miss[i] : 0)
     int64_t act2 = MISS(left2, t - 2 * C) + MISS(up2, t - 2 * R);
     act2 += (MISS(up2 && left2, t - 2 * R - 2 * C) + MISS(up2 && right2, t - 2 * R + 2 * C)) >> 1;
     act2 += (MISS(left4, t - 4 * C) + MISS(up4, t - 4 * R)) >> 1;
@@ -1137,6 +1142,7 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     s->blend_error[t] = (int32_t)(v - s->pred);
     s->blend_miss[t] = (int32_t)abs64(v - s->blend);
     s->lms_miss[t] = (int32_t)abs64(v - s->corrected);
+    s->period_two_miss[t] = (int32_t)abs64(v - s->base[1]);
     nlms(s->lms[s->lms_set], s->taps, s->n_taps, v - s->corrected, PX_LMS_STEP, PX_LMS_FLOOR, PX_LMS_WEIGHT_MAX);
     nlms(s->residual_weights[s->residual_set], s->residual_taps, PX_RESIDUAL_TAPS, v - s->base[0], PX_RESIDUAL_STEP,
          PX_RESIDUAL_FLOOR, PX_LMS_WEIGHT_MAX);

@@ -232,6 +232,7 @@ class SegmentPixels:
         self.blend_error = np.zeros(length, dtype=np.int64)  # 8x - final prediction
         self.blend_miss = np.zeros(length, dtype=np.int64)  # |8x - blend|
         self.lms_miss = np.zeros(length, dtype=np.int64)  # |8x - corrected blend|
+        self.period_two_miss = np.zeros(length, dtype=np.int64)  # |8x - the period-two model's base|
         self.lms = [[0] * LMS_TAPS for _ in range(CHANNEL_SETS)]
         self.residual_weights = [[0] * RESIDUAL_TAPS for _ in range(CHANNEL_SETS * 4)]
         # the cells of q, q2 and q3
@@ -312,15 +313,18 @@ class SegmentPixels:
         refined = pred + floor_div(sum(w[k] * e for k, e in enumerate(self.residual_taps)), 1 << 16)
         refined = min(max(refined, -512), 2552)
         self.P, self.pred, self.refined, self.channel_set = P, pred, refined, channel_set
-        miss = lambda dy, dx: abs(int(be[t - dy * R + dx * C])) if t >= dy * R and 0 <= col + dx * C < R else 0  # noqa: E731
-        act2 = miss(0, -2) + miss(2, 0) + ((miss(2, -2) + miss(2, 2)) >> 1) + ((miss(0, -4) + miss(4, 0)) >> 1)
+        miss = lambda errors, dy, dx: (  # noqa: E731
+            abs(int(errors[t - dy * R + dx * C])) if t >= dy * R and 0 <= col + dx * C < R else 0)
+        p2 = self.period_two_miss  # the period-two model's activity: its own misses two and four away
+        act2 = miss(p2, 0, -2) + miss(p2, 2, 0) + ((miss(p2, 2, -2) + miss(p2, 2, 2)) >> 1)
+        act2 += (miss(p2, 0, -4) + miss(p2, 4, 0)) >> 1
         if inter:
-            act2 += abs(int(be[t - 1]))
+            act2 += int(p2[t - 1])
         texture = (W > refined) | (N > refined) << 1 | (NW > refined) << 2 | (NE > refined) << 3
         self.bases = (refined, self.base2, refined)
         self.cells = (c, cell(act2) + CELLS * channel_set, texture * 4 + (c % CELLS >> 2) + TEXTURES * channel_set)
         # q's scale leans a quarter on the errors just beside (-0.17 %)
-        local = 8 * (miss(0, -1) + miss(1, 0) + ((miss(1, -1) + miss(1, 1)) >> 1)) // 3
+        local = 8 * (miss(be, 0, -1) + miss(be, 1, 0) + ((miss(be, 1, -1) + miss(be, 1, 1)) >> 1)) // 3
         experts = zip(self.experts, self.bases, self.cells, (local, None, None))
         self.centres, self.scales = zip(*(expert.centre_and_scale(*args) for expert, *args in experts))
 
@@ -347,6 +351,7 @@ class SegmentPixels:
             self.errors[t, k] = abs(v - self.P[k])
         self.blend_error[t] = v - self.pred
         self.blend_miss[t], self.lms_miss[t] = abs(v - self.blend), abs(v - self.corrected)
+        self.period_two_miss[t] = abs(v - self.base2)
         nlms(self.lms[self.lms_set], self.taps, v - self.corrected, LMS_STEP, LMS_FLOOR, LMS_WEIGHT_MAX)
         nlms(self.residual_weights[self.residual_set], self.residual_taps, v - self.refined, RESIDUAL_STEP,
              RESIDUAL_FLOOR, LMS_WEIGHT_MAX)
