@@ -818,7 +818,7 @@ typedef struct {
     int64_t row, ch, len;
     const int32_t *cdf, *cost, *exp2;  /* pixels.py's exact tables, alive as long as that module */
     int32_t *errors;                   /* [len][PX_SUB]: |8x - P_k| */
-    int32_t *blend_error;              /* [len]: 8x - final prediction */
+    int32_t *blend_error;              /* [len]: 8x - P (blended and corrected, not yet refined) */
     int32_t *blend_miss, *lms_miss;    /* [len]: |8x - blend|, |8x - corrected blend| */
     int32_t *period_two_miss;          /* [len]: |8x - the period-two model's base| */
     int64_t lms[PX_CHANNEL_SETS][PX_LMS_TAPS], taps[PX_LMS_TAPS], blend, corrected;

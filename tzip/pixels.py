@@ -81,9 +81,9 @@ RESIDUAL_FLOOR = 4096
 # by the period-two model's cell
 PEAK_BUCKETS, AGREEMENT_BUCKETS = 9, 6
 # The period-two model, a second logistic q2 mixed in: the sub-predictors blended by their errors
-# two and four pixels away (rows up, pixels right), a bias and scale by the prediction's errors
-# there. Where an image repeats with period two (2x upscaling, dithering, Bayer-like patterns) it
-# is all but certain; elsewhere it is a second opinion (moon.pgm -21 %, the bench images -0.9 %)
+# two and four pixels away (rows up, pixels right), a bias and scale by its own misses there.
+# Where an image repeats with period two (2x upscaling, dithering, Bayer-like patterns) it is all
+# but certain; elsewhere it is a second opinion (moon.pgm's bench segment -35 %, the bench -1.1 %)
 PERIOD_TWO = ((0, -2), (2, 0), (2, -2), (2, 2), (0, -4), (4, 0))
 # The texture model, a third logistic q3 at q's centre: its bias and scale by which of W, N, NW, NE
 # lie above the prediction and the activity's quarter (CALIC's texture context; -0.15 %)
@@ -176,10 +176,15 @@ def mixing_steps(out: np.ndarray, inputs: tuple[np.ndarray, ...], sym: int) -> t
     return tuple(steps)
 
 
+def step_weights(weights: list[int], steps: tuple[int, ...]) -> None:
+    """Mixing weights moved by `steps`, each kept within [0, MIX_MAX] (in place)."""
+    for i, step in enumerate(steps):
+        weights[i] = min(max(weights[i] + step, 0), MIX_MAX)
+
+
 def learn(weights: list[int], out: np.ndarray, inputs: tuple[np.ndarray, ...], sym: int) -> None:
     """One gradient step of the mixing weights `weights` (updated in place)."""
-    for i, step in enumerate(mixing_steps(out, inputs, sym)):
-        weights[i] = min(max(weights[i] + step, 0), MIX_MAX)
+    step_weights(weights, mixing_steps(out, inputs, sym))
 
 
 def inverse_cube_blend(predictions: list[int], misses: list[int]) -> int:
@@ -229,7 +234,7 @@ class SegmentPixels:
     def __init__(self, layout: Layout, length: int):
         self.row, self.channels = layout.offsets[1], layout.period
         self.errors = np.zeros((length, SUB), dtype=np.int64)  # |8x - P_k| at each position
-        self.blend_error = np.zeros(length, dtype=np.int64)  # 8x - final prediction
+        self.blend_error = np.zeros(length, dtype=np.int64)  # 8x - P (blended, corrected; not refined)
         self.blend_miss = np.zeros(length, dtype=np.int64)  # |8x - blend|
         self.lms_miss = np.zeros(length, dtype=np.int64)  # |8x - corrected blend|
         self.period_two_miss = np.zeros(length, dtype=np.int64)  # |8x - the period-two model's base|
@@ -358,9 +363,8 @@ class SegmentPixels:
         for expert, c, base, mu in zip(self.experts, self.cells, self.bases, self.centres):
             expert.update(c, v, base, mu)
         steps = mixing_steps(self.out, self.inputs, int(hist[t]))
-        for ws in self.weight_sets:
-            for i, step in enumerate(steps):
-                ws[i] = min(max(ws[i] + step, 0), MIX_MAX)
+        for weights in self.weight_sets:
+            step_weights(weights, steps)
 
 
 def applies(layout: Layout) -> bool:
