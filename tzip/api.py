@@ -32,12 +32,11 @@ from .workers import SegmentCoder
 # 0.3 % at 128 rows, so images take at least IMAGE_ROWS rows (the bench images: 0.4047 at 128 rows
 # to 192 KiB, 0.4037 at 256 rows to 256 KiB, 0.4027 to 384 KiB, where compressing a 1.1 MB photo
 # peaked at 2.5 GB against 1.9; grey 512-wide images then decode at 2 segments, not 4: the bench
-# subset at 29 kB/s, not 39). Audio's sample filters converge over
-# thousands of samples: 44.1 kHz stereo music codes 1.4-5 % smaller at 64 KiB than at 16 KiB and
-# another 0.3-0.9 % at 128 KiB. Smaller segments give more segments to decode side by side (one
-# grey 256 KiB image decodes at 18 kB/s in one segment, 42 in four) and keep compression's
-# per-segment frequency arrays (1 KB a byte) small: text at 256 KiB peaked at 1.8 GB compressing,
-# hence the ceilings.
+# subset at 29 kB/s, not 39). Audio's sample filters converge over thousands of samples: 44.1 kHz
+# stereo music codes 1.4-5 % smaller at 64 KiB than at 16 KiB and another 0.3-0.9 % at 128 KiB.
+# Smaller segments give more segments to decode side by side (one grey 256 KiB image decodes at
+# 18 kB/s in one segment, 42 in four) and keep compression's per-segment frequency arrays (1 KB a
+# byte) small: text at 256 KiB peaked at 1.8 GB compressing, hence the ceilings.
 SEGMENT_BY_MODALITY = {TEXT: 128 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BINARY: 64 * 1024}
 IMAGE_ROWS = 256  # an image's default segment holds at least this many rows...
 IMAGE_SEGMENT_CEILING = 256 * 1024  # ...where that stays under this many bytes

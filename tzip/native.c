@@ -822,7 +822,7 @@ typedef struct {
     int32_t *blend_miss, *lms_miss;    /* [len]: |8x - blend|, |8x - corrected blend| */
     int32_t *period_two_miss;          /* [len]: |8x - the period-two model's base| */
     int64_t lms[PX_CHANNEL_SETS][PX_LMS_TAPS], taps[PX_LMS_TAPS], blend, corrected;
-    int n_taps, lms_set;
+    int n_taps, channel_set;
     int64_t residual_weights[PX_CHANNEL_SETS * 4][PX_RESIDUAL_TAPS], residual_taps[PX_RESIDUAL_TAPS];
     int residual_set;
     /* mixing weights of f, q, q2, q3 by cell, by f's peak, by agreement, by the period-two cell; those used here */
@@ -921,6 +921,16 @@ static int64_t inverse_cube_blend(const int64_t *pred, const int64_t *miss, int 
     return (num + den / 2) / den - PX_PRED_OFFSET;
 }
 
+/* pixels.cell: the activity's cell among px_edges */
+static inline int px_cell(int64_t act) {
+    int c = 0;
+    while (c < PX_CELLS - 1 && act >= px_edges[c]) c++;
+    return c;
+}
+
+/* pixels.clamp_prediction */
+static inline int64_t clamp_prediction(int64_t p) { return p < -512 ? -512 : p > 2552 ? 2552 : p; }
+
 /* pixels.nlms: w += floor(floor(err * step * 2^16 / (floor + sum taps^2)) * tap / 2^16), clamped */
 static void nlms(int64_t *w, const int64_t *taps, int n, int64_t err, int64_t step, int64_t floor, int64_t limit) {
     int64_t energy = floor;
@@ -975,7 +985,8 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     int64_t WW = col >= 2 * C ? X(t - 2 * C) : W;
     int64_t NN = t >= 2 * R ? X(t - 2 * R) : N;
     int64_t NNE = t >= 2 * R && right ? X(t - 2 * R + C) : NE;
-    int inter = C > 1 && col % C > 0;
+    const int inter = C > 1 && col % C > 0, later = C > 2 && col % C >= 2;
+    const int channel_set = (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
     int64_t *P = s->P;
     P[0] = W; P[1] = N; P[2] = W + N - NW; P[3] = W + NE - N; P[4] = (W + NE) >> 1; P[5] = N + NE - NNE;
     P[6] = 2 * W - WW; P[7] = (N + NW) >> 1; P[8] = (W + N) >> 1; P[9] = 2 * N - NN; P[10] = 0; P[11] = 0;
@@ -1033,7 +1044,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     int n_taps = 0;
     for (int k = 0; k < 14; k++) s->taps[n_taps++] = values[k] - blend;
     if (inter) for (int k = PX_SPATIAL; k < PX_SUB; k++) s->taps[n_taps++] = P[k] - blend;
-    if (C > 2 && col % C >= 2) {  /* as P[10..15] from the channel two back */
+    if (later) {  /* as P[10..15] from the channel two back */
         const int64_t c2 = 8 * (int64_t)h[t - 2];
         const int64_t N2 = up ? 8 * (int64_t)h[t - 2 - R] : c2, W2 = left ? 8 * (int64_t)h[t - 2 - C] : c2;
         const int64_t NE2 = up && right ? 8 * (int64_t)h[t - 2 - R + C] : N2;
@@ -1044,11 +1055,10 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
         s->taps[n_taps++] = W + N - NW + c2 - (W2 + N2 - NW2) - blend;
     }
     s->n_taps = n_taps;
-    s->lms_set = (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
+    s->channel_set = channel_set;
     int64_t acc = 0;
-    for (int k = 0; k < n_taps; k++) acc += s->lms[s->lms_set][k] * s->taps[k];
-    int64_t corrected = blend + floor_div64(acc, 65536);
-    corrected = corrected < -512 ? -512 : corrected > 2552 ? 2552 : corrected;
+    for (int k = 0; k < n_taps; k++) acc += s->lms[channel_set][k] * s->taps[k];
+    const int64_t corrected = clamp_prediction(blend + floor_div64(acc, 65536));
     /* the blend and its correction, weighed as the sub-predictors are by their misses nearby */
     const int64_t both[2] = {blend, corrected};
     int64_t both_miss[2] = {0, 0};
@@ -1056,19 +1066,16 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     const int64_t pred = inverse_cube_blend(both, both_miss, 2);
     s->blend = blend; s->corrected = corrected;
     const int32_t *be = s->blend_error;
-    int64_t act = (left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0);
-    act += ((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1;
+    const int64_t beside = (left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0)
+                           + (((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1);
+    int64_t act = beside;
     if (inter) act += abs64(be[t - 1]);
     act += (abs64(W - NW) + abs64(N - NW) + abs64(N - NE)) >> 1;
     act += ((left2 ? abs64(be[t - 2 * C]) : 0) + (up2 ? abs64(be[t - 2 * R]) : 0)) >> 1;
     act += abs64(blend - corrected);
-    const int channel_set = (int)((col % C) < PX_CHANNEL_SETS - 1 ? (col % C) : PX_CHANNEL_SETS - 1);
-    int c = 0;
-    while (c < PX_CELLS - 1 && act >= px_edges[c]) c++;
-    c += PX_CELLS * channel_set;
+    const int c = px_cell(act) + PX_CELLS * channel_set;
     /* the residual filter (pixels.RESIDUAL_TAPS): the prediction's errors at fourteen neighbours */
     int64_t *rt = s->residual_taps;
-    const int later = C > 2 && col % C >= 2;
     rt[0] = left ? be[t - C] : 0; rt[1] = up ? be[t - R] : 0;
     rt[2] = up && left ? be[t - R - C] : 0; rt[3] = up && right ? be[t - R + C] : 0;
     rt[4] = left2 ? be[t - 2 * C] : 0; rt[5] = up2 ? be[t - 2 * R] : 0;
@@ -1079,8 +1086,7 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     s->residual_set = channel_set * 4 + ((c % PX_CELLS) >> 2);
     acc = 0;
     for (int k = 0; k < PX_RESIDUAL_TAPS; k++) acc += s->residual_weights[s->residual_set][k] * rt[k];
-    int64_t refined = pred + floor_div64(acc, 65536);
-    refined = refined < -512 ? -512 : refined > 2552 ? 2552 : refined;
+    const int64_t refined = clamp_prediction(pred + floor_div64(acc, 65536));
     s->base[0] = refined;
     s->pred = pred;
     /* the period-two model's activity: its own misses two and four away */
@@ -1090,14 +1096,11 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     act2 += (MISS(left4, t - 4 * C) + MISS(up4, t - 4 * R)) >> 1;
     act2 += MISS(inter, t - 1);
 #undef MISS
-    int c2 = 0;
-    while (c2 < PX_CELLS - 1 && act2 >= px_edges[c2]) c2++;
     const int texture = (W > refined) | (N > refined) << 1 | (NW > refined) << 2 | (NE > refined) << 3;
     s->base[2] = refined;
-    s->c[0] = c; s->c[1] = c2 + PX_CELLS * channel_set;
+    s->c[0] = c; s->c[1] = px_cell(act2) + PX_CELLS * channel_set;
     s->c[2] = texture * 4 + ((c % PX_CELLS) >> 2) + PX_TEXTURES * channel_set;
-    const int64_t local = 8 * ((left ? abs64(be[t - C]) : 0) + (up ? abs64(be[t - R]) : 0)
-                               + (((up && left ? abs64(be[t - R - C]) : 0) + (up && right ? abs64(be[t - R + C]) : 0)) >> 1)) / 3;
+    const int64_t local = 8 * beside / 3;
 
     /* q, q2, q3: logistics at each base plus its cell's bias, scale 0.7 x its mean absolute error
      * (q's a quarter the errors beside); the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
@@ -1143,7 +1146,7 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
     s->blend_miss[t] = (int32_t)abs64(v - s->blend);
     s->lms_miss[t] = (int32_t)abs64(v - s->corrected);
     s->period_two_miss[t] = (int32_t)abs64(v - s->base[1]);
-    nlms(s->lms[s->lms_set], s->taps, s->n_taps, v - s->corrected, PX_LMS_STEP, PX_LMS_FLOOR, PX_LMS_WEIGHT_MAX);
+    nlms(s->lms[s->channel_set], s->taps, s->n_taps, v - s->corrected, PX_LMS_STEP, PX_LMS_FLOOR, PX_LMS_WEIGHT_MAX);
     nlms(s->residual_weights[s->residual_set], s->residual_taps, PX_RESIDUAL_TAPS, v - s->base[0], PX_RESIDUAL_STEP,
          PX_RESIDUAL_FLOOR, PX_LMS_WEIGHT_MAX);
     for (int m = 0; m < PX_EXPERTS; m++) {

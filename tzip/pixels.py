@@ -197,6 +197,11 @@ def inverse_cube_blend(predictions: list[int], misses: list[int]) -> int:
     return (num + den // 2) // den - PRED_OFFSET
 
 
+def clamp_prediction(p: int) -> int:
+    """A corrected prediction (eighths of a grey level) kept within a quarter of the range around it."""
+    return min(max(p, -512), 2552)
+
+
 def nlms(weights: list[int], taps: list[int], error: int, step: int, floor: int, limit: int) -> None:
     """One normalised LMS step, w += err * step * tap / (floor + sum tap^2) (weights in 1/2^16), floored
     in two stages as native.c does and clamped to +-limit."""
@@ -260,6 +265,8 @@ class SegmentPixels:
         NN = x(t - 2 * R) if t >= 2 * R else N
         NNE = x(t - 2 * R + C) if t >= 2 * R and right else NE
         inter = C > 1 and col % C > 0
+        later = C > 2 and col % C >= 2  # a third or later channel: the channel two back exists
+        channel_set = min(col % C, CHANNEL_SETS - 1)
         P = [W, N, W + N - NW, W + NE - N, (W + NE) >> 1, N + NE - NNE, 2 * W - WW, (N + NW) >> 1,
              (W + N) >> 1, 2 * N - NN] + [0] * (SUB - SPATIAL)
         if inter:  # the neighbour plus the change the pixel's previous channel showed from its own
@@ -280,7 +287,7 @@ class SegmentPixels:
         NNW = at(2, -1, NW)
         values = [W, N, NW, NE, WW, NN, NNE, NNW, at(1, -2, NW), at(1, 2, NE), at(0, -3, WW), at(3, 0, NN),
                   at(2, -2, NNW), at(2, 2, NNE)] + (P[SPATIAL:] if inter else [])
-        if C > 2 and col % C >= 2:  # as P[10:] from the channel two back (blue from red)
+        if later:  # as P[10:] from the channel two back (blue from red)
             c2 = x(t - 2)
             N2 = x(t - 2 - R) if up else c2
             W2 = x(t - 2 - C) if left else c2
@@ -288,38 +295,35 @@ class SegmentPixels:
             NW2 = x(t - 2 - R - C) if up and left else N2
             values += [N + c2 - N2, W + c2 - W2, NE + c2 - NE2, W + N - NW + c2 - (W2 + N2 - NW2)]
         self.taps = [v - blend for v in values]
-        self.lms_set = min(col % C, CHANNEL_SETS - 1)
-        w = self.lms[self.lms_set]
-        corrected = min(max(blend + floor_div(sum(w[k] * d for k, d in enumerate(self.taps)), 1 << 16), -512), 2552)
+        w = self.lms[channel_set]
+        corrected = clamp_prediction(blend + floor_div(sum(w[k] * d for k, d in enumerate(self.taps)), 1 << 16))
         # the blend and its correction, weighed as the sub-predictors are by their misses nearby
         misses = [sum(int(miss[i]) for i in near) for miss in (self.blend_miss, self.lms_miss)]
         pred = inverse_cube_blend([blend, corrected], misses)
         self.blend, self.corrected = blend, corrected
         be = self.blend_error
-        act = (abs(int(be[t - C])) if left else 0) + (abs(int(be[t - R])) if up else 0)
-        act += ((abs(int(be[t - R - C])) if up and left else 0) + (abs(int(be[t - R + C])) if up and right else 0)) >> 1
+        miss = lambda errors, dy, dx: (  # noqa: E731
+            abs(int(errors[t - dy * R + dx * C])) if t >= dy * R and 0 <= col + dx * C < R else 0)
+        beside = miss(be, 0, -1) + miss(be, 1, 0) + ((miss(be, 1, -1) + miss(be, 1, 1)) >> 1)
+        act = beside
         if inter:
             act += abs(int(be[t - 1]))
         act += (abs(W - NW) + abs(N - NW) + abs(N - NE)) >> 1
         act += ((abs(int(be[t - 2 * C])) if col >= 2 * C else 0) + (abs(int(be[t - 2 * R])) if t >= 2 * R else 0)) >> 1
         act += abs(blend - corrected)  # where the two disagree, the pixel is less certain
-        channel_set = min(col % C, CHANNEL_SETS - 1)
         c = cell(act) + CELLS * channel_set
         error_at = lambda i, there: int(be[i]) if there else 0  # noqa: E731
         self.residual_taps = [
             error_at(t - C, left), error_at(t - R, up), error_at(t - R - C, up and left),
             error_at(t - R + C, up and right), error_at(t - 2 * C, col >= 2 * C), error_at(t - 2 * R, t >= 2 * R),
-            error_at(t - 1, inter), error_at(t - 2, C > 2 and col % C >= 2),
+            error_at(t - 1, inter), error_at(t - 2, later),
             error_at(t - 2 * R - C, t >= 2 * R and left), error_at(t - 2 * R + C, t >= 2 * R and right),
             error_at(t - R - 2 * C, up and col >= 2 * C), error_at(t - R + 2 * C, up and col + 2 * C < R),
             error_at(t - 1 - R, inter and up), error_at(t - 1 - C, inter and left)]
         self.residual_set = channel_set * 4 + (c % CELLS >> 2)
         w = self.residual_weights[self.residual_set]
-        refined = pred + floor_div(sum(w[k] * e for k, e in enumerate(self.residual_taps)), 1 << 16)
-        refined = min(max(refined, -512), 2552)
+        refined = clamp_prediction(pred + floor_div(sum(w[k] * e for k, e in enumerate(self.residual_taps)), 1 << 16))
         self.P, self.pred, self.refined, self.channel_set = P, pred, refined, channel_set
-        miss = lambda errors, dy, dx: (  # noqa: E731
-            abs(int(errors[t - dy * R + dx * C])) if t >= dy * R and 0 <= col + dx * C < R else 0)
         p2 = self.period_two_miss  # the period-two model's activity: its own misses two and four away
         act2 = miss(p2, 0, -2) + miss(p2, 2, 0) + ((miss(p2, 2, -2) + miss(p2, 2, 2)) >> 1)
         act2 += (miss(p2, 0, -4) + miss(p2, 4, 0)) >> 1
@@ -329,7 +333,7 @@ class SegmentPixels:
         self.bases = (refined, self.base2, refined)
         self.cells = (c, cell(act2) + CELLS * channel_set, texture * 4 + (c % CELLS >> 2) + TEXTURES * channel_set)
         # q's scale leans a quarter on the errors just beside (-0.17 %)
-        local = 8 * (miss(be, 0, -1) + miss(be, 1, 0) + ((miss(be, 1, -1) + miss(be, 1, 1)) >> 1)) // 3
+        local = 8 * beside // 3
         experts = zip(self.experts, self.bases, self.cells, (local, None, None))
         self.centres, self.scales = zip(*(expert.centre_and_scale(*args) for expert, *args in experts))
 
@@ -357,7 +361,7 @@ class SegmentPixels:
         self.blend_error[t] = v - self.pred
         self.blend_miss[t], self.lms_miss[t] = abs(v - self.blend), abs(v - self.corrected)
         self.period_two_miss[t] = abs(v - self.base2)
-        nlms(self.lms[self.lms_set], self.taps, v - self.corrected, LMS_STEP, LMS_FLOOR, LMS_WEIGHT_MAX)
+        nlms(self.lms[self.channel_set], self.taps, v - self.corrected, LMS_STEP, LMS_FLOOR, LMS_WEIGHT_MAX)
         nlms(self.residual_weights[self.residual_set], self.residual_taps, v - self.refined, RESIDUAL_STEP,
              RESIDUAL_FLOOR, LMS_WEIGHT_MAX)
         for expert, c, base, mu in zip(self.experts, self.cells, self.bases, self.centres):
