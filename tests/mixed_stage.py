@@ -1,4 +1,4 @@
-"""Checks shared by the last, mixed stages (tests/test_pixels.py, tests/test_samples.py): each is
+"""Checks shared by the last, mixed stages (tests/test_pixels.py, test_samples.py, test_bits.py): each is
 a container method whose decode batch, coder choice and damaged streams behave alike."""
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def batch_equals_scan(engine: str, monkeypatch, module, batch, segs: list[np.nda
         assert np.array_equal(g, best_way(s, f, (w,), layout)[1])
 
 
-def coder_round_trip(tiny, way: str, segs: list[bytes], layout: Layout) -> None:
-    """The stage's segments decode; it wins against the tiny network; off its layouts it codes as context."""
+def coder_round_trip(tiny, way: str, segs: list[bytes], layout: Layout, elsewhere: Layout = Layout.text()) -> None:
+    """The stage's segments decode; it wins against the tiny network; off its layouts (`elsewhere`)
+    it codes as context."""
     segs = [*segs, b""]  # an empty segment rides along
     coded = encode_segments(tiny, segs, layout, (way,))
     assert [w for w, _ in coded[:-1]] == [way] * (len(segs) - 1)
@@ -45,8 +46,8 @@ def coder_round_trip(tiny, way: str, segs: list[bytes], layout: Layout) -> None:
                            [w for w, _ in coded]) == segs
     every = encode_segments(tiny, segs[:1], layout, ("neural", "match", "context", way))[0]
     assert every[0] == way and every[1] == coded[0][1]
-    text = encode_segments(tiny, [b"abcabcabd" * 30], Layout.text(), (way,))[0]
-    assert text[0] == "context"
+    other = encode_segments(tiny, [b"abcabcabd" * 30], elsewhere, (way,))[0]
+    assert other[0] == "context"
 
 
 def refused_elsewhere(tiny, way: str, method: int, elsewhere: Layout) -> None:

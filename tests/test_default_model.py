@@ -34,9 +34,10 @@ def test_golden_stream_of_the_default_model():
     assert tzip.compress(data, methods=("neural",), segment_size=65536) == golden  # the size it was made at
 
 
-@pytest.mark.parametrize("method", ["match", "context1", "context"])
+@pytest.mark.parametrize("method", ["match", "context1", "context", "bits"])
 def test_golden_streams_of_the_adaptive_stages(method):
-    """Streams coded with the match model and the context counts (docs/FORMAT.md, methods 3-5)
+    """Streams coded with the match model, the context counts and the bit mixer (docs/FORMAT.md,
+    methods 3-5 and 8)
     still decode and re-encode byte for byte: their integer arithmetic is part of the format.
     Regenerate with tzip.compress(data, methods=(method,), segment_size=65536) only for a new default model."""
     from pathlib import Path

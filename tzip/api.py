@@ -37,14 +37,14 @@ from .workers import SegmentCoder
 # Smaller segments give more segments to decode side by side (one grey 256 KiB image decodes at
 # 18 kB/s in one segment, 42 in four) and keep compression's per-segment frequency arrays (1 KB a
 # byte) small: text at 256 KiB peaked at 1.8 GB compressing, hence the ceilings.
-SEGMENT_BY_MODALITY = {TEXT: 128 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BINARY: 64 * 1024}
+SEGMENT_BY_MODALITY = {TEXT: 256 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BINARY: 64 * 1024}
 IMAGE_ROWS = 256  # an image's default segment holds at least this many rows...
 IMAGE_SEGMENT_CEILING = 256 * 1024  # ...where that stays under this many bytes
 DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 MODES = ("text", "image", "audio", "binary")
-# stored, zstd, neural, match, context, pixels, samples: all but the superseded context1 by default
+# stored, zstd, neural, match, context, pixels, samples, bits: all but the superseded context1 by default
 METHODS = tuple(name for code, name in C.METHOD_NAMES.items() if code not in C.SUPERSEDED)
 METHOD_OF = {name: code for code, name in C.METHOD_NAMES.items()}
 
@@ -68,7 +68,8 @@ class TzipCompressor:
         network with the match model, tzip/match.py, "context" that and the context counts,
         tzip/counts.py, "pixels" that mixed with a classical image predictor, tzip/pixels.py,
         images only, "samples" with an adaptive linear predictor, tzip/samples.py, 16-bit audio
-        only; "context1" the first, superseded, context counts).
+        only, "bits" the context counts' frequencies refined by a bitwise context mixer,
+        tzip/bits.py, text and binary only; "context1" the first, superseded, context counts).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either."""
         if mode is not None and mode not in MODES:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from . import counts, match, pixels, samples
+from . import bits, counts, match, pixels, samples
 from .container import CODED, METHOD_NAMES
 from .context import Layout
 from .engine import FREQ_BITS, IntModel
@@ -37,12 +37,14 @@ def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
 # The range-coded container methods by name: the network alone ("neural"), + the match model
 # ("match"), + the match model and the context counts ("context"; "context1" its first version),
 # + all of those and the pixel model, mixed last ("pixels", image layouts only), or the match
-# model and the sample model ("samples", 16-bit PCM layouts only: counts gain audio 0.1 %).
+# model and the sample model ("samples", 16-bit PCM layouts only: counts gain audio 0.1 %), or
+# the context counts' frequencies refined by the bit mixer ("bits", text and binary layouts).
 WAYS = tuple(METHOD_NAMES[m] for m in CODED)
 COUNTED = ("context1", "context")  # the ways that blend in context counts (counts.config)
-MIXED = {"pixels": pixels, "samples": samples}  # the last stages, each for its own layouts
-MIXED_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch}  # ...and their decode batches
-COUNTS_UNDER = {"pixels": True, "samples": False}  # does the mixed stage take the counts' frequencies?
+MIXED = {"pixels": pixels, "samples": samples, "bits": bits}  # the last stages, each for its own layouts
+MIXED_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch,  # ...and their decode batches
+               "bits": bits.BitsBatch}
+COUNTS_UNDER = {"pixels": True, "samples": False, "bits": True}  # does the mixed stage take the counts' frequencies?
 
 
 def uses_counts(way: str) -> bool:
@@ -75,14 +77,14 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
              layout: Layout = Layout.text()) -> tuple[str, np.ndarray]:
     """The allowed way with the shortest ideal code, and its frequencies, from the network's.
 
-    The ways build on each other (match, then context counts, then the pixel model; or match,
-    then the sample model), so one working copy is rewritten stage by stage in place, and a
+    The ways build on each other (match, then context counts, then the pixel model or the bit
+    mixer; or match, then the sample model), so one working copy is rewritten stage by stage in place, and a
     second one for "context1": at most two [T, 256] arrays live besides the network's (128 MB
     each for a 128 KiB segment). A way that wins but is not the last stage computed is
     recomputed (the stages take milliseconds to a fraction of a second; the network's pass
-    dominates). Where the pixel or sample model does not apply (not an image, not 16-bit
-    audio), that way codes as "context"; where the sample model runs, "context" is not tried
-    (its counts gain audio 0.1 % and would cost a pass).
+    dominates). Where the pixel or sample model or the bit mixer does not apply (not an image,
+    not 16-bit audio, not text or binary), that way codes as "context"; where the sample model
+    runs, "context" is not tried (its counts gain audio 0.1 % and would cost a pass).
     """
     ways = tuple(dict.fromkeys("context" if w in MIXED and not MIXED[w].applies(layout) else w for w in ways))
     costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
@@ -172,6 +174,7 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             if not module.applies(layout):
                 raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
             stages.append(MIXED_BATCH[name]([w == name for w in ways], out, layout))
+    chain = match.NativeStages.of(stages, out)
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends
@@ -181,8 +184,12 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             active = lengths_arr > t
             live = [(i, decoders[i]) for i in np.flatnonzero(active)]
             symbols[~active] = 0
+            if chain:
+                chain.set_active(active)
         freqs = step()
-        for stage in stages:
+        if chain:
+            freqs = chain.adjust(freqs, t)
+        for stage in () if chain else stages:
             freqs = stage.adjust(freqs, active, t)
         probs = freqs.astype(np.float32)
         for i, decoder in live:
@@ -191,7 +198,9 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             except AssertionError as e:  # constriction's report of data no encoder could produce
                 raise CoderError(str(e)) from None
         out[:, t] = symbols
-        for stage in stages:
+        if chain:
+            chain.update(t)
+        for stage in () if chain else stages:
             stage.update(t)
         dec.push(symbols)
     return [out[i, : lengths[i]].tobytes() for i in range(n)]

@@ -23,12 +23,13 @@ SEGMENT = struct.Struct("<BIII")  # method, raw length, coded length, crc32(raw)
 VERBATIM = struct.Struct("<II")  # length, crc32
 END = struct.Struct("<QI")  # total original length, crc32(original)
 FRAME_SEGMENT, FRAME_VERBATIM, FRAME_END = b"S", b"V", b"E"
-STORED, ZSTD, NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES = 0, 1, 2, 3, 4, 5, 6, 7
+STORED, ZSTD, NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES, BITS = 0, 1, 2, 3, 4, 5, 6, 7, 8
 METHOD_NAMES = {STORED: "stored", ZSTD: "zstd", NEURAL: "neural", MATCH: "match", CONTEXT1: "context1",
-                CONTEXT: "context", PIXELS: "pixels", SAMPLES: "samples"}
+                CONTEXT: "context", PIXELS: "pixels", SAMPLES: "samples", BITS: "bits"}
 METHOD_LETTERS = {STORED: "s", ZSTD: "z", NEURAL: "n", MATCH: "m", CONTEXT1: "k", CONTEXT: "c",
-                  PIXELS: "p", SAMPLES: "a"}  # `tzip -l -v`
-CODED = (NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES)  # the range coder's methods; their names are coder.WAYS
+                  PIXELS: "p", SAMPLES: "a", BITS: "b"}  # `tzip -l -v`
+# the range coder's methods; their names are coder.WAYS
+CODED = (NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES, BITS)
 SUPERSEDED = (CONTEXT1,)  # decoded, but the encoder uses them only when asked to
 FLAG_SWAPPED = 1
 TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC

@@ -374,6 +374,8 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, config: Config = CONTEXT, nati
 class CountsBatch(StateBatch):
     """The counts of a batch of segments decoded in lock-step; the API of match.MatchBatch."""
 
+    KIND = 1  # native.c's stage number (match.NativeStages)
+
     def __init__(self, use: list[bool], history: np.ndarray, config: Config = CONTEXT):
         orders, beta = config.arrays()
         super().__init__(use, history, _library(), "tzip_counts", "the context-count model",

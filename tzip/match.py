@@ -134,6 +134,9 @@ class MatchBatch:
     written into `history[:, t]`, for the same segments.
     """
 
+    KIND = 0  # native.c's STAGE_MATCH (NativeStages)
+    what = "the match model"
+
     def __init__(self, use: list[bool], history: np.ndarray):
         self.use = np.array(use, dtype=np.uint8)
         self.history = history  # [B, max_len] uint8, C-contiguous, filled by the caller
@@ -162,6 +165,9 @@ class MatchBatch:
             return
         for i in np.flatnonzero(self.mask):
             update(self.states[i], self.history[i], t)
+
+    def native_states(self) -> int:
+        return self.pointers[0]
 
 
 def scan_segment(data: np.ndarray, out: np.ndarray, native_scan: Callable | None, state, what: str) -> np.ndarray:
@@ -229,3 +235,46 @@ class StateBatch:
             return
         for i in np.flatnonzero(self.mask):
             self.states[i].update(self.history[i], t)
+
+    def native_states(self) -> int:
+        return self.pointers[0]
+
+
+class NativeStages:
+    """A decode batch's stages run by native.c in one call per step each way (tzip_stages_*): a
+    Python call per stage and byte costs microseconds, as much as most stages' own work.
+
+    Each stage's mask (its segments that are still decoding) is set by `set_active` when that
+    changes, where `adjust` of a single stage would recompute it every step."""
+
+    def __init__(self, stages: list, history: np.ndarray):
+        self.stages, self.lib = stages, stages[0].lib
+        n, b = len(stages), history.shape[0]
+        self.kinds = np.array([s.KIND for s in stages], dtype=np.int32)
+        self.states = (ctypes.c_void_p * n)(*[s.native_states() for s in stages])
+        self.masks = (ctypes.c_void_p * n)(*[s.mask_pointer for s in stages])
+        self.rows = np.zeros((b, 256), dtype=np.int32)
+        self.rows_pointer = self.rows.ctypes.data
+        self.args = (n, self.kinds.ctypes.data, ctypes.addressof(self.states), ctypes.addressof(self.masks), b,
+                     history.ctypes.data, history.shape[1])
+
+    @classmethod
+    def of(cls, stages: list, history: np.ndarray) -> NativeStages | None:
+        """The stages as one native chain, or None where there are none or one runs in Python."""
+        if not stages or any(s.lib is None for s in stages):
+            return None
+        return cls(stages, history)
+
+    def set_active(self, active: np.ndarray) -> None:
+        for s in self.stages:
+            np.bitwise_and(s.use, active, out=s.mask)
+
+    def adjust(self, freqs: np.ndarray, t: int) -> np.ndarray:
+        np.copyto(self.rows, freqs)
+        self.lib.tzip_stages_predict(*self.args, t, self.rows_pointer)
+        return self.rows
+
+    def update(self, t: int) -> None:
+        failed = self.lib.tzip_stages_update(*self.args, t)
+        if failed:
+            raise MemoryError(f"{self.stages[failed - 1].what} could not grow its state")

@@ -140,6 +140,23 @@ def library() -> ctypes.CDLL | None:
         lib.tzip_samples_predict.argtypes = [*batch_step, ctypes.c_void_p]
         lib.tzip_samples_update.restype = None
         lib.tzip_samples_update.argtypes = batch_step
+        lib.tzip_bits_new.restype = ctypes.c_void_p
+        lib.tzip_bits_new.argtypes = [ctypes.c_void_p] * 2
+        lib.tzip_bits_free.restype = None
+        lib.tzip_bits_free.argtypes = [ctypes.c_void_p]
+        lib.tzip_bits_scan.restype = ctypes.c_int
+        lib.tzip_bits_scan.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p]
+        lib.tzip_bits_predict.restype = None
+        lib.tzip_bits_predict.argtypes = [*batch_step, ctypes.c_void_p]
+        lib.tzip_bits_update.restype = None
+        lib.tzip_bits_update.argtypes = batch_step
+        lib.tzip_stages_predict.restype = None
+        lib.tzip_stages_predict.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p,
+                                                                                        ctypes.c_int64, ctypes.c_int64,
+                                                                                        ctypes.c_void_p]
+        lib.tzip_stages_update.restype = ctypes.c_int64
+        lib.tzip_stages_update.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p,
+                                                                                       ctypes.c_int64, ctypes.c_int64]
         _lib = lib
         return lib
 
@@ -183,11 +200,14 @@ class NativeWeights:
             return np.ascontiguousarray(a)
 
         def packed(w: np.ndarray) -> np.ndarray:
-            """[out, in] -> [out/32, in/2, 32, 2], zero-padded: the tiles of native.c's VNNI kernel."""
+            """[out, in] -> native.c's VNNI tiles as bytes: int32 128 * (sum of each padded output's
+            weights), then the int8 weights [out/32, in/4, 32, 4], zero-padded."""
             out, n_in = w.shape
-            padded = np.zeros((-(-out // 32) * 32, n_in + n_in % 2), dtype=np.int16)
+            padded = np.zeros((-(-out // 32) * 32, -(-n_in // 4) * 4), dtype=np.int8)
             padded[:out, :n_in] = w
-            return np.ascontiguousarray(padded.reshape(-1, 32, padded.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+            bias = (128 * padded.astype(np.int64).sum(1)).astype("<i4")
+            tiles = padded.reshape(-1, 32, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3)
+            return np.concatenate([bias.view(np.uint8), np.ascontiguousarray(tiles).view(np.uint8).ravel()])
 
         def linear(lin) -> list[np.ndarray]:
             out = lin.weight.shape[1]

@@ -407,6 +407,8 @@ def tables_arg() -> tuple[int, int, int]:
 class PixelsBatch(StateBatch):
     """The pixel models of a batch of segments decoded in lock-step; the API of match.MatchBatch."""
 
+    KIND = 2  # native.c's stage number (match.NativeStages)
+
     def __init__(self, use: list[bool], history: np.ndarray, layout: Layout):
         row, channels, length = layout.offsets[1], layout.period, history.shape[1]
         super().__init__(use, history, _library(), "tzip_pixels", "the pixel model",

@@ -158,6 +158,8 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool =
 class SamplesBatch(StateBatch):
     """The sample models of a batch of segments decoded in lock-step; the API of match.MatchBatch."""
 
+    KIND = 3  # native.c's stage number (match.NativeStages)
+
     def __init__(self, use: list[bool], history: np.ndarray, layout: Layout):
         channels, length = pcm16_channels(layout), history.shape[1]
         super().__init__(use, history, _library(), "tzip_samples", "the sample model",

@@ -1,0 +1,100 @@
+"""The bit mixer: exact tables, C and Python give the same integers, decompression's steps give
+compression's frequencies, and method 8 ("bits") segments round-trip and fail cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tzip
+from tzip import bits, native
+from tzip import container as C
+from tzip.coder import code_length
+from tzip.context import Layout
+
+from .conftest import DATA
+from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
+from .test_match import network_like
+
+ONE = 1 << 16
+needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+ALICE = np.frombuffer((DATA / "alice_head.txt").read_bytes(), dtype=np.uint8)
+
+
+def texts() -> list[np.ndarray]:
+    """Real prose, and what stresses the state: a long repeat, noise, zeros, long lines, one byte."""
+    rng = np.random.default_rng(8)
+    lines = b"".join(b"%d: " % i + b"Word " * (i % 30) + b"\n" for i in range(60))
+    return [ALICE[:2500], np.frombuffer(b"abcd" * 300, dtype=np.uint8), rng.integers(0, 256, 600, dtype=np.uint8),
+            np.zeros(700, dtype=np.uint8), np.frombuffer(lines[:1500], dtype=np.uint8), ALICE[:1]]
+
+
+def test_tables_are_exact_and_consistent():
+    assert bits.SQUASH[2048] == 2048 and bits.SQUASH[0] == 1 and bits.SQUASH[-1] == 4095
+    assert (np.diff(bits.SQUASH) >= 0).all() and (np.diff(bits.STRETCH) >= 0).all()
+    d = np.arange(-2047, 2048)
+    p = bits.SQUASH[d + 2048]
+    assert np.abs(p - 4096 / (1 + np.exp(-d / 256))).max() <= 0.5 + 1e-9
+    assert (bits.SQUASH[bits.STRETCH[1:4095] + 2048] >= np.arange(1, 4095)).all()  # stretch is squash's inverse
+    assert bits.STRETCH[2048] == 0
+
+
+@needs_c
+def test_c_scan_equals_python():
+    for i, x in enumerate(texts()):
+        f = network_like(x, i)
+        got, want = bits.apply(x, f, Layout.text()), bits.apply(x, f, Layout.text(), native=False)
+        assert np.array_equal(got, want), i
+        assert (got >= 1).all() and (got.sum(1) == ONE).all()
+
+
+def test_the_mixer_learns_text():
+    """From a flat start, prose costs well under 8 bits a byte and a repeated line almost nothing;
+    given good frequencies the mixer keeps them (it trusts f from the start)."""
+    flat = np.full((len(ALICE), 256), ONE // 256, dtype=np.int32)
+    assert code_length(ALICE, bits.apply(ALICE, flat, Layout.text())) < 0.55 * code_length(ALICE, flat)
+    line = np.frombuffer(b"The quick brown fox jumps over the lazy dog.\n" * 40, dtype=np.uint8)
+    got = bits.apply(line, np.full((len(line), 256), ONE // 256, dtype=np.int32), Layout.text())
+    assert code_length(line[900:], got[900:]) < 0.02 * 8 * len(line[900:])
+    x = ALICE[:2000]
+    half = np.full((len(x), 256), 128, dtype=np.int32)  # half the mass on the right byte: 1 bit a byte
+    half[np.arange(len(x)), x] += ONE // 2
+    assert code_length(x, bits.apply(x, half, Layout.text())) < 1.02 * code_length(x, half)
+
+
+def test_only_text_and_binary_layouts():
+    x = np.zeros(10, dtype=np.uint8)
+    assert bits.applies(Layout.text()) and bits.applies(Layout.binary())
+    assert not bits.applies(Layout.image(1, 10)) and not bits.applies(Layout.audio(2, 2))
+    with pytest.raises(ValueError):
+        bits.apply(x, network_like(x), Layout.image(1, 10))
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
+    segs = [ALICE[:700], ALICE[700:900], ALICE[900:1500]]
+    ways = ["bits", "context", "bits"]
+    batch_equals_scan(engine, monkeypatch, bits, bits.BitsBatch, segs, ways, Layout.text())
+
+
+def test_coder_round_trip_and_choice(tiny):
+    segs = [bytes(ALICE[:2500]), bytes(ALICE[2500:4001])]
+    coder_round_trip(tiny, "bits", segs, Layout.text(), elsewhere=Layout.image(1, 27))
+
+
+def test_api_round_trips_with_the_bit_mixer():
+    data = bytes(ALICE)
+    packed = tzip.compress(data)
+    assert tzip.decompress(packed) == data
+    assert C.FRAME_SEGMENT + bytes([C.BITS]) in packed
+    without = tzip.compress(data, methods=tuple(m for m in tzip.api.METHODS if m != "bits"))
+    assert len(packed) < len(without)
+
+
+def test_a_bits_segment_outside_text_is_refused(tiny):
+    refused_elsewhere(tiny, "bits", C.BITS, Layout.image(1, 3))
+
+
+def test_damaged_bits_segment_fails_cleanly():
+    packed = tzip.compress(bytes(ALICE[:3000]), methods=("bits",))
+    damaged_fails(packed, C.BITS)
