@@ -158,6 +158,18 @@ static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
         z[j] = requant(s, score_m, score_s) + bias[j];                                             \
         if (z[j] > top) top = z[j];                                                                \
     }                                                                                              \
+    SOFTMAX_VALUES(HD)
+
+/* The same from raw scores computed elsewhere (the parallel pass's transposed keys). */
+#define ATTEND_RAW_BODY(HD)                                                                        \
+    int32_t z[n_keys], top = INT32_MIN;                                                            \
+    for (int j = 0; j < n_keys; j++) {                                                             \
+        z[j] = requant(raw[j], score_m, score_s) + bias[j];                                        \
+        if (z[j] > top) top = z[j];                                                                \
+    }                                                                                              \
+    SOFTMAX_VALUES(HD)
+
+#define SOFTMAX_VALUES(HD)                                                                         \
     int64_t total = 0;                                                                             \
     for (int j = 0; j < n_keys; j++) {                                                             \
         int64_t u = (int64_t)top - z[j];                                                           \
@@ -177,6 +189,11 @@ static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
 static void attend_32(ATTEND_ARGS) { ATTEND_BODY(32) }
 static void attend_64(ATTEND_ARGS) { ATTEND_BODY(64) }
 static void attend_n(ATTEND_ARGS, int hd) { ATTEND_BODY(hd) }
+#define ATTEND_RAW_ARGS const int32_t *raw, const int16_t *v, const int32_t *bias, int n_keys, \
+    int32_t score_m, int32_t score_s, const int32_t *exp_full, int u_max, int prob_bits, int32_t *o
+static void attend_raw_32(ATTEND_RAW_ARGS) { ATTEND_RAW_BODY(32) }
+static void attend_raw_64(ATTEND_RAW_ARGS) { ATTEND_RAW_BODY(64) }
+static void attend_raw_n(ATTEND_RAW_ARGS, int hd) { ATTEND_RAW_BODY(hd) }
 
 static int floor_mod(int64_t a, int64_t m) { int64_t r = a % m; return (int)(r < 0 ? r + m : r); }
 
@@ -240,6 +257,58 @@ static void attend(int hd, const int16_t *q, const int16_t *k, const int16_t *v,
     case 64: attend_64(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
     default: attend_n(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o, hd);
     }
+}
+
+static void attend_raw(int hd, const int32_t *raw, const int16_t *v, const int32_t *bias, int n_keys,
+                       int32_t score_m, int32_t score_s, const int32_t *cfg, const int32_t *exp_full, int32_t *o) {
+    const int u_max = cfg[C_U_MAX], prob_bits = cfg[C_PROB_BITS];
+    switch (hd) {
+    case 32: attend_raw_32(raw, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
+    case 64: attend_raw_64(raw, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
+    default: attend_raw_n(raw, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o, hd);
+    }
+}
+
+#define KEY_BLOCK 16
+/* Keys [n][hd] int16 -> blocks of 16 keys, each [hd/2][16] int32 pairs of dims (as VNNI reads
+   them: one load per pair of dims gives 16 keys), zero-padded to whole blocks. */
+static void block_keys(const int16_t *k, int64_t n, int hd, int32_t *kb) {
+    const int hd2 = hd / 2;
+    memset(kb, 0, sizeof(int32_t) * (size_t)((n + KEY_BLOCK - 1) / KEY_BLOCK) * hd2 * KEY_BLOCK);
+    for (int64_t j = 0; j < n; j++)
+        for (int e2 = 0; e2 < hd2; e2++)
+            memcpy(&kb[((j / KEY_BLOCK) * hd2 + e2) * KEY_BLOCK + j % KEY_BLOCK], &k[j * hd + 2 * e2], sizeof(int32_t));
+}
+
+/* Raw scores q . k of keys from..from+n-1 of blocked keys kb (block_keys), into raw[0..n-1]:
+   whole blocks of 16 keys per VNNI step where the CPU has it. Integer sums: the same values. */
+static void key_scores(const int16_t *q, int hd, const int32_t *kb, int64_t from, int n, int32_t *raw) {
+    if (n <= 0) return;
+    const int hd2 = hd / 2;
+    const int64_t first = from / KEY_BLOCK, last = (from + n - 1) / KEY_BLOCK;
+    int32_t lane[(MAX_KEYS / KEY_BLOCK + 2) * KEY_BLOCK];
+    for (int64_t ib = first; ib <= last; ib++) {
+        int32_t *out = lane + (ib - first) * KEY_BLOCK;
+        const int32_t *blk = kb + ib * hd2 * KEY_BLOCK;
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+        __m512i acc = _mm512_setzero_si512();
+        for (int e2 = 0; e2 < hd2; e2++) {
+            int32_t qp; memcpy(&qp, q + 2 * e2, sizeof qp);
+            acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(qp), _mm512_loadu_si512(blk + e2 * KEY_BLOCK));
+        }
+        _mm512_storeu_si512(out, acc);
+#else
+        for (int l = 0; l < KEY_BLOCK; l++) {
+            int32_t acc = 0;
+            for (int e2 = 0; e2 < hd2; e2++) {
+                const int32_t pr = blk[e2 * KEY_BLOCK + l];
+                acc += (int32_t)q[2 * e2] * (int16_t)(pr & 0xffff) + (int32_t)q[2 * e2 + 1] * (int16_t)(pr >> 16);
+            }
+            out[l] = acc;
+        }
+#endif
+    }
+    memcpy(raw, lane + from % KEY_BLOCK, sizeof(int32_t) * n);
 }
 
 /* The rest of a layer over `rows` rows: h += proj(o); h += down(relu(up(norm(h)))).
@@ -394,16 +463,18 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
  * q [T][d], k and v [nkv][T][hd], mk and mv [nkv][blocks][hd]. */
 static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
                             int32_t modality, int32_t period, int32_t *freq, int32_t *h, int32_t *sums, int16_t *q,
-                            int16_t *k, int16_t *v, int16_t *mk, int16_t *mv, int64_t n_blocks, int64_t nb1) {
+                            int16_t *k, int16_t *v, int16_t *mk, int16_t *mv, int32_t *kt, int32_t *mkt,
+                            int64_t n_blocks, int64_t nb1) {
     const int d = cfg[C_D], n_layers = cfg[C_LAYERS], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS];
     const int ff = cfg[C_FF], w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS];
     const int use_memory = cfg[C_USE_MEMORY], norm_shift = cfg[C_NORM_SHIFT];
     const int hd = d / nh, g = nh / nkv, kvd = nkv * hd, qkv_out = d + 2 * kvd;
     const int widest = qkv_out > ff ? qkv_out : (ff > 256 ? ff : 256);
     const int32_t *exp_full = params[P_EXP], *alibi = params[P_ALIBI];
+    const int64_t tb = (T + KEY_BLOCK - 1) / KEY_BLOCK, mb = (nb1 + KEY_BLOCK - 1) / KEY_BLOCK;  /* key blocks */
 
-    int32_t acc[ROWS * widest], bias[w + m], o[hd];
-    int16_t xn[ROWS * d], a[ROWS * ff], o8[ROWS * d], kbuf[(w + m) * hd], vbuf[(w + m) * hd];
+    int32_t acc[ROWS * widest], bias[w + m], o[hd], raw[w + m];
+    int16_t xn[ROWS * d], a[ROWS * ff], o8[ROWS * d], vbuf[(w + m) * hd];
     for (int64_t t = 0; t < T; t++) embed(cfg, params, t, data, offsets, modality, period, h + t * d);
 
     for (int l = 0; l < n_layers; l++) {
@@ -430,6 +501,10 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
         }
         for (int64_t b = 0; b < n_blocks; b++)
             memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sums + b * d, mk + b * hd, mv + b * hd, nb1 * hd);
+        for (int kh = 0; kh < nkv; kh++) {
+            block_keys(k + (int64_t)kh * T * hd, T, hd, kt + (int64_t)kh * tb * (hd / 2) * KEY_BLOCK);
+            block_keys(mk + (int64_t)kh * nb1 * hd, nb1, hd, mkt + (int64_t)kh * mb * (hd / 2) * KEY_BLOCK);
+        }
 
         /* attention, then the rest of the layer, ROWS positions at a time */
         for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
@@ -440,15 +515,18 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
                 const int64_t hi = use_memory && t - w + 1 >= 0 ? (t - w + 1) / c : 0, lo = hi - m > 0 ? hi - m : 0;
                 const int nm = (int)(hi - lo);
                 for (int kh = 0; kh < nkv; kh++) {
-                    memcpy(kbuf, k + ((int64_t)kh * T + p0) * hd, sizeof(int16_t) * nw * hd);
                     memcpy(vbuf, v + ((int64_t)kh * T + p0) * hd, sizeof(int16_t) * nw * hd);
-                    memcpy(kbuf + nw * hd, mk + ((int64_t)kh * nb1 + lo) * hd, sizeof(int16_t) * nm * hd);
                     memcpy(vbuf + nw * hd, mv + ((int64_t)kh * nb1 + lo) * hd, sizeof(int16_t) * nm * hd);
+                    const int32_t *kth = kt + (int64_t)kh * tb * (hd / 2) * KEY_BLOCK;
+                    const int32_t *mkth = mkt + (int64_t)kh * mb * (hd / 2) * KEY_BLOCK;
                     for (int qh = kh * g; qh < (kh + 1) * g; qh++) {
+                        const int16_t *qv = q + t * d + qh * hd;
                         for (int j = 0; j < nw; j++) bias[j] = (int32_t)(-(int64_t)alibi[qh] * (t - (p0 + j)));
                         for (int j = 0; j < nm; j++)
                             bias[nw + j] = (int32_t)(-(int64_t)alibi[qh] * (t - ((lo + j) * c + c / 2)));
-                        attend(hd, q + t * d + qh * hd, kbuf, vbuf, bias, nw + nm, L.score_m, L.score_s, cfg, exp_full, o);
+                        key_scores(qv, hd, kth, p0, nw, raw);
+                        key_scores(qv, hd, mkth, lo, nm, raw + nw);
+                        attend_raw(hd, raw, vbuf, bias, nw + nm, L.score_m, L.score_s, cfg, exp_full, o);
                         for (int e = 0; e < hd; e++)
                             o8[r * d + qh * hd + e] =
                                 (int16_t)clamp32(requant(o[e], L.out_m[qh * hd + e], L.out_s[qh * hd + e]), -127, 127);
@@ -481,11 +559,15 @@ int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_
     const int64_t n_blocks = cfg[C_USE_MEMORY] ? T / c : 0, nb1 = n_blocks > 0 ? n_blocks : 1;
     int32_t *h = malloc(sizeof(int32_t) * T * d), *sums = calloc(nb1 * d, sizeof(int32_t));
     int16_t *q = malloc(sizeof(int16_t) * T * d), *k = malloc(sizeof(int16_t) * nkv * T * hd);
-    int16_t *v = malloc(sizeof(int16_t) * nkv * T * hd), *mk = malloc(sizeof(int16_t) * nkv * nb1 * hd);
+    int16_t *v = malloc(sizeof(int16_t) * nkv * T * hd), *mk = calloc((size_t)nkv * nb1 * hd, sizeof(int16_t));
     int16_t *mv = malloc(sizeof(int16_t) * nkv * nb1 * hd);
-    const int ok = h && sums && q && k && v && mk && mv;
-    if (ok) parallel_layers(cfg, params, data, T, offsets, modality, period, freq, h, sums, q, k, v, mk, mv, n_blocks, nb1);
-    free(h); free(sums); free(q); free(k); free(v); free(mk); free(mv);
+    const int64_t tb = (T + KEY_BLOCK - 1) / KEY_BLOCK, mb = (nb1 + KEY_BLOCK - 1) / KEY_BLOCK;
+    int32_t *kt = malloc(sizeof(int32_t) * nkv * tb * (hd / 2) * KEY_BLOCK);
+    int32_t *mkt = malloc(sizeof(int32_t) * nkv * mb * (hd / 2) * KEY_BLOCK);
+    const int ok = h && sums && q && k && v && mk && mv && kt && mkt;
+    if (ok) parallel_layers(cfg, params, data, T, offsets, modality, period, freq, h, sums, q, k, v, mk, mv, kt, mkt,
+                            n_blocks, nb1);
+    free(h); free(sums); free(q); free(k); free(v); free(mk); free(mv); free(kt); free(mkt);
     return ok ? 0 : -2;
 }
 
