@@ -177,12 +177,15 @@ static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
         total += z[j];                                                                             \
     }                                                                                              \
     const int64_t inv = ((int64_t)1 << (2 * prob_bits)) / total;                                   \
-    for (int e = 0; e < HD; e++) o[e] = 0;                                                         \
+    float acc[HD];  /* sum p <= 2^prob_bits, |v| <= 127: every partial sum an exact float32 integer */ \
+    for (int e = 0; e < HD; e++) acc[e] = 0.0f;                                                    \
     for (int j = 0; j < n_keys; j++) {                                                             \
         const int32_t p = (int32_t)((z[j] * inv) >> prob_bits);                                    \
         if (p == 0) continue;                                                                      \
-        for (int e = 0; e < HD; e++) o[e] += p * v[(int64_t)j * HD + e];                           \
-    }
+        const float pf = (float)p;                                                                 \
+        for (int e = 0; e < HD; e++) acc[e] += pf * (float)v[(int64_t)j * HD + e];                 \
+    }                                                                                              \
+    for (int e = 0; e < HD; e++) o[e] = (int32_t)acc[e];
 
 #define ATTEND_ARGS const int16_t *q, const int16_t *k, const int16_t *v, const int32_t *bias, int n_keys, \
     int32_t score_m, int32_t score_s, const int32_t *exp_full, int u_max, int prob_bits, int32_t *o
