@@ -8,6 +8,9 @@ and decode, so no float computed by us ever decides a symbol.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import constriction
 import numpy as np
 
@@ -74,23 +77,28 @@ def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: La
 
 
 def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
-             layout: Layout = Layout.text()) -> tuple[str, np.ndarray]:
+             layout: Layout = Layout.text(), recompute: Callable[[], np.ndarray] | None = None
+             ) -> tuple[str, np.ndarray]:
     """The allowed way with the shortest ideal code, and its frequencies, from the network's.
 
     The ways build on each other (match, then context counts, then the pixel model or the bit
-    mixer; or match, then the sample model), so one working copy is rewritten stage by stage in place, and a
-    second one for "context1": at most two [T, 256] arrays live besides the network's (128 MB
-    each for a 128 KiB segment). A way that wins but is not the last stage computed is
-    recomputed (the stages take milliseconds to a fraction of a second; the network's pass
-    dominates). Where the pixel or sample model or the bit mixer does not apply (not an image,
-    not 16-bit audio, not text or binary), that way codes as "context"; where the sample model
-    runs, "context" is not tried (its counts gain audio 0.1 % and would cost a pass).
+    mixer; or match, then the sample model), so one working copy is rewritten stage by stage in
+    place, and a second one for "context1": at most two [T, 256] arrays live besides the
+    network's (256 MB each for a 256 KiB segment). A way that wins but is not the last stage
+    computed is recomputed (the stages take milliseconds to a fraction of a second; the
+    network's pass dominates). Where the pixel or sample model or the bit mixer does not apply
+    (not an image, not 16-bit audio, not text or binary), that way codes as "context"; where the
+    sample model runs, "context" is not tried (its counts gain audio 0.1 % and would cost a pass).
+
+    With `recompute` (which gives the network's frequencies again) the working copy is `freqs`
+    itself (copying a 256 KiB segment's cost a tenth of the stages' time); a winner that needs
+    the network's frequencies back, rare, recomputes them.
     """
     ways = tuple(dict.fromkeys("context" if w in MIXED and not MIXED[w].applies(layout) else w for w in ways))
     costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
     if ways == ("neural",):
         return "neural", freqs
-    work = match.apply(symbols, freqs)
+    work = match.apply(symbols, freqs, in_place=recompute is not None)
     last = "match"
     if "match" in ways:
         costs["match"] = code_length(symbols, work)
@@ -110,12 +118,12 @@ def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
         last = w
         costs[w] = code_length(symbols, work)
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
-    if way == "neural":
-        return way, freqs
     if way == last:
         return way, work
-    del work
-    return way, way_frequencies(way, symbols, freqs, layout)
+    if recompute is not None:
+        del work, freqs
+        freqs = recompute()
+    return way, freqs if way == "neural" else way_frequencies(way, symbols, freqs, layout)
 
 
 def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
@@ -138,7 +146,8 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
         if not s:
             out.append((ways[0], encode_symbols(symbols, None)))
             continue
-        way, freqs = best_way(symbols, model.segment_frequencies(symbols, layout), ways, layout)
+        network = functools.partial(model.segment_frequencies, symbols, layout)
+        way, freqs = best_way(symbols, network(), ways, layout, network)
         out.append((way, encode_symbols(symbols, freqs)))
     return out
 
