@@ -111,7 +111,7 @@ def test_the_encoder_in_place_equals_the_copying_one():
         f = network_like(x, 7)
         for ways in (("neural", "match", "context", "bits"), ("match", "bits"), ("neural", "bits")):
             want = best_way(x, f.copy(), ways, Layout.text())
-            got = best_way(x, f.copy(), ways, Layout.text(), recompute=lambda: f.copy())
+            got = best_way(x, f.copy(), ways, Layout.text(), recompute=f.copy)
             assert got[0] == want[0] and np.array_equal(got[1], want[1]), ways
             winners.add(got[0])
     assert "bits" in winners and winners - {"bits"}  # both paths were taken

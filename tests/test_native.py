@@ -95,6 +95,20 @@ def test_c_parallel_pass_equals_pytorch_parallel_pass(tiny, samples, key):
     assert native.parallel(tiny, np.zeros(0, dtype=np.uint8), layout).shape == (0, 256)
 
 
+@pytest.mark.parametrize("key", ["text", "ppm", "wav_stereo"])
+def test_the_pass_split_across_two_threads_is_the_same(tiny, samples, key):
+    """native.c runs a long segment's second half on a second thread, started a receptive field
+    early: every frequency equals the one-thread pass (shipped and tiny model, row features too)."""
+    from tzip.models import get_model
+
+    body, layout = payload(samples, key)
+    x = np.frombuffer((body * (40000 // len(body) + 1))[:40000], dtype=np.uint8)
+    for model in (get_model(None), tiny):
+        for n in (16384, 23457, 40000):
+            one, two = (native.parallel(model, x[:n], layout, threads=k) for k in (1, 2))
+            assert np.array_equal(one, two), (n, key)
+
+
 def test_batches_larger_than_one_pass(tiny, samples):
     """native.c walks the batch in chunks of 32 segments: 40 segments cross a chunk boundary."""
     body, layout = payload(samples, "text")

@@ -16,6 +16,7 @@
  * first, then memory ring) and the int32 sum of the current memory block.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,8 +465,9 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
 
 /* The layers of the parallel pass over buffers tzip_parallel allocated: h [T][d], sums [blocks][d],
  * q [T][d], k and v [nkv][T][hd], mk and mv [nkv][blocks][hd]. */
-static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
-                            int32_t modality, int32_t period, int32_t *freq, int32_t *h, int32_t *sums, int16_t *q,
+static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *data, int64_t t0, int64_t T,
+                            const int32_t *offsets, int32_t modality, int32_t period, int64_t skip, int32_t *freq,
+                            int32_t *h, int32_t *sums, int16_t *q,
                             int16_t *k, int16_t *v, int16_t *mk, int16_t *mv, int32_t *kt, int32_t *mkt,
                             int64_t n_blocks, int64_t nb1) {
     const int d = cfg[C_D], n_layers = cfg[C_LAYERS], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS];
@@ -478,7 +480,7 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
 
     int32_t acc[ROWS * widest], bias[w + m], o[hd], raw[w + m];
     int16_t xn[ROWS * d], a[ROWS * ff], o8[ROWS * d], vbuf[(w + m) * hd];
-    for (int64_t t = 0; t < T; t++) embed(cfg, params, t, data, offsets, modality, period, h + t * d);
+    for (int64_t t = 0; t < T; t++) embed(cfg, params, t0 + t, data, offsets, modality, period, h + t * d);
 
     for (int l = 0; l < n_layers; l++) {
         const LayerWeights L = layer_weights(params, l);
@@ -539,9 +541,9 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
             finish_layer(cfg, L.lp, rows, o8, h + r0 * d, acc, xn, a);
         }
     }
-    for (int64_t r0 = 0; r0 < T; r0 += ROWS) {
+    for (int64_t r0 = skip; r0 < T; r0 += ROWS) {
         const int rows = T - r0 < ROWS ? (int)(T - r0) : ROWS;
-        output(cfg, params, rows, h + r0 * d, xn, freq + r0 * 256);
+        output(cfg, params, rows, h + r0 * d, xn, freq + (r0 - skip) * 256);
     }
 }
 
@@ -550,15 +552,18 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
  * each query attends to exactly its visible keys (window positions, then memory slots), which
  * equals the step's masked ring because a masked key's weight is exactly 0.
  * Returns 0, -1 for a configuration outside the limits, -2 when memory runs out. */
-int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
-                  int32_t modality, int32_t period, int32_t *freq) {
-    const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], ff = cfg[C_FF];
-    const int w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS];
-    if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv ||
-        (d & (d - 1)))
-        return -1;
-    if (T <= 0) return 0;
-    const int hd = d / nh;
+/* Positions t0..t0+T-1 of a segment (data: the whole segment's bytes) computed as if the segment
+ * began at t0, their frequencies from position t0 + skip on written to freq. */
+typedef struct {
+    const int32_t *cfg; void **params; const uint8_t *data; int64_t t0, T, skip;
+    const int32_t *offsets; int32_t modality, period; int32_t *freq; int status;
+} parallel_chunk;
+
+static void *run_chunk(void *arg) {
+    parallel_chunk *ch = arg;
+    const int32_t *cfg = ch->cfg;
+    const int64_t T = ch->T;
+    const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], c = cfg[C_BLOCK], hd = d / nh;
     const int64_t n_blocks = cfg[C_USE_MEMORY] ? T / c : 0, nb1 = n_blocks > 0 ? n_blocks : 1;
     int32_t *h = malloc(sizeof(int32_t) * T * d), *sums = calloc(nb1 * d, sizeof(int32_t));
     int16_t *q = malloc(sizeof(int16_t) * T * d), *k = malloc(sizeof(int16_t) * nkv * T * hd);
@@ -568,10 +573,51 @@ int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_
     int32_t *kt = malloc(sizeof(int32_t) * nkv * tb * (hd / 2) * KEY_BLOCK);
     int32_t *mkt = malloc(sizeof(int32_t) * nkv * mb * (hd / 2) * KEY_BLOCK);
     const int ok = h && sums && q && k && v && mk && mv && kt && mkt;
-    if (ok) parallel_layers(cfg, params, data, T, offsets, modality, period, freq, h, sums, q, k, v, mk, mv, kt, mkt,
-                            n_blocks, nb1);
+    if (ok) parallel_layers(cfg, ch->params, ch->data, ch->t0, T, ch->offsets, ch->modality, ch->period, ch->skip,
+                            ch->freq, h, sums, q, k, v, mk, mv, kt, mkt, n_blocks, nb1);
     free(h); free(sums); free(q); free(k); free(v); free(mk); free(mv); free(kt); free(mkt);
-    return ok ? 0 : -2;
+    ch->status = ok ? 0 : -2;
+    return NULL;
+}
+
+#define SPLIT_MIN 16384  /* segments shorter than this are not split between threads */
+
+/* Teacher-forced pass over one segment of T bytes (compression): freq [T][256] for every
+ * position, the same integers as the decode step gives. Layer by layer over all positions;
+ * each query attends to exactly its visible keys (window positions, then memory slots), which
+ * equals the step's masked ring because a masked key's weight is exactly 0.
+ * With threads = 2 the second half runs on a second thread, started `reach` positions early
+ * (a whole number of memory blocks): a position sees at most w - 1 + c + m*c positions back per
+ * layer (window, the block in progress, the memory slots), so from there on every value equals
+ * the one-thread pass (tests pin it), and the positions before are computed and dropped.
+ * Returns 0, -1 for a configuration outside the limits, -2 when memory runs out. */
+int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
+                  int32_t modality, int32_t period, int32_t *freq, int32_t threads) {
+    const int d = cfg[C_D], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS], ff = cfg[C_FF];
+    const int w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS];
+    if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv ||
+        (d & (d - 1)))
+        return -1;
+    if (T <= 0) return 0;
+    const int64_t per_layer = w - 1 + c + (cfg[C_USE_MEMORY] ? (int64_t)m * c : 0);
+    const int64_t reach = (cfg[C_LAYERS] * per_layer / c + 2) * c;
+    const int64_t half = T / 2 / c * c;
+    parallel_chunk whole = {cfg, params, data, 0, T, 0, offsets, modality, period, freq, 0};
+    if (threads < 2 || T < SPLIT_MIN || half <= reach) {
+        run_chunk(&whole);
+        return whole.status;
+    }
+    parallel_chunk first = whole, second = whole;
+    first.T = half;
+    second.t0 = half - reach; second.T = T - second.t0; second.skip = reach; second.freq = freq + half * 256;
+    pthread_t other;
+    if (pthread_create(&other, NULL, run_chunk, &second) != 0) {
+        run_chunk(&whole);
+        return whole.status;
+    }
+    run_chunk(&first);
+    pthread_join(other, NULL);
+    return first.status ? first.status : second.status;
 }
 
 /* ---- The match model (tzip/match.py is the reference; the same integers) ----------------------- */

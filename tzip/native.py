@@ -57,7 +57,7 @@ def _compile(out: Path) -> None:
     for tuning in ([f"-march={march}"] if march else [], []):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
-        cmd = [cc, "-O3", *tuning, "-std=c99", "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"]
+        cmd = [cc, "-O3", *tuning, "-std=c99", "-shared", "-fPIC", "-pthread", "-o", tmp, str(SOURCE), "-lm"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode == 0:
@@ -97,7 +97,8 @@ def library() -> ctypes.CDLL | None:
                                   ctypes.c_void_p]
         lib.tzip_parallel.restype = ctypes.c_int
         lib.tzip_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                      ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
+                                      ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p,
+                                      ctypes.c_int32]
         lib.tzip_match_scan.restype = ctypes.c_int
         lib.tzip_match_scan.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
         lib.tzip_match_predict.restype = None
@@ -242,15 +243,23 @@ def _require(model: IntModel) -> ctypes.CDLL:
     return lib
 
 
-def parallel(model: IntModel, symbols: np.ndarray, layout: Layout) -> np.ndarray:
-    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with)."""
+PASS_THREADS = min(2, os.cpu_count() or 1)  # threads of one segment's pass; the output never depends on it
+
+
+def parallel(model: IntModel, symbols: np.ndarray, layout: Layout, threads: int | None = None) -> np.ndarray:
+    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with).
+
+    threads: 2 runs the segment's second half on a second thread (PASS_THREADS by default: a
+    file of one segment would otherwise leave the second core idle; with a worker per core
+    busy, the threads only share the cores)."""
     lib = _require(model)
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
     out = np.empty((len(data), 256), dtype=np.int32)
     offsets = np.array(layout.offsets, dtype=np.int32)
     w = weights(model)
     status = lib.tzip_parallel(w.cfg.ctypes.data, ctypes.addressof(w.pointers), data.ctypes.data, len(data),
-                               offsets.ctypes.data, layout.modality, layout.period, out.ctypes.data)
+                               offsets.ctypes.data, layout.modality, layout.period, out.ctypes.data,
+                               PASS_THREADS if threads is None else threads)
     if status == -2:
         raise MemoryError("the C pass could not allocate its buffers")
     if status != 0:
