@@ -4,14 +4,17 @@
  *
  * Every value is an integer and every operation is exact: products of int8 values summed in
  * int32 (at most fan_in * 127^2, far below 2^31), requantisation in int64 (the export bounds it
- * to int32 anyway), so vectorisation and summation order cannot change a result. The only float
- * operation is the RMSNorm square root, done as engine.rmsnorm does it (IEEE sqrt of an integer
+ * to int32 anyway), so vectorisation, summation order and threads cannot change a result. The
+ * only float operation that rounds is the RMSNorm square root, done as engine.rmsnorm does it (IEEE sqrt of an integer
  * below 2^52, then floor). tests/test_native.py pins both entry points bit for bit against the
  * PyTorch engine, for this file built with and without CPU tuning.
  *
- * Layout: weights are the int8 values widened to int16 (the dot products that vectorise best),
- * [out][in] row-major, plus a copy packed [out/32][in/2][32][2] for the AVX-512 VNNI tiles, with
- * per-output-channel (mult, shift). Activations are int16 holding int8 values. The decode state
+ * Layout: weights are the int8 values widened to int16, [out][in] row-major (the portable dot
+ * products), plus a copy for the AVX-512 VNNI tiles: int32 biases 128 * (sum of each output's
+ * weights), then the int8 weights packed [out/32][in/4][32][4] (unsigned x + 128 times signed
+ * weights, four inputs per lane, the bias taken off), with per-output-channel (mult, shift).
+ * The attention's p . values sums run in float32: every partial sum is an integer below 2^24
+ * (engine.check_bounds), so exact. Activations are int16 holding int8 values. The decode state
  * holds, per layer and segment, ring buffers of keys and values [nkv][keys][hd] (window ring
  * first, then memory ring) and the int32 sum of the current memory block.
  */
