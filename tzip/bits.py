@@ -31,7 +31,7 @@ import decimal
 import numpy as np
 
 from .context import BINARY, TEXT, Layout
-from .match import StateBatch, scan_segment, segment_arrays
+from .match import StateBatch, apply_stage
 from .pixels import normalise
 
 SLOT_BITS = 22  # 2^22 words (16 MB) in buckets of 16: a check, then 15 nodes' p (16 bits) << 16 | count
@@ -237,11 +237,8 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool =
     `freqs` (int32, C order). native=False runs this reference (tests compare the two)."""
     if not applies(layout):
         raise ValueError("the bit mixer is for text and binary layouts")
-    data, out = segment_arrays(symbols, freqs, in_place)
-    lib = _library() if native else None
-    scan = (lambda d, o: lib.tzip_bits_scan(*tables_arg(), d.ctypes.data, len(d), o.ctypes.data)) \
-        if lib is not None else None
-    return scan_segment(data, out, scan, None if scan else SegmentBits(), "the bit mixer")
+    return apply_stage(symbols, freqs, in_place, _library() if native else None, "tzip_bits_scan", tables_arg(),
+                       lambda n: SegmentBits(), "the bit mixer")
 
 
 class BitsBatch(StateBatch):

@@ -183,6 +183,17 @@ def scan_segment(data: np.ndarray, out: np.ndarray, native_scan: Callable | None
     return out
 
 
+def apply_stage(symbols: np.ndarray, freqs: np.ndarray, in_place: bool, lib, scan: str, args: tuple,
+                new_state: Callable[[int], object], what: str) -> np.ndarray:
+    """A last stage over a whole segment (compression): native.c's `scan`(*args, data, n, out) where
+    lib is given, else the Python state new_state(n); the pixel, sample and bit-mixer models' apply."""
+    data, out = segment_arrays(symbols, freqs, in_place)
+    if lib is None:
+        return scan_segment(data, out, None, new_state(len(data)), what)
+    native_scan = getattr(lib, scan)
+    return scan_segment(data, out, lambda d, o: native_scan(*args, d.ctypes.data, len(d), o.ctypes.data), None, what)
+
+
 class StateBatch:
     """A batch of segments decoded in lock-step, each with its own model state: a handle from
     native.c (PREFIX_new/_free/_predict/_update) or, without the C library, a Python object with

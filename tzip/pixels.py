@@ -42,7 +42,7 @@ import numpy as np
 
 from .context import IMAGE, Layout
 from .engine import FREQ_BITS
-from .match import StateBatch, scan_segment, segment_arrays
+from .match import StateBatch, apply_stage
 
 ONE = 1 << FREQ_BITS
 SUB = 16  # sub-predictors; the last six only on a pixel's second and later channels
@@ -388,11 +388,9 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool =
     `freqs` (int32, C order). native=False runs this reference (tests compare the two)."""
     if not applies(layout):
         raise ValueError("the pixel model needs an image layout")
-    data, out = segment_arrays(symbols, freqs, in_place)
-    lib = _library() if native else None
-    scan = (lambda d, o: lib.tzip_pixels_scan(layout.offsets[1], layout.period, *tables_arg(), d.ctypes.data,
-                                              len(d), o.ctypes.data)) if lib is not None else None
-    return scan_segment(data, out, scan, None if scan else SegmentPixels(layout, len(data)), "the pixel model")
+    return apply_stage(symbols, freqs, in_place, _library() if native else None, "tzip_pixels_scan",
+                       (layout.offsets[1], layout.period, *tables_arg()), lambda n: SegmentPixels(layout, n),
+                       "the pixel model")
 
 
 _TABLES = [np.ascontiguousarray(a, dtype=np.int32) for a in (CDF, COST, EXP2)]

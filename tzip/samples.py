@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import Layout
-from .match import StateBatch, scan_segment, segment_arrays
+from .match import StateBatch, apply_stage
 from .modality import pcm16_channels
 from .pixels import CDF_ONE, cdf_at, floor_div, learn, mix, normalise, tables_arg
 
@@ -148,11 +148,9 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool =
     rewrites `freqs` (int32, C order). native=False runs this reference (tests compare the two)."""
     if not applies(layout):
         raise ValueError("the sample model needs a 16-bit PCM layout")
-    data, out = segment_arrays(symbols, freqs, in_place)
-    lib = _library() if native else None
-    scan = (lambda d, o: lib.tzip_samples_scan(pcm16_channels(layout), *tables_arg(), d.ctypes.data, len(d),
-                                               o.ctypes.data)) if lib is not None else None
-    return scan_segment(data, out, scan, None if scan else SegmentSamples(layout, len(data)), "the sample model")
+    return apply_stage(symbols, freqs, in_place, _library() if native else None, "tzip_samples_scan",
+                       (pcm16_channels(layout), *tables_arg()), lambda n: SegmentSamples(layout, n),
+                       "the sample model")
 
 
 class SamplesBatch(StateBatch):
