@@ -183,7 +183,7 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             if not module.applies(layout):
                 raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
             stages.append(MIXED_BATCH[name]([w == name for w in ways], out, layout))
-    chain = match.NativeStages.of(stages, out)
+    chain = match.NativeStages.of(stages, out)  # every stage in one C call per step where all are native
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends
@@ -193,13 +193,8 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             active = lengths_arr > t
             live = [(i, decoders[i]) for i in np.flatnonzero(active)]
             symbols[~active] = 0
-            if chain:
-                chain.set_active(active)
-        freqs = step()
-        if chain:
-            freqs = chain.adjust(freqs, t)
-        for stage in () if chain else stages:
-            freqs = stage.adjust(freqs, active, t)
+            chain.set_active(active)
+        freqs = chain.adjust(step(), t)
         probs = freqs.astype(np.float32)
         for i, decoder in live:
             try:
@@ -207,9 +202,6 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             except AssertionError as e:  # constriction's report of data no encoder could produce
                 raise CoderError(str(e)) from None
         out[:, t] = symbols
-        if chain:
-            chain.update(t)
-        for stage in () if chain else stages:
-            stage.update(t)
+        chain.update(t)
         dec.push(symbols)
     return [out[i, : lengths[i]].tobytes() for i in range(n)]

@@ -33,7 +33,7 @@ import numpy as np
 
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import FREQ_BITS
-from .match import StateBatch, scan_segment, segment_arrays
+from .match import StateBatch, apply_stage
 
 LIMIT = 255
 ONE = 1 << FREQ_BITS
@@ -363,12 +363,10 @@ def apply(symbols: np.ndarray, freqs: np.ndarray, config: Config = CONTEXT, nati
           in_place: bool = False) -> np.ndarray:
     """The blended frequencies [T, 256] of a whole segment (compression); in_place rewrites `freqs`
     (int32, C order). native=False runs this reference (tests compare the two)."""
-    data, out = segment_arrays(symbols, freqs, in_place)
-    lib = _library() if native else None
     orders, beta = config.arrays()
-    scan = (lambda d, o: lib.tzip_counts_scan(len(orders), orders.ctypes.data, beta.ctypes.data, d.ctypes.data,
-                                              len(d), o.ctypes.data)) if lib is not None else None
-    return scan_segment(data, out, scan, None if scan else SegmentCounts(config), "the context-count model")
+    return apply_stage(symbols, freqs, in_place, _library() if native else None, "tzip_counts_scan",
+                       (len(orders), orders.ctypes.data, beta.ctypes.data), lambda n: SegmentCounts(config),
+                       "the context-count model")
 
 
 class CountsBatch(StateBatch):

@@ -103,7 +103,7 @@ def _library():
 
 def segment_arrays(symbols: np.ndarray, freqs: np.ndarray, in_place: bool) -> tuple[np.ndarray, np.ndarray]:
     """A whole segment's bytes and the frequency rows a stage rewrites: `freqs` itself (int32, C
-    order) when in_place, else a copy (a 64 KiB segment's rows are 64 MB). Shared with counts.apply."""
+    order) when in_place, else a copy (a 64 KiB segment's rows are 64 MB). Shared with apply_stage."""
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
     out = freqs if in_place else np.array(freqs, dtype=np.int32, order="C")
     if len(data) != len(out) or out.dtype != np.int32 or not out.flags.c_contiguous:
@@ -166,9 +166,6 @@ class MatchBatch:
         for i in np.flatnonzero(self.mask):
             update(self.states[i], self.history[i], t)
 
-    def native_states(self) -> int:
-        return self.pointers[0]
-
 
 def scan_segment(data: np.ndarray, out: np.ndarray, native_scan: Callable | None, state, what: str) -> np.ndarray:
     """A stage over a whole segment: native_scan(data, out) (C; non-zero = out of memory), or,
@@ -185,8 +182,9 @@ def scan_segment(data: np.ndarray, out: np.ndarray, native_scan: Callable | None
 
 def apply_stage(symbols: np.ndarray, freqs: np.ndarray, in_place: bool, lib, scan: str, args: tuple,
                 new_state: Callable[[int], object], what: str) -> np.ndarray:
-    """A last stage over a whole segment (compression): native.c's `scan`(*args, data, n, out) where
-    lib is given, else the Python state new_state(n); the pixel, sample and bit-mixer models' apply."""
+    """A stage after the match model over a whole segment (compression): native.c's
+    `scan`(*args, data, n, out) where lib is given, else the Python state new_state(n); the
+    apply of the counts, pixel, sample and bit-mixer models."""
     data, out = segment_arrays(symbols, freqs, in_place)
     if lib is None:
         return scan_segment(data, out, None, new_state(len(data)), what)
@@ -247,8 +245,25 @@ class StateBatch:
         for i in np.flatnonzero(self.mask):
             self.states[i].update(self.history[i], t)
 
-    def native_states(self) -> int:
-        return self.pointers[0]
+
+class StagesInTurn:
+    """A decode batch's stages called one after another (where one of them runs in Python); the
+    API of NativeStages."""
+
+    def __init__(self, stages: list):
+        self.stages, self.active = stages, None
+
+    def set_active(self, active: np.ndarray) -> None:
+        self.active = active
+
+    def adjust(self, freqs: np.ndarray, t: int) -> np.ndarray:
+        for stage in self.stages:
+            freqs = stage.adjust(freqs, self.active, t)
+        return freqs
+
+    def update(self, t: int) -> None:
+        for stage in self.stages:
+            stage.update(t)
 
 
 class NativeStages:
@@ -262,7 +277,7 @@ class NativeStages:
         self.stages, self.lib = stages, stages[0].lib
         n, b = len(stages), history.shape[0]
         self.kinds = np.array([s.KIND for s in stages], dtype=np.int32)
-        self.states = (ctypes.c_void_p * n)(*[s.native_states() for s in stages])
+        self.states = (ctypes.c_void_p * n)(*[s.pointers[0] for s in stages])  # each stage's states or handles
         self.masks = (ctypes.c_void_p * n)(*[s.mask_pointer for s in stages])
         self.rows = np.zeros((b, 256), dtype=np.int32)
         self.rows_pointer = self.rows.ctypes.data
@@ -270,10 +285,10 @@ class NativeStages:
                      history.ctypes.data, history.shape[1])
 
     @classmethod
-    def of(cls, stages: list, history: np.ndarray) -> NativeStages | None:
-        """The stages as one native chain, or None where there are none or one runs in Python."""
+    def of(cls, stages: list, history: np.ndarray) -> NativeStages | StagesInTurn:
+        """The stages as one native chain, or called in turn where there are none or one runs in Python."""
         if not stages or any(s.lib is None for s in stages):
-            return None
+            return StagesInTurn(stages)
         return cls(stages, history)
 
     def set_active(self, active: np.ndarray) -> None:
