@@ -13,10 +13,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+import numpy as np
 import zstandard
 
 from . import container as C
-from .coder import WAYS, CoderError
+from .chain import CHAINABLE, CHAINED_BY_DEFAULT, Chain, chain_way
+from .coder import WAYS, CoderError, decode_segments, encode_symbols
 from .context import AUDIO, BINARY, IMAGE, TEXT
 from .engine import IntModel
 from .errors import TzipError
@@ -66,7 +68,7 @@ class TzipCompressor:
     def __init__(self, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
                  model: str | os.PathLike | IntModel | None = None,
                  methods: tuple[str, ...] = METHODS, transcode: str | None = None,
-                 workers: int = 1, device: str = "cpu"):
+                 workers: int = 1, device: str = "cpu", chain: bool | None = None):
         """methods: the per-segment coders to choose from (smallest output wins; "match" is the
         network with the match model, tzip/match.py, "context" that and the context counts,
         tzip/counts.py, "pixels" that mixed with a classical image predictor, tzip/pixels.py,
@@ -74,7 +76,9 @@ class TzipCompressor:
         only, "bits" the context counts' frequencies refined by a bitwise context mixer,
         tzip/bits.py, text and binary only; "context1" the first, superseded, context counts).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
-        Triton kernels) or auto. The output never depends on either."""
+        Triton kernels) or auto. The output never depends on either. chain: whether the adaptive
+        stages carry on from segment to segment (tzip/chain.py; None: where that is the
+        modality's default, text); chained segments decode one after another, on one core."""
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         unknown = set(methods) - set(C.METHOD_NAMES.values())
@@ -94,6 +98,7 @@ class TzipCompressor:
         self.crc, self.total, self.done = 0, 0, False
         self.zstd = zstandard.ZstdCompressor(level=19)
         self.stats: list[tuple[int, int, int]] = []  # (method, raw, coded) per segment
+        self.chain_request, self.chain_way, self.chain = chain, None, None
 
     def compress(self, data: bytes) -> bytes:
         if self.done:
@@ -124,8 +129,10 @@ class TzipCompressor:
         request = self.segment_request or default_segment(sp)
         self.segment_size = max(unit, request // unit * unit) if fits else request
         self.predictor = self.model.cfg.audio_predictor if sp.swapped and pcm16_channels(sp.layout) else 0
+        if sp.layout.modality in CHAINED_BY_DEFAULT if self.chain_request is None else self.chain_request:
+            self.chain_way = chain_way(self.methods, sp.layout)
         header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode,
-                          self.predictor)
+                          self.predictor, self.chain_way is not None)
         head, self.head = bytes(self.head), bytearray()
         return header.pack() + self._route(head)
 
@@ -169,18 +176,35 @@ class TzipCompressor:
         self.batch = []
         use = self.methods
         ways = tuple(w for w in WAYS if w in use)
-        network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
+        if self.chain_way is not None:
+            network = [None] * len(raws)  # coded one by one below, in order, on the chain
+        else:
+            network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
         out = []
         for raw, nc in zip(raws, network):
             options = [(C.STORED, raw)] if "stored" in use else []
             if "zstd" in use:
                 options.append((C.ZSTD, self.zstd.compress(raw)))
-            if nc is not None:
+            if self.chain_way is not None:
+                options.append((METHOD_OF[self.chain_way], self._code_on_chain(raw)))
+            elif nc is not None:
                 options.append((METHOD_OF[nc[0]], nc[1]))
             method, coded = min(options, key=lambda o: (len(o[1]), -o[0]))
+            if self.chain is not None and method != METHOD_OF[self.chain.way]:
+                self.chain = None  # another method won: the decoder will end the chain here too
             self.stats.append((method, len(raw), len(coded)))
             out.append(C.segment_frame(method, raw, coded))
         return b"".join(out)
+
+    def _code_on_chain(self, raw: bytes) -> bytes:
+        """A segment coded with the chain's way, its stages carrying on from the segment before."""
+        if self.chain is None or not self.chain.continues(self.chain_way):
+            self.chain = None  # the old chain's state is freed before the new one is made
+            self.chain = Chain(self.chain_way, self.split.layout, self.segment_size)
+        symbols = np.frombuffer(raw, dtype=np.uint8)
+        freqs = (np.ascontiguousarray(self.model.segment_frequencies(symbols, self.split.layout), dtype=np.int32)
+                 if raw else np.zeros((0, 256), dtype=np.int32))
+        return encode_symbols(symbols, self.chain.scan(symbols, freqs))
 
 
 class TzipDecompressor:
@@ -195,6 +219,7 @@ class TzipDecompressor:
         self.crc, self.total = 0, 0
         self.ended, self.unused_data, self.needs_input = False, b"", True
         self.frames: list[tuple[str, int, int]] = []  # (kind, raw, coded) for `tzip info`
+        self.chain: Chain | None = None  # a chained stream's current chain (tzip/chain.py)
 
     @property
     def eof(self) -> bool:
@@ -243,7 +268,7 @@ class TzipDecompressor:
             if frame.kind == C.FRAME_SEGMENT:
                 self.queue.append(frame)
                 self.frames.append((C.METHOD_NAMES[frame.method], frame.raw_len, len(frame.body)))
-                if sum(f.raw_len for f in self.queue if f.method in C.CODED) >= BATCH_BYTES:
+                if self.header.chained or sum(f.raw_len for f in self.queue if f.method in C.CODED) >= BATCH_BYTES:
                     self._drain()
                 continue
             self._drain()
@@ -257,6 +282,18 @@ class TzipDecompressor:
                 self.unused_data = bytes(self.buf[pos:])
         del self.buf[:pos]
 
+    def _decode_chained(self, frame: C.Frame) -> bytes:
+        """One range-coded segment of a chained stream: it carries on the current chain if its way
+        continues it (chain.Chain.continues), else starts a new chain, or ends it (the network alone)."""
+        way, layout = C.METHOD_NAMES[frame.method], self.header.layout
+        if way not in CHAINABLE:
+            self.chain = None
+            return decode_segments(self._model(), [frame.body], [frame.raw_len], layout, [way])[0]
+        if self.chain is None or not self.chain.continues(way):
+            self.chain = None
+            self.chain = Chain(way, layout, self.header.segment_size)
+        return decode_segments(self._model(), [frame.body], [frame.raw_len], layout, [way], chain=self.chain)[0]
+
     def _emit(self, data: bytes) -> None:
         self.crc = zlib.crc32(data, self.crc)
         self.total += len(data)
@@ -269,12 +306,17 @@ class TzipDecompressor:
         decoded = {}
         if network:
             try:
-                raws = SegmentCoder(self._model(), self.workers).decode(
-                    [f.body for f in network], [f.raw_len for f in network], self.header.layout,
-                    [C.METHOD_NAMES[f.method] for f in network])
+                if self.header.chained:  # one segment at a time, in order
+                    raws = [self._decode_chained(f) for f in network]
+                else:
+                    raws = SegmentCoder(self._model(), self.workers).decode(
+                        [f.body for f in network], [f.raw_len for f in network], self.header.layout,
+                        [C.METHOD_NAMES[f.method] for f in network])
             except (CoderError, ValueError, RuntimeError) as e:
                 raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
             decoded = {id(f): r for f, r in zip(network, raws)}
+        if self.header.chained and not network:
+            self.chain = None  # a stored or zstd segment ends the chain
         for f in self.queue:
             if f.method == C.STORED:
                 raw = f.body
@@ -295,15 +337,16 @@ class TzipDecompressor:
 def compress(data: bytes, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
              model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
              methods: tuple[str, ...] = METHODS, workers: int = 1,
-             device: str = "cpu") -> bytes:
-    """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core)."""
+             device: str = "cpu", chain: bool | None = None) -> bytes:
+    """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core; chain: see
+    TzipCompressor)."""
     tag = None
     if transcode:
         got = to_intermediate(bytes(data))
         if got is not None:
             data, tag = got
     c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag, workers=workers,
-                       device=device)
+                       device=device, chain=chain)
     return c.compress(data) + c.flush()
 
 

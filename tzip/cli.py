@@ -309,16 +309,19 @@ def compress_cmd(
     keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
     mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
     segment_size: int | None = typer.Option(None, "--segment-size",
-                                     help="bytes per independent segment (default: " + ", ".join(
+                                     help="bytes per segment (default: " + ", ".join(
                                          f"{MODALITY_NAMES[m]} {n // 1024} KiB" for m, n in SEGMENT_BY_MODALITY.items())
                                      + f"; images at least {IMAGE_ROWS} rows, to {IMAGE_SEGMENT_CEILING // 1024} KiB)"),
     transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
+    independent: bool = typer.Option(False, "--independent",
+                                     help="code every segment on its own, so that decompressing uses every core "
+                                          "(text otherwise chains its segments' adaptive stages: about 3 % smaller)"),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
     """Compress FILEs (or decompress with -d)."""
     opts = {"model": model, "workers": threads, "device": start_engine(device)}
     if not decompress:
-        opts.update(mode=mode.value if mode else None, segment_size=segment_size)
+        opts.update(mode=mode.value if mode else None, segment_size=segment_size, chain=False if independent else None)
         try:
             TzipCompressor(**opts)  # fail early on a bad model or option, before touching files
         except (TzipError, ValueError) as e:
@@ -384,7 +387,8 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                           ", not identical bytes")
                 print(f"  layout        offsets {list(header.layout.offsets)}, period {header.layout.period}")
                 print(f"  model id      {header.model_id}")
-                print(f"  segment size  {header.segment_size}")
+                print(f"  segment size  {header.segment_size}"
+                      f"{', chained (the adaptive stages carry on across segments)' if header.chained else ''}")
                 print(f"  original      {total} bytes")
                 print(f"  compressed    {len(data)} bytes, ratio {len(data) / max(1, total):.4f}"
                       f" ({8 * len(data) / max(1, total):.3f} bits/byte)")

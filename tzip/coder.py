@@ -152,11 +152,31 @@ def encode_segments(model: IntModel, segments: list[bytes], layout: Layout,
     return out
 
 
+def batch_stages(ways: list[str], history: np.ndarray, layout: Layout) -> list:
+    """The decode batch's stages over `history` [B, length] for segments coded `ways[i]` (each
+    stage flags the segments whose way includes it); shared with chain.Chain (a batch of one)."""
+    stages = []
+    if any(w != "neural" for w in ways):
+        stages.append(match.MatchBatch([w != "neural" for w in ways], history))
+    for name in COUNTED:
+        use = [w == "context1" if name == "context1" else uses_counts(w) for w in ways]
+        if any(use):
+            stages.append(counts.CountsBatch(use, history, counts.config(name, layout.modality)))
+    for name, module in MIXED.items():
+        if name in ways:
+            if not module.applies(layout):
+                raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
+            stages.append(MIXED_BATCH[name]([w == name for w in ways], history, layout))
+    return stages
+
+
 def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout,
-                    ways: list[str] | None = None) -> list[bytes]:
+                    ways: list[str] | None = None, chain=None) -> list[bytes]:
     """Decode a batch of segments in lock-step: one batched engine step per byte position.
 
-    `ways[i]` is how segment i was coded (default: "neural" for all).
+    `ways[i]` is how segment i was coded (default: "neural" for all). With `chain` (a
+    chain.Chain), the one segment continues that chain: its stages carry on from the chain's
+    state and its bytes are appended to the chain's history.
     """
     if not coded:
         return []
@@ -168,22 +188,16 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
     decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(c, dtype="<u4").astype(np.uint32))
                 for c in coded]
     n, t_len = len(coded), max(lengths)
-    out = np.zeros((n, t_len), dtype=np.uint8)
     dec = model.decoder([layout] * n, t_len)
     step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
-    stages = []
-    if any(w != "neural" for w in ways):
-        stages.append(match.MatchBatch([w != "neural" for w in ways], out))
-    for name in COUNTED:
-        use = [w == "context1" if name == "context1" else uses_counts(w) for w in ways]
-        if any(use):
-            stages.append(counts.CountsBatch(use, out, counts.config(name, layout.modality)))
-    for name, module in MIXED.items():
-        if name in ways:
-            if not module.applies(layout):
-                raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
-            stages.append(MIXED_BATCH[name]([w == name for w in ways], out, layout))
-    chain = match.NativeStages.of(stages, out)  # every stage in one C call per step where all are native
+    if chain is None:
+        out, offset = np.zeros((n, t_len), dtype=np.uint8), 0
+        # every stage in one C call per step where all are native
+        stages = match.NativeStages.of(batch_stages(ways, out, layout), out)
+    else:
+        if n != 1 or ways != [chain.way]:
+            raise ValueError("a chain continues with one segment of its own way")
+        out, offset, stages = chain.history, chain.length, chain.stages
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends
@@ -193,15 +207,17 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             active = lengths_arr > t
             live = [(i, decoders[i]) for i in np.flatnonzero(active)]
             symbols[~active] = 0
-            chain.set_active(active)
-        freqs = chain.adjust(step(), t)
+            stages.set_active(active)
+        freqs = stages.adjust(step(), offset + t)
         probs = freqs.astype(np.float32)
         for i, decoder in live:
             try:
                 symbols[i] = decoder.decode(_FAMILY, probs[i : i + 1])[0]
             except AssertionError as e:  # constriction's report of data no encoder could produce
                 raise CoderError(str(e)) from None
-        out[:, t] = symbols
-        chain.update(t)
+        out[:, offset + t] = symbols
+        stages.update(offset + t)
         dec.push(symbols)
-    return [out[i, : lengths[i]].tobytes() for i in range(n)]
+    if chain is not None:
+        chain.length += lengths[0]
+    return [out[i, offset : offset + lengths[i]].tobytes() for i in range(n)]

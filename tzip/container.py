@@ -34,7 +34,8 @@ SUPERSEDED = (CONTEXT1,)  # decoded, but the encoder uses them only when asked t
 FLAG_SWAPPED = 1
 TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC
 PREDICTOR_SHIFT = 3  # bits 3-4: order of the audio predictor whose residual was modelled (0 none)
-UNKNOWN_FLAGS = 0xE0  # bits 5-7: must be 0
+FLAG_CHAINED = 1 << 5  # consecutive segments of one stage-bearing method carry their stages on (tzip/chain.py)
+UNKNOWN_FLAGS = 0xC0  # bits 6-7: must be 0
 TRANSCODES = {0: None, 1: "png", 2: "flac"}
 MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
@@ -56,10 +57,12 @@ class Header:
     swapped: bool = False
     transcode: str | None = None
     predictor: int = 0
+    chained: bool = False
 
     def pack(self) -> bytes:
         code = {v: k for k, v in TRANSCODES.items()}[self.transcode]
-        flags = (FLAG_SWAPPED if self.swapped else 0) | (code << TRANSCODE_SHIFT) | (self.predictor << PREDICTOR_SHIFT)
+        flags = ((FLAG_SWAPPED if self.swapped else 0) | (code << TRANSCODE_SHIFT) | (self.predictor << PREDICTOR_SHIFT)
+                 | (FLAG_CHAINED if self.chained else 0))
         body = HEADER.pack(MAGIC, VERSION, flags, bytes.fromhex(self.model_id), self.layout.modality,
                            *self.layout.offsets, self.layout.period, self.segment_size)
         return body + struct.pack("<I", zlib.crc32(body))
@@ -83,7 +86,7 @@ class Header:
                 or (predictor and not pcm16_channels(Layout(modality, (o0, o1, o2, o3), period)))):
             raise TzipError("corrupted tzip stream (invalid header fields)")
         return Header(mid.hex(), Layout(modality, (o0, o1, o2, o3), period), seg,
-                      bool(flags & FLAG_SWAPPED), transcode, predictor)
+                      bool(flags & FLAG_SWAPPED), transcode, predictor, bool(flags & FLAG_CHAINED))
 
 
 def segment_frame(method: int, raw: bytes, coded: bytes) -> bytes:

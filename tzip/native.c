@@ -1720,3 +1720,16 @@ int64_t tzip_stages_update(int64_t n, const int32_t *kinds, void *const *states,
     }
     return 0;
 }
+
+/* A chain's stages over positions t0..t0+n-1 of its history (compression of a segment that
+   continues a chain, tzip/chain.py): freqs [n][256] rewritten in place, the states carried on.
+   The stages are those of a decode batch of one; returns what tzip_stages_update returns. */
+int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                         const uint8_t *hist, int64_t t0, int64_t n, int32_t *freqs) {
+    for (int64_t t = t0; t < t0 + n; t++) {
+        tzip_stages_predict(n_stages, kinds, states, masks, 1, hist, 0, t, freqs + (t - t0) * 256);
+        const int64_t failed = tzip_stages_update(n_stages, kinds, states, masks, 1, hist, 0, t);
+        if (failed) return failed;
+    }
+    return 0;
+}

@@ -158,6 +158,9 @@ def library() -> ctypes.CDLL | None:
         lib.tzip_stages_update.restype = ctypes.c_int64
         lib.tzip_stages_update.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p,
                                                                                        ctypes.c_int64, ctypes.c_int64]
+        lib.tzip_stages_scan.restype = ctypes.c_int64
+        lib.tzip_stages_scan.argtypes = [ctypes.c_int64, *[ctypes.c_void_p] * 4, ctypes.c_int64, ctypes.c_int64,
+                                         ctypes.c_void_p]
         _lib = lib
         return lib
 

@@ -1,0 +1,154 @@
+"""Chained streams (tzip/chain.py): the adaptive stages carry on from segment to segment. A fresh
+chain is an independent segment, C and Python carry the same state, the rule that ends a chain is
+the same on both sides, and chained streams round-trip and fail cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tzip
+from tzip import bits, chain, coder, counts, match, native
+from tzip import container as C
+from tzip.context import Layout
+from tzip.errors import TzipError
+
+from .conftest import DATA
+from .test_match import network_like
+
+ALICE = (DATA / "alice_head.txt").read_bytes()
+TEXT = Layout.text()
+needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+
+
+def methods_of(packed: bytes) -> list[int]:
+    """The method of each segment frame of a one-stream container."""
+    header = C.Header.unpack(packed[: C.HEADER_SIZE])
+    pos, out = C.HEADER_SIZE, []
+    while True:
+        frame, pos = C.read_frame(packed, pos, header.segment_size)
+        if frame.kind == C.FRAME_END:
+            return out
+        if frame.kind == C.FRAME_SEGMENT:
+            out.append(frame.method)
+
+
+@pytest.mark.parametrize("way", ["match", "context", "bits"])
+def test_a_fresh_chain_codes_a_segment_as_it_would_alone(way):
+    symbols = np.frombuffer(ALICE[:3000], dtype=np.uint8)
+    freqs = network_like(symbols, 3)
+    alone = coder.way_frequencies(way, symbols, freqs, TEXT)
+    assert np.array_equal(chain.Chain(way, TEXT, 4096).scan(symbols, freqs.copy()), alone)
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatch):
+    """Three segments through one chain: compression's scan (C) gives what the Python stages give
+    and what decoding's steps on a chain of its own compute, position by position."""
+    if engine == "python":
+        for m in (match, counts, bits):
+            monkeypatch.setattr(m, "_library", lambda: None)
+    elif not native.available():
+        pytest.skip("no C compiler")
+    segs = [np.frombuffer(ALICE[i : i + 700], dtype=np.uint8) for i in (0, 700, 1400)]
+    freqs = [network_like(s, i) for i, s in enumerate(segs)]
+    scanned = chain.Chain("bits", TEXT, 700)
+    got = [scanned.scan(s, f.copy()) for s, f in zip(segs, freqs)]
+    assert scanned.length == 2100 and bytes(scanned.history[0, :2100]) == ALICE[:2100]
+    stepped = chain.Chain("bits", TEXT, 700)
+    for s, f, g in zip(segs, freqs, got):
+        for t in range(len(s)):
+            row = stepped.stages.adjust(f[t : t + 1], stepped.length + t)
+            assert np.array_equal(row[0], g[t])
+            stepped.history[0, stepped.length + t] = s[t]
+            stepped.stages.update(stepped.length + t)
+        stepped.length += len(s)
+    if engine == "c":  # the C stages' frequencies equal the Python reference's on the same chain
+        for m in (match, counts, bits):
+            monkeypatch.setattr(m, "_library", lambda: None)
+        reference = chain.Chain("bits", TEXT, 700)
+        assert all(np.array_equal(reference.scan(s, f.copy()), g) for s, f, g in zip(segs, freqs, got))
+    # the second segment gains from the first: a chain is not a fresh start
+    alone = coder.way_frequencies("bits", segs[1], freqs[1], TEXT)
+    assert coder.code_length(segs[1], got[1]) < coder.code_length(segs[1], alone)
+
+
+def test_chained_streams_round_trip_and_are_smaller(tiny):
+    data = ALICE * 2
+    packed = tzip.compress(data, model=tiny, segment_size=1024)
+    alone = tzip.compress(data, model=tiny, segment_size=1024, chain=False)
+    assert C.Header.unpack(packed[: C.HEADER_SIZE]).chained
+    assert not C.Header.unpack(alone[: C.HEADER_SIZE]).chained
+    assert set(methods_of(packed)) == {C.BITS}
+    assert tzip.decompress(packed, model=tiny) == data == tzip.decompress(alone, model=tiny)
+    assert len(packed) < 0.9 * len(alone)  # the repeat of ALICE is far back in the chain, not in the segment
+
+
+def test_what_chains_by_default(tiny, samples):
+    chained = {key: C.Header.unpack(tzip.compress(samples[key], model=tiny)[: C.HEADER_SIZE]).chained
+               for key in ("text", "ppm", "wav_mono", "random")}
+    assert chained == {"text": True, "ppm": False, "wav_mono": False, "random": False}
+    forced = tzip.compress(samples["ppm"], model=tiny, chain=True)  # the pixel model cannot chain
+    assert not C.Header.unpack(forced[: C.HEADER_SIZE]).chained
+    for methods, way in [(("context", "match"), C.CONTEXT), (("match", "neural"), C.MATCH)]:
+        packed = tzip.compress(ALICE[:3000], model=tiny, segment_size=1024, methods=methods)
+        assert set(methods_of(packed)) == {way} and tzip.decompress(packed, model=tiny) == ALICE[:3000]
+    packed = tzip.compress(ALICE[:3000], model=tiny, methods=("neural", "stored"))
+    assert not C.Header.unpack(packed[: C.HEADER_SIZE]).chained
+
+
+def test_a_stored_segment_ends_the_chain(tiny):
+    """Noise between text is stored, and the next text segment starts a new chain on both sides."""
+    noise = np.random.default_rng(1).integers(0, 256, 1024, dtype=np.uint8).tobytes()
+    data = ALICE[:2048] + noise + ALICE[:2048]
+    packed = tzip.compress(data, model=tiny, segment_size=1024, mode="text")
+    assert methods_of(packed) == [C.BITS, C.BITS, C.STORED, C.BITS, C.BITS]
+    assert tzip.decompress(packed, model=tiny) == data
+    # the second half codes exactly as a stream of its own: its chain started afresh
+    again = tzip.compress(ALICE[:2048], model=tiny, segment_size=1024, mode="text")
+    assert packed.endswith(again[C.HEADER_SIZE : -1 - C.END.size] + packed[-1 - C.END.size :])
+
+
+def test_the_chain_limit_is_part_of_the_format(tiny, monkeypatch):
+    """Chains end once they hold CHAIN_LIMIT bytes: a stream made with another limit decodes only
+    with it (the rule is the format's, not the encoder's choice)."""
+    data = ALICE[:4096]
+    unlimited = tzip.compress(data, model=tiny, segment_size=1024)
+    monkeypatch.setattr(chain, "CHAIN_LIMIT", 2048)
+    limited = tzip.compress(data, model=tiny, segment_size=1024)
+    assert limited != unlimited
+    assert tzip.decompress(limited, model=tiny) == data
+    monkeypatch.undo()
+    with pytest.raises(TzipError, match="corrupted"):
+        tzip.decompress(limited, model=tiny)
+    assert tzip.decompress(unlimited, model=tiny) == data
+
+
+def test_damaged_chained_streams_fail_cleanly(tiny):
+    packed = tzip.compress(ALICE[:3000], model=tiny, segment_size=1024)
+    at = [i for i in range(len(packed)) if packed[i : i + 2] == C.FRAME_SEGMENT + bytes([C.BITS])][1]
+    for pos in (at + 20, at + 40, len(packed) - 30):
+        bad = bytearray(packed)
+        bad[pos] ^= 0x10
+        with pytest.raises(TzipError):
+            tzip.decompress(bytes(bad), model=tiny)
+    for n in (C.HEADER_SIZE + 5, at, at + 30, len(packed) - 1):
+        with pytest.raises(TzipError):
+            tzip.decompress(packed[:n], model=tiny)
+    unchained = bytearray(packed)
+    unchained[5] &= ~C.FLAG_CHAINED  # the header's CRC no longer matches
+    with pytest.raises(TzipError, match="header checksum"):
+        tzip.decompress(bytes(unchained), model=tiny)
+
+
+@needs_c
+def test_golden_chained_stream_of_the_default_model():
+    """A chained stream the shipped model made (4000 bytes in four 1 KiB segments of the bit
+    mixer) still decodes and re-encodes byte for byte: the chain's rule is part of the format.
+    Regenerate with tzip.compress(data, segment_size=1024) only for a new default model."""
+    data = ALICE[:4000]
+    golden = (DATA / "alice_head.chained.golden.tz").read_bytes()
+    assert golden[6:14] == bytes.fromhex(tzip.models.get_model().model_id), "golden stream is from another model"
+    assert C.Header.unpack(golden[: C.HEADER_SIZE]).chained and methods_of(golden) == [C.BITS] * 4
+    assert tzip.decompress(golden) == data
+    assert tzip.compress(data, segment_size=1024) == golden
