@@ -11,6 +11,7 @@ import io
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
@@ -48,6 +49,7 @@ IMAGE_SEGMENT_CEILING = 256 * 1024  # ...where that stays under this many bytes
 DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
+CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
 MODES = ("text", "image", "audio", "binary")
 # stored, zstd, neural, match, context, pixels, samples, bits: all but the superseded context1 by default
 METHODS = tuple(name for code, name in C.METHOD_NAMES.items() if code not in C.SUPERSEDED)
@@ -160,7 +162,7 @@ class TzipCompressor:
         while len(self.pending) >= self.segment_size:
             self.batch.append(bytes(self.pending[: self.segment_size]))
             del self.pending[: self.segment_size]
-            if sum(map(len, self.batch)) >= ENCODE_BATCH_BYTES:
+            if sum(map(len, self.batch)) >= (ENCODE_BATCH_BYTES if self.chain_way is None else CHAINED_BATCH_BYTES):
                 out.append(self._code_batch())
         return b"".join(out)
 
@@ -174,37 +176,50 @@ class TzipCompressor:
         sp, channels = self.split, pcm16_channels(self.split.layout)
         raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
         self.batch = []
-        use = self.methods
-        ways = tuple(w for w in WAYS if w in use)
         if self.chain_way is not None:
-            network = [None] * len(raws)  # coded one by one below, in order, on the chain
-        else:
-            network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
-        out = []
-        for raw, nc in zip(raws, network):
-            options = [(C.STORED, raw)] if "stored" in use else []
-            if "zstd" in use:
-                options.append((C.ZSTD, self.zstd.compress(raw)))
-            if self.chain_way is not None:
-                options.append((METHOD_OF[self.chain_way], self._code_on_chain(raw)))
-            elif nc is not None:
-                options.append((METHOD_OF[nc[0]], nc[1]))
-            method, coded = min(options, key=lambda o: (len(o[1]), -o[0]))
-            if self.chain is not None and method != METHOD_OF[self.chain.way]:
-                self.chain = None  # another method won: the decoder will end the chain here too
-            self.stats.append((method, len(raw), len(coded)))
-            out.append(C.segment_frame(method, raw, coded))
-        return b"".join(out)
+            return self._code_chained(raws)
+        ways = tuple(w for w in WAYS if w in self.methods)
+        network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
+        return b"".join(self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
+                        for raw, nc in zip(raws, network))
 
-    def _code_on_chain(self, raw: bytes) -> bytes:
-        """A segment coded with the chain's way, its stages carrying on from the segment before."""
-        if self.chain is None or not self.chain.continues(self.chain_way):
-            self.chain = None  # the old chain's state is freed before the new one is made
-            self.chain = Chain(self.chain_way, self.split.layout, self.segment_size)
-        symbols = np.frombuffer(raw, dtype=np.uint8)
-        freqs = (np.ascontiguousarray(self.model.segment_frequencies(symbols, self.split.layout), dtype=np.int32)
-                 if raw else np.zeros((0, 256), dtype=np.int32))
-        return encode_symbols(symbols, self.chain.scan(symbols, freqs))
+    def _frame(self, raw: bytes, coded: list[tuple[int, bytes]]) -> bytes:
+        """The segment's frame by the smallest of `coded` (method, bytes) and stored and zstd where allowed."""
+        options = [(C.STORED, raw)] if "stored" in self.methods else []
+        if "zstd" in self.methods:
+            options.append((C.ZSTD, self.zstd.compress(raw)))
+        method, body = min(options + coded, key=lambda o: (len(o[1]), -o[0]))
+        self.stats.append((method, len(raw), len(body)))
+        return C.segment_frame(method, raw, body)
+
+    def _code_chained(self, raws: list[bytes]) -> bytes:
+        """Segments coded in order on the chain, each with the chain's way, its stages carrying on
+        from the segment before. The network's pass over the next segment runs on a thread
+        meanwhile (both are C calls that release the GIL), so the two share the cores."""
+        layout, out = self.split.layout, []
+
+        def network(raw: bytes) -> np.ndarray:
+            if not raw:
+                return np.zeros((0, 256), dtype=np.int32)
+            freqs = self.model.segment_frequencies(np.frombuffer(raw, dtype=np.uint8), layout)
+            return np.ascontiguousarray(freqs, dtype=np.int32)
+
+        with ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(network, raws[0]) if raws else None
+            for i, raw in enumerate(raws):
+                freqs = pending.result()
+                pending = ahead.submit(network, raws[i + 1]) if i + 1 < len(raws) else None
+                if self.chain is None or not self.chain.continues(self.chain_way):
+                    self.chain = None  # the old chain's state is freed before the new one is made
+                    self.chain = Chain(self.chain_way, layout, self.segment_size)
+                symbols = np.frombuffer(raw, dtype=np.uint8)
+                coded = encode_symbols(symbols, self.chain.scan(symbols, freqs))
+                del freqs  # 1 KB a byte: at most this segment's and the next one's are alive
+                way = METHOD_OF[self.chain_way]
+                out.append(self._frame(raw, [(way, coded)]))
+                if self.stats[-1][0] != way:
+                    self.chain = None  # another method won: the decoder ends the chain here too
+        return b"".join(out)
 
 
 class TzipDecompressor:
