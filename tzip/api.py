@@ -39,10 +39,11 @@ from .workers import SegmentCoder
 # stereo music codes 1.4-5 % smaller at 64 KiB than at 16 KiB and another 0.3-0.9 % at 128 KiB.
 # Smaller segments give more segments to decode side by side (one grey 256 KiB image decodes at
 # 18 kB/s in one segment, 42 in four) and keep compression's per-segment frequency arrays (1 KB a
-# byte) small, hence the ceilings. Text takes 256 KiB since the bit mixer (the whole text set
-# 0.2651 against 0.2739 at 128 KiB before it; one segment per file would gain 8 % but decode on
-# one core): compressing 4.2 MB of text peaks at 1.6 GB, and the pass over a lone segment runs
-# on two threads.
+# byte) small, hence the ceilings. Text took 256 KiB with the bit mixer (the whole text set
+# 0.2651 against 0.2739 at 128 KiB before it); text streams now chain their segments
+# (tzip/chain.py: the adaptive stages carry on, only the network restarts, 0.2380), so a text
+# segment's size mostly sets compression's memory (4.2 MB of text peaks at 1.1 GB) and the
+# pass over a segment runs on two threads.
 SEGMENT_BY_MODALITY = {TEXT: 256 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BINARY: 64 * 1024}
 IMAGE_ROWS = 256  # an image's default segment holds at least this many rows...
 IMAGE_SEGMENT_CEILING = 256 * 1024  # ...where that stays under this many bytes

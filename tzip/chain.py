@@ -1,7 +1,7 @@
 """Adaptive stages carried from segment to segment (a chained stream; docs/FORMAT.md).
 
 The match model, the context counts and the bit mixer learn each segment from nothing. On text
-that costs: the bench's two long novels code 4.8 % and 3.3 % smaller as one segment than as
+that costs: the bench's two long novels code 4.8 % and 3.6 % smaller as one segment than as
 256 KiB ones, almost all of it from these stages remembering the first segment, not from the
 network (which sees 64 bytes and a compressed memory). In a chained stream (header flag
 FLAG_CHAINED) consecutive segments coded with the same stage-bearing way form a chain: each
