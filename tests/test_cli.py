@@ -141,8 +141,14 @@ def test_remaining_flags(env, tmp_path, samples):
     r = tz(env, "-q", "-k", "--threads", "2", "--segment-size", "1024", "--device", "cpu", a)
     assert r.stderr == b"" and a.exists()
     assert (tmp_path / "a.txt.tz").stat().st_mode & 0o777 == 0o640  # permissions follow the input
-    assert "segment size  1024" in tz(env, "info", tmp_path / "a.txt.tz").stdout.decode()
+    info = tz(env, "info", tmp_path / "a.txt.tz").stdout.decode()
+    assert "segment size  1024, chained" in info  # text chains its segments by default
     assert tz(env, "-dc", "--threads", "2", tmp_path / "a.txt.tz").stdout == samples["text"]
+    chained = (tmp_path / "a.txt.tz").read_bytes()
+    tz(env, "-f", "--independent", "--segment-size", "1024", a)
+    assert "segment size  1024\n" in tz(env, "info", tmp_path / "a.txt.tz").stdout.decode()
+    assert len((tmp_path / "a.txt.tz").read_bytes()) > len(chained)
+    assert tz(env, "-dc", tmp_path / "a.txt.tz").stdout == samples["text"]
     if not torch.cuda.is_available():
         r = tz(env, "--device", "cuda", "-f", a, check=False)
         assert r.returncode == 1 and b"no CUDA device" in r.stderr
