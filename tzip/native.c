@@ -152,28 +152,14 @@ static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
     for (int k = 0; k < d; k++) x[k] = (int16_t)clamp32(((int64_t)h[k] * inv + half) >> norm_shift, -127, 127);
 }
 
-/* One query head: scores against every ring key, the integer softmax, and p . values.
- * HD is a compile-time constant in the common head sizes (the loops then vectorise fully). */
-#define ATTEND_BODY(HD)                                                                            \
-    int32_t z[n_keys], top = INT32_MIN;                                                            \
-    for (int j = 0; j < n_keys; j++) {                                                             \
-        int32_t s = 0;                                                                             \
-        for (int e = 0; e < HD; e++) s += (int32_t)q[e] * k[(int64_t)j * HD + e];                  \
-        z[j] = requant(s, score_m, score_s) + bias[j];                                             \
-        if (z[j] > top) top = z[j];                                                                \
-    }                                                                                              \
-    SOFTMAX_VALUES(HD)
-
-/* The same from raw scores computed elsewhere (the parallel pass's transposed keys). */
+/* One query head from raw scores q . k (key_scores over blocked keys): the integer softmax with
+ * the keys' bias, and p . values. HD is a compile-time constant in the common head sizes. */
 #define ATTEND_RAW_BODY(HD)                                                                        \
     int32_t z[n_keys], top = INT32_MIN;                                                            \
     for (int j = 0; j < n_keys; j++) {                                                             \
         z[j] = requant(raw[j], score_m, score_s) + bias[j];                                        \
         if (z[j] > top) top = z[j];                                                                \
     }                                                                                              \
-    SOFTMAX_VALUES(HD)
-
-#define SOFTMAX_VALUES(HD)                                                                         \
     int64_t total = 0;                                                                             \
     for (int j = 0; j < n_keys; j++) {                                                             \
         int64_t u = (int64_t)top - z[j];                                                           \
@@ -191,11 +177,6 @@ static void rmsnorm(const int32_t *h, int d, int norm_shift, int16_t *x) {
     }                                                                                              \
     for (int e = 0; e < HD; e++) o[e] = (int32_t)acc[e];
 
-#define ATTEND_ARGS const int16_t *q, const int16_t *k, const int16_t *v, const int32_t *bias, int n_keys, \
-    int32_t score_m, int32_t score_s, const int32_t *exp_full, int u_max, int prob_bits, int32_t *o
-static void attend_32(ATTEND_ARGS) { ATTEND_BODY(32) }
-static void attend_64(ATTEND_ARGS) { ATTEND_BODY(64) }
-static void attend_n(ATTEND_ARGS, int hd) { ATTEND_BODY(hd) }
 #define ATTEND_RAW_ARGS const int32_t *raw, const int16_t *v, const int32_t *bias, int n_keys, \
     int32_t score_m, int32_t score_s, const int32_t *exp_full, int u_max, int prob_bits, int32_t *o
 static void attend_raw_32(ATTEND_RAW_ARGS) { ATTEND_RAW_BODY(32) }
@@ -222,7 +203,7 @@ static LayerWeights layer_weights(void **params, int l) {
 /* A finished memory block: pooled = floor((sum + c/2) / c), then its key and value rows
  * (the qkv projection's key/value part) into k[kh * kv_stride + e] and v likewise. */
 static void memory_slot(const int32_t *cfg, const int16_t *qkv_w, const int32_t *qkv_m, const int32_t *qkv_s,
-                        const int32_t *sum, int16_t *k, int16_t *v, int64_t kv_stride) {
+                        const int32_t *sum, int16_t *k, int16_t *v, int64_t k_stride, int64_t v_stride) {
     const int d = cfg[C_D], c = cfg[C_BLOCK], hd = d / cfg[C_HEADS], nkv = cfg[C_KV_HEADS], kvd = nkv * hd;
     int16_t pooled[d];
     int32_t mkv[2 * kvd];
@@ -233,8 +214,8 @@ static void memory_slot(const int32_t *cfg, const int16_t *qkv_w, const int32_t 
     linear(pooled, 1, d, qkv_w, NULL, d, 2 * kvd, qkv_m, qkv_s, mkv);
     for (int kh = 0; kh < nkv; kh++)
         for (int e = 0; e < hd; e++) {
-            k[kh * kv_stride + e] = (int16_t)clamp32(mkv[kh * hd + e], -127, 127);
-            v[kh * kv_stride + e] = (int16_t)clamp32(mkv[kvd + kh * hd + e], -127, 127);
+            k[kh * k_stride + e] = (int16_t)clamp32(mkv[kh * hd + e], -127, 127);
+            v[kh * v_stride + e] = (int16_t)clamp32(mkv[kvd + kh * hd + e], -127, 127);
         }
 }
 
@@ -255,17 +236,7 @@ static void embed(const int32_t *cfg, void **params, int64_t t, const uint8_t *b
     for (int k = 0; k < d; k++) h[k] = clamp32(h[k], -res_limit, res_limit);
 }
 
-/* One query head against n_keys keys with their bias; o[hd] = the int32 attention accumulator. */
-static void attend(int hd, const int16_t *q, const int16_t *k, const int16_t *v, const int32_t *bias, int n_keys,
-                   int32_t score_m, int32_t score_s, const int32_t *cfg, const int32_t *exp_full, int32_t *o) {
-    const int u_max = cfg[C_U_MAX], prob_bits = cfg[C_PROB_BITS];
-    switch (hd) {
-    case 32: attend_32(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
-    case 64: attend_64(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o); break;
-    default: attend_n(q, k, v, bias, n_keys, score_m, score_s, exp_full, u_max, prob_bits, o, hd);
-    }
-}
-
+/* One query head's o[hd], the int32 attention accumulator, from its raw scores against n_keys keys. */
 static void attend_raw(int hd, const int32_t *raw, const int16_t *v, const int32_t *bias, int n_keys,
                        int32_t score_m, int32_t score_s, const int32_t *cfg, const int32_t *exp_full, int32_t *o) {
     const int u_max = cfg[C_U_MAX], prob_bits = cfg[C_PROB_BITS];
@@ -318,6 +289,13 @@ static void key_scores(const int16_t *q, int hd, const int32_t *kb, int64_t from
     memcpy(raw, lane + from % KEY_BLOCK, sizeof(int32_t) * n);
 }
 
+/* Key j of a decoder's ring kept as block_keys lays them out (its blocks zero-padded), so the
+   step scores 16 keys per VNNI step too: one key written where the ring's slot j is. */
+static void put_key(int32_t *kb, int64_t j, int hd, const int16_t *key) {
+    for (int e2 = 0; e2 < hd / 2; e2++)
+        memcpy(&kb[((j / KEY_BLOCK) * (hd / 2) + e2) * KEY_BLOCK + j % KEY_BLOCK], &key[2 * e2], sizeof(int32_t));
+}
+
 /* The rest of a layer over `rows` rows: h += proj(o); h += down(relu(up(norm(h)))).
  * Scratch: acc [rows * max(d, ff)] int32, xn [rows * d] and a [rows * ff] int16. */
 static void finish_layer(const int32_t *cfg, void **lp, int rows, const int16_t *o8, int32_t *h, int32_t *acc,
@@ -365,17 +343,17 @@ static void output(const int32_t *cfg, void **params, int rows, const int32_t *h
 
 static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
                        const uint8_t *history, int64_t stride, const int32_t *offsets, const int32_t *modality,
-                       const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int64_t ring_stride,
-                       int64_t sum_stride, int32_t *freq) {
+                       const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int64_t key_stride,
+                       int64_t ring_stride, int64_t sum_stride, int32_t *freq) {
     const int d = cfg[C_D], n_layers = cfg[C_LAYERS], nh = cfg[C_HEADS], nkv = cfg[C_KV_HEADS];
     const int ff = cfg[C_FF], w = cfg[C_WINDOW], c = cfg[C_BLOCK], m = cfg[C_SLOTS], ring = cfg[C_RING];
     const int use_memory = cfg[C_USE_MEMORY], nf = cfg[C_N_FEATURES], norm_shift = cfg[C_NORM_SHIFT];
     const int64_t masked = cfg[C_MASKED];
     const int hd = d / nh, g = nh / nkv, kvd = nkv * hd, qkv_out = d + 2 * kvd;
-    const int n_keys = w + (use_memory ? ring : 0);
+    const int n_keys = w + (use_memory ? ring : 0), kpad = (n_keys + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK;
     const int32_t *exp_full = params[P_EXP], *alibi = params[P_ALIBI];
 
-    int32_t h[batch][d], acc[batch * (qkv_out > ff ? qkv_out : ff)];
+    int32_t h[batch][d], acc[batch * (qkv_out > ff ? qkv_out : ff)], raw[n_keys];
     int16_t xn[batch][d], o8[batch][d], a[batch][ff], qkv[batch][qkv_out];
     int32_t bias[nh][n_keys];
 
@@ -402,7 +380,7 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
     const int wpos = (int)(t % w), mpos = w + floor_mod((t + 1) / c - 1, ring);
     for (int l = 0; l < n_layers; l++) {
         const LayerWeights L = layer_weights(params, l);
-        int16_t *lk = keys + l * ring_stride, *lv = vals + l * ring_stride;
+        int16_t *lk = keys + l * key_stride, *lv = vals + l * ring_stride;
         int32_t *lsum = block_sum + l * sum_stride;
 
         for (int b = 0; b < batch; b++) rmsnorm(h[b], d, norm_shift, xn[b]);
@@ -410,28 +388,33 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
         for (int b = 0; b < batch; b++)
             for (int k = 0; k < qkv_out; k++) qkv[b][k] = (int16_t)clamp32(acc[b * qkv_out + k], -127, 127);
 
+        /* keys: [nkv][kpad * hd / 2] int32 blocks (put_key); values: [nkv][n_keys][hd] */
         for (int b = 0; b < batch; b++) {
-            int16_t *bk = lk + (int64_t)b * nkv * n_keys * hd, *bv = lv + (int64_t)b * nkv * n_keys * hd;
+            int32_t *bk = (int32_t *)(lk + (int64_t)b * nkv * kpad * hd);
+            int16_t *bv = lv + (int64_t)b * nkv * n_keys * hd;
             for (int kh = 0; kh < nkv; kh++) {
-                memcpy(bk + ((int64_t)kh * n_keys + wpos) * hd, &qkv[b][d + kh * hd], hd * sizeof(int16_t));
+                put_key(bk + (int64_t)kh * kpad * hd / 2, wpos, hd, &qkv[b][d + kh * hd]);
                 memcpy(bv + ((int64_t)kh * n_keys + wpos) * hd, &qkv[b][d + kvd + kh * hd], hd * sizeof(int16_t));
             }
             if (!use_memory) continue;
             int32_t *sum = lsum + (int64_t)b * d;
             for (int k = 0; k < d; k++) sum[k] += xn[b][k];
             if (!block_done) continue;
-            memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sum, bk + (int64_t)mpos * hd, bv + (int64_t)mpos * hd,
-                        (int64_t)n_keys * hd);
+            int16_t mk[kvd];
+            memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sum, mk, bv + (int64_t)mpos * hd, hd, (int64_t)n_keys * hd);
+            for (int kh = 0; kh < nkv; kh++) put_key(bk + (int64_t)kh * kpad * hd / 2, mpos, hd, mk + kh * hd);
             memset(sum, 0, sizeof(int32_t) * d);
         }
 
         /* attention per segment and head: integer softmax over window + memory ring */
         for (int b = 0; b < batch; b++) {
-            const int16_t *bk = lk + (int64_t)b * nkv * n_keys * hd, *bv = lv + (int64_t)b * nkv * n_keys * hd;
+            const int32_t *bk = (const int32_t *)(lk + (int64_t)b * nkv * kpad * hd);
+            const int16_t *bv = lv + (int64_t)b * nkv * n_keys * hd;
             for (int q = 0; q < nh; q++) {
-                const int64_t kv0 = (int64_t)(q / g) * n_keys * hd;
                 int32_t o[hd];
-                attend(hd, &qkv[b][q * hd], bk + kv0, bv + kv0, bias[q], n_keys, L.score_m, L.score_s, cfg, exp_full, o);
+                key_scores(&qkv[b][q * hd], hd, bk + (int64_t)(q / g) * kpad * hd / 2, 0, n_keys, raw);
+                attend_raw(hd, raw, bv + (int64_t)(q / g) * n_keys * hd, bias[q], n_keys, L.score_m, L.score_s, cfg,
+                           exp_full, o);
                 for (int e = 0; e < hd; e++)
                     o8[b][q * hd + e] = (int16_t)clamp32(requant(o[e], L.out_m[q * hd + e], L.out_s[q * hd + e]), -127, 127);
             }
@@ -443,7 +426,8 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
 
 /* One position t for `batch` segments.
  * history [batch][stride] uint8, offsets [batch][n_features], modality/period [batch];
- * keys/vals [layers][batch][nkv][n_keys][hd] int8; block_sum [layers][batch][d] int32;
+ * keys [layers][batch][nkv][kpad * hd] int16 in blocks of 16 keys (put_key; kpad = n_keys rounded up
+ * to KEY_BLOCK, zeros at first), vals [layers][batch][nkv][n_keys][hd] int16; block_sum [layers][batch][d];
  * freq out [batch][256] int32. Returns 0, or -1 for a configuration outside the limits. */
 int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
               const uint8_t *history, int64_t stride, const int32_t *offsets, const int32_t *modality,
@@ -453,13 +437,14 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
     if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || n_keys > MAX_KEYS || batch < 1 || d % nh ||
         nh % nkv || (d & (d - 1)))
         return -1;
+    const int64_t kpad = (n_keys + KEY_BLOCK - 1) / KEY_BLOCK * KEY_BLOCK, seg_keys = nkv * kpad * (d / nh);
     const int64_t seg_ring = (int64_t)nkv * n_keys * (d / nh), ring_stride = batch * seg_ring;
     const int64_t sum_stride = (int64_t)batch * d;
     for (int b0 = 0; b0 < batch; b0 += CHUNK) {
         const int nb = batch - b0 < CHUNK ? batch - b0 : CHUNK;
         step_chunk(cfg, params, t, nb, history + b0 * stride, stride, offsets + b0 * nf, modality + b0,
-                   period + b0, keys + b0 * seg_ring, vals + b0 * seg_ring, block_sum + (int64_t)b0 * d,
-                   ring_stride, sum_stride, freq + (int64_t)b0 * 256);
+                   period + b0, keys + b0 * seg_keys, vals + b0 * seg_ring, block_sum + (int64_t)b0 * d,
+                   batch * seg_keys, ring_stride, sum_stride, freq + (int64_t)b0 * 256);
     }
     return 0;
 }
@@ -508,7 +493,7 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
             }
         }
         for (int64_t b = 0; b < n_blocks; b++)
-            memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sums + b * d, mk + b * hd, mv + b * hd, nb1 * hd);
+            memory_slot(cfg, L.qkv_w, L.qkv_m, L.qkv_s, sums + b * d, mk + b * hd, mv + b * hd, nb1 * hd, nb1 * hd);
         for (int kh = 0; kh < nkv; kh++) {
             block_keys(k + (int64_t)kh * T * hd, T, hd, kt + (int64_t)kh * tb * (hd / 2) * KEY_BLOCK);
             block_keys(mk + (int64_t)kh * nb1 * hd, nb1, hd, mkt + (int64_t)kh * mb * (hd / 2) * KEY_BLOCK);

@@ -246,6 +246,7 @@ def _require(model: IntModel) -> ctypes.CDLL:
     return lib
 
 
+KEY_BLOCK = 16  # native.c's KEY_BLOCK: a decoder's key ring is padded to whole blocks
 PASS_THREADS = min(2, os.cpu_count() or 1)  # threads of one segment's pass; the output never depends on it
 
 
@@ -283,8 +284,9 @@ class NativeDecoder:
         self.offsets = np.array([lay.offsets for lay in layouts], dtype=np.int32)
         self.modality = np.array([lay.modality for lay in layouts], dtype=np.int32)
         self.period = np.array([lay.period for lay in layouts], dtype=np.int32)
-        self.keys = np.zeros((cfg.n_layers, b, cfg.n_kv_heads, self.w.n_keys, hd), dtype=np.int16)
-        self.vals = np.zeros_like(self.keys)
+        key_slots = -(-self.w.n_keys // KEY_BLOCK) * KEY_BLOCK  # keys in native.c's blocks of 16 (put_key)
+        self.keys = np.zeros((cfg.n_layers, b, cfg.n_kv_heads, key_slots, hd), dtype=np.int16)
+        self.vals = np.zeros((cfg.n_layers, b, cfg.n_kv_heads, self.w.n_keys, hd), dtype=np.int16)
         self.block_sum = np.zeros((cfg.n_layers, b, cfg.d_model), dtype=np.int32)
         self.freq = np.zeros((b, 256), dtype=np.int32)
         self._args = [self.w.cfg.ctypes.data, ctypes.addressof(self.w.pointers)]
