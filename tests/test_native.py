@@ -132,6 +132,38 @@ def test_default_model_c_step(samples):
             assert torch.equal(a, p) and torch.equal(c, p)
 
 
+def test_the_fused_decode_turns_equal_the_step_by_step_loop(samples):
+    """native.DecodeTurns (step, stages and float32 in one call; bytes and updates in another) gives
+    the decode loop what the step, NativeStages and numpy give one call at a time: the shipped
+    model, three segments of unequal length coded with the bit mixer, the counts and the network."""
+    from tzip import coder, match
+    from tzip.models import get_model
+
+    model = get_model(None)
+    body, layout = payload(samples, "text")
+    segs = [np.frombuffer(body[i * 500 : (i + 1) * 500 - 150 * i], dtype=np.uint8) for i in range(3)]
+    lengths, ways, n = np.array([len(s) for s in segs]), ["bits", "context", "neural"], max(map(len, segs))
+
+    def batch():
+        history = np.zeros((3, n), dtype=np.uint8)
+        stages = match.NativeStages.of(coder.batch_stages(ways, history, layout), history)
+        return history, stages, native.NativeDecoder(model, [layout] * 3, n)
+
+    (h1, s1, d1), (h2, s2, d2) = batch(), batch()
+    turns = native.DecodeTurns(d1, s1.args, h1)
+    symbols = np.zeros(3, dtype=np.int64)
+    for t in range(n):
+        s1.set_active(lengths > t)
+        s2.set_active(lengths > t)
+        assert np.array_equal(turns.predict(t), s2.adjust(d2.step_numpy(), t).astype(np.float32))
+        symbols[:] = [s[t] if t < len(s) else 0 for s in segs]
+        assert turns.learn(t, symbols) == 0
+        h2[:, t] = symbols
+        s2.update(t)
+        d2.push(symbols)
+    assert np.array_equal(h1, h2) and d1.t == d2.t == n
+
+
 def test_model_decoder_prefers_the_c_step(tiny):
     from tzip.context import Layout
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import constriction
 import numpy as np
 
-from . import bits, counts, match, pixels, samples
+from . import bits, counts, match, native, pixels, samples
 from .container import CODED, METHOD_NAMES
 from .context import Layout
 from .engine import FREQ_BITS, IntModel
@@ -170,6 +170,28 @@ def batch_stages(ways: list[str], history: np.ndarray, layout: Layout) -> list:
     return stages
 
 
+def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray) -> tuple[Callable, Callable]:
+    """The decode loop's two halves at a position ts of the stages' history: predict(ts), the
+    float32 frequencies to decode with; learn(ts), after `symbols` holds the decoded bytes. In two C
+    calls where the step and every stage run in C (native.DecodeTurns), else step by step."""
+    if isinstance(dec, native.NativeDecoder) and (isinstance(stages, match.NativeStages) or not stages.stages):
+        turns = native.DecodeTurns(dec, stages.args if isinstance(stages, match.NativeStages) else None, history)
+
+        def learn_native(ts: int) -> None:
+            failed = turns.learn(ts, symbols)
+            if failed:
+                stages.check(failed)
+
+        return turns.predict, learn_native
+
+    def learn(ts: int) -> None:
+        history[:, ts] = symbols
+        stages.update(ts)
+        dec.push(symbols)
+
+    return lambda ts: stages.adjust(step(), ts).astype(np.float32), learn
+
+
 def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout,
                     ways: list[str] | None = None, chain=None) -> list[bytes]:
     """Decode a batch of segments in lock-step: one batched engine step per byte position.
@@ -200,6 +222,7 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
         out, offset, stages = chain.history, chain.length, chain.stages
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
+    predict, learn = _turns(dec, step, stages, out, symbols)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends
     for t in range(t_len):
         if t == 0 or t == ends[0]:
@@ -208,16 +231,13 @@ def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], lay
             live = [(i, decoders[i]) for i in np.flatnonzero(active)]
             symbols[~active] = 0
             stages.set_active(active)
-        freqs = stages.adjust(step(), offset + t)
-        probs = freqs.astype(np.float32)
+        probs = predict(offset + t)
         for i, decoder in live:
             try:
                 symbols[i] = decoder.decode(_FAMILY, probs[i : i + 1])[0]
             except AssertionError as e:  # constriction's report of data no encoder could produce
                 raise CoderError(str(e)) from None
-        out[:, offset + t] = symbols
-        stages.update(offset + t)
-        dec.push(symbols)
+        learn(offset + t)
     if chain is not None:
         chain.length += lengths[0]
     return [out[i, offset : offset + lengths[i]].tobytes() for i in range(n)]

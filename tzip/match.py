@@ -301,14 +301,15 @@ class NativeStages:
         return self.rows
 
     def update(self, t: int) -> None:
-        self._check(self.lib.tzip_stages_update(*self.args, t))
+        self.check(self.lib.tzip_stages_update(*self.args, t))
 
     def scan(self, t0: int, freqs: np.ndarray) -> None:
         """A batch of one over a whole segment from position t0 of its history (chain.Chain's
         compression): freqs [T, 256] rewritten in place, in one C call (tzip_stages_scan)."""
         n, kinds, states, masks, _, history, _ = self.args
-        self._check(self.lib.tzip_stages_scan(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data))
+        self.check(self.lib.tzip_stages_scan(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data))
 
-    def _check(self, failed: int) -> None:
+    def check(self, failed: int) -> None:
+        """Raise where a stage update failed (its number plus one), as tzip_stages_update reports it."""
         if failed:
             raise MemoryError(f"{self.stages[failed - 1].what} could not grow its state")

@@ -1718,3 +1718,39 @@ int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *st
     }
     return 0;
 }
+
+/* ---- The decode loop's work at one position in two calls (coder.decode_segments) ------------- */
+
+typedef struct {
+    const int32_t *cfg; void **params; int64_t batch;                           /* tzip_step's arguments */
+    uint8_t *history; int64_t stride; const int32_t *offsets, *modality, *period;
+    int16_t *keys, *vals; int32_t *block_sum, *freq;
+    int64_t n_stages; const int32_t *kinds; void *const *states; const uint8_t *const *masks;  /* tzip_stages_* */
+    uint8_t *stage_history; int64_t stage_stride;
+    float *probs;                                                               /* [batch][256], for the coder */
+} decode_turn;
+
+/* The network's step at its position t, every stage's predict at position ts of the stages'
+   history, and the frequencies as float32 (exact: integers below 2^24) for the range decoder. */
+int tzip_turn_predict(const decode_turn *a, int64_t t, int64_t ts) {
+    const int status = tzip_step(a->cfg, a->params, t, (int)a->batch, a->history, a->stride, a->offsets, a->modality,
+                                 a->period, a->keys, a->vals, a->block_sum, a->freq);
+    if (status) return status;
+    if (a->n_stages)
+        tzip_stages_predict(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history, a->stage_stride, ts,
+                            a->freq);
+    for (int64_t i = 0; i < a->batch * 256; i++) a->probs[i] = (float)a->freq[i];
+    return 0;
+}
+
+/* The bytes decoded at t (ts): into the network's and the stages' histories, then every stage
+   learns. Returns what tzip_stages_update returns. */
+int64_t tzip_turn_learn(const decode_turn *a, int64_t t, int64_t ts, const int64_t *symbols) {
+    for (int64_t b = 0; b < a->batch; b++) {
+        a->history[b * a->stride + t] = (uint8_t)symbols[b];
+        a->stage_history[b * a->stage_stride + ts] = (uint8_t)symbols[b];
+    }
+    return a->n_stages ? tzip_stages_update(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history,
+                                            a->stage_stride, ts)
+                       : 0;
+}
