@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import constriction
 import numpy as np
@@ -18,6 +19,9 @@ from . import bits, counts, match, native, pixels, samples
 from .container import CODED, METHOD_NAMES
 from .context import Layout
 from .engine import FREQ_BITS, IntModel
+
+if TYPE_CHECKING:
+    from .chain import Chain
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 
@@ -193,7 +197,7 @@ def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray
 
 
 def decode_segments(model: IntModel, coded: list[bytes], lengths: list[int], layout: Layout,
-                    ways: list[str] | None = None, chain=None) -> list[bytes]:
+                    ways: list[str] | None = None, chain: Chain | None = None) -> list[bytes]:
     """Decode a batch of segments in lock-step: one batched engine step per byte position.
 
     `ways[i]` is how segment i was coded (default: "neural" for all). With `chain` (a
