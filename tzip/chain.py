@@ -56,9 +56,7 @@ class Chain:
     def scan(self, symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
         """Compression: the segment's network frequencies [T, 256] (int32, C order) rewritten in
         place by the chain's stages, which learn the segment; its bytes join the history."""
-        data = np.ascontiguousarray(symbols, dtype=np.uint8)
-        if len(data) != len(freqs) or freqs.dtype != np.int32 or not freqs.flags.c_contiguous:
-            raise ValueError("one C-ordered int32 row of frequencies per symbol")
+        data, freqs = match.segment_arrays(symbols, freqs, in_place=True)
         t0 = self.length
         self.history[0, t0 : t0 + len(data)] = data
         if isinstance(self.stages, match.NativeStages):
