@@ -150,14 +150,14 @@ def test_the_fused_decode_turns_equal_the_step_by_step_loop(samples):
         return history, stages, native.NativeDecoder(model, [layout] * 3, n)
 
     (h1, s1, d1), (h2, s2, d2) = batch(), batch()
-    turns = native.DecodeTurns(d1, s1.args, h1)
     symbols = np.zeros(3, dtype=np.int64)
+    turns = native.DecodeTurns(d1, s1.args, h1, symbols)
     for t in range(n):
         s1.set_active(lengths > t)
         s2.set_active(lengths > t)
         assert np.array_equal(turns.predict(t), s2.adjust(d2.step_numpy(), t).astype(np.float32))
         symbols[:] = [s[t] if t < len(s) else 0 for s in segs]
-        assert turns.learn(t, symbols) == 0
+        assert turns.learn(t) == 0
         h2[:, t] = symbols
         s2.update(t)
         d2.push(symbols)

@@ -179,10 +179,11 @@ def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray
     float32 frequencies to decode with; learn(ts), after `symbols` holds the decoded bytes. In two C
     calls where the step and every stage run in C (native.DecodeTurns), else step by step."""
     if isinstance(dec, native.NativeDecoder) and (isinstance(stages, match.NativeStages) or not stages.stages):
-        turns = native.DecodeTurns(dec, stages.args if isinstance(stages, match.NativeStages) else None, history)
+        turns = native.DecodeTurns(dec, stages.args if isinstance(stages, match.NativeStages) else None, history,
+                                   symbols)
 
         def learn_native(ts: int) -> None:
-            failed = turns.learn(ts, symbols)
+            failed = turns.learn(ts)
             if failed:
                 stages.check(failed)
 

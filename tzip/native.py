@@ -300,11 +300,18 @@ class NativeDecoder:
 
     def step_numpy(self) -> np.ndarray:
         """Frequencies [B, 256] int32 for position t (a buffer reused by the next step)."""
+        self.check_room()
+        self.check_step(self.lib.tzip_step(*self._args, self.t, self.b, *self._state))
+        return self.freq
+
+    def check_room(self) -> None:
         if self.t >= self.history.shape[1]:
             raise IndexError("decoder ran past max_len")
-        if self.lib.tzip_step(*self._args, self.t, self.b, *self._state) != 0:
+
+    @staticmethod
+    def check_step(status: int) -> None:
+        if status != 0:
             raise RuntimeError("the C step rejected this model configuration")
-        return self.freq
 
     def step(self) -> torch.Tensor:
         return torch.from_numpy(self.step_numpy().copy())
@@ -330,10 +337,13 @@ class DecodeTurns:
     histories and the stages' update. A Python call and its argument conversions cost about a
     microsecond each, a tenth of a byte's decoding at batch 1.
 
-    stage_args: the stages' (n, kinds, states, masks) pointers (match.NativeStages.args), or None."""
+    stage_args: the stages' (n, kinds, states, masks) pointers (match.NativeStages.args), or None;
+    symbols: the int64 [B] array the caller writes each position's decoded bytes into."""
 
-    def __init__(self, dec: NativeDecoder, stage_args: tuple | None, stage_history: np.ndarray):
+    def __init__(self, dec: NativeDecoder, stage_args: tuple | None, stage_history: np.ndarray,
+                 symbols: np.ndarray):
         self.dec, self.lib = dec, dec.lib
+        self.symbols_pointer = symbols.ctypes.data  # once: ndarray.ctypes costs microseconds a call
         self.probs = np.zeros((dec.b, 256), dtype=np.float32)
         stages = stage_args[:4] if stage_args else (0, None, None, None)
         self.args = _TurnArgs(*dec._args, dec.b, *dec._state, *stages, stage_history.ctypes.data,
@@ -342,14 +352,12 @@ class DecodeTurns:
 
     def predict(self, ts: int) -> np.ndarray:
         """Frequencies [B, 256] as float32 at the decoder's position (the stages' ts)."""
-        if self.dec.t >= self.dec.history.shape[1]:
-            raise IndexError("decoder ran past max_len")
-        if self.lib.tzip_turn_predict(self.pointer, self.dec.t, ts) != 0:
-            raise RuntimeError("the C step rejected this model configuration")
+        self.dec.check_room()
+        self.dec.check_step(self.lib.tzip_turn_predict(self.pointer, self.dec.t, ts))
         return self.probs
 
-    def learn(self, ts: int, symbols: np.ndarray) -> int:
-        """Record the bytes (int64 [B]) and let the stages learn; non-zero: the stage that failed, plus one."""
-        failed = self.lib.tzip_turn_learn(self.pointer, self.dec.t, ts, symbols.ctypes.data)
+    def learn(self, ts: int) -> int:
+        """Record the bytes in `symbols` and let the stages learn; non-zero: the stage that failed, plus one."""
+        failed = self.lib.tzip_turn_learn(self.pointer, self.dec.t, ts, self.symbols_pointer)
         self.dec.t += 1
         return failed
