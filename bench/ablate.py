@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tzip  # noqa: E402
 from bench.run import bench_files  # noqa: E402
 from corpora.build import default_cache  # noqa: E402
-from tzip.models import get_model  # noqa: E402
+from tzip.engine.registry import get_model
 
 
 def coded_bits(model_path: str, files: dict[str, list[Path]], workers: int,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tzip.modelfile import load  # noqa: E402
+from tzip.engine.modelfile import load
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Cross-device exactness and GPU speed of the Triton backend (issue 7), for a machine with CUDA.
+"""Cross-device exactness and GPU speed of the Triton backend , for a machine with CUDA.
 
     python -m bench.gpu [--model FILE] [--limit BYTES] [--out bench/results-gpu]
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tzip  # noqa: E402
 from bench.run import bench_files  # noqa: E402
 from corpora.build import default_cache  # noqa: E402
-from tzip.models import get_model  # noqa: E402
+from tzip.engine.registry import get_model
 
 
 def macs_per_byte(cfg) -> int:

@@ -26,11 +26,12 @@ import torch.nn.functional as F  # noqa: E402
 import tzip  # noqa: E402
 from bench.run import bench_files  # noqa: E402
 from corpora.build import default_cache  # noqa: E402
-from tzip.coder import encode_segments  # noqa: E402
-from tzip.context import feature_indices, phase_indices  # noqa: E402
-from tzip.modality import split_bytes  # noqa: E402
-from tzip.model import ModelConfig, TzipModel  # noqa: E402
-from tzip.models import get_model  # noqa: E402
+from tzip.codec.encoder import encode_segments
+from tzip.engine.config import ModelConfig
+from tzip.engine.features import feature_indices, phase_indices
+from tzip.engine.registry import get_model
+from tzip.format.detect import split_bytes
+from tzip.train.model import TzipModel
 
 GAP_SEGMENT = 8192
 

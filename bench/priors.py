@@ -1,4 +1,4 @@
-"""Tune the context-count model (tzip/counts.py): score configurations, fit the shipped beta table.
+"""Tune the context-count model (tzip/stages/counts.py): score configurations, fit the shipped beta table.
 
     python -m bench.priors FILE[:OFFSET:LENGTH] ... [--settings context context1 2,3,4/256,64,16 ...]
     python -m bench.priors FILE ... --fit [--orders 1,2,3,4,5,6] [--check BENCHFILE ...]
@@ -7,7 +7,7 @@ The default model's frequencies are computed once per segment (the text segment 
 match model applied, then:
 
 - each setting (`context`, `context1`: the container's; `ORDERS/PRIORS`: one beta per order) is
-  run through the counts (native.c's, the integers of the reference) and scored by the ideal code
+  run through the counts (the C library's, the integers of the reference) and scored by the ideal code
   length in bits per byte;
 - --fit records, for every position and order, the count of the byte that came, the context's
   total and how many different bytes it saw, and fits log beta per (order, total cell, distinct
@@ -29,12 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tzip import counts, match  # noqa: E402
 from tzip.api import SEGMENT_BY_MODALITY  # noqa: E402
-from tzip.coder import code_length  # noqa: E402
-from tzip.context import IMAGE, Layout  # noqa: E402
-from tzip.modality import pcm16_channels, split_bytes, swap16, to_model_order  # noqa: E402
-from tzip.models import get_model  # noqa: E402
+from tzip.codec.encoder import code_length
+from tzip.engine.registry import get_model
+from tzip.format.detect import pcm16_channels, split_bytes, swap16, to_model_order
+from tzip.format.layout import IMAGE, Layout
+from tzip.stages import counts, match
 
 
 def payload_of(spec: str) -> tuple[bytes, Layout]:

@@ -6,7 +6,7 @@ Runs the engine in this process on one thread (as each worker does), under torch
 groups the self time of every PyTorch op into classes: matrix products, integer/elementwise
 arithmetic, dtype conversions and copies, table lookups and gathers, reductions, allocation, and
 the rest; "Python and dispatch" is wall time not spent inside any op. Also prints kB/s, and
-the decode step's time by batch size for the PyTorch step and the C step (tzip/native.c), which
+the decode step's time by batch size for the PyTorch step and the C step (tzip/native/engine.c), which
 is what decompression runs where it builds (its inside is one call, so it is timed, not split).
 The text is a bench file (alice29.txt); the decode steps are timed after warm-up, past W + c*M.
 """
@@ -24,9 +24,9 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corpora.build import default_cache  # noqa: E402
-from tzip.context import Layout  # noqa: E402
-from tzip.engine import Decoder  # noqa: E402
-from tzip.models import get_model  # noqa: E402
+from tzip.engine.reference import Decoder
+from tzip.engine.registry import get_model
+from tzip.format.layout import Layout
 
 CLASSES = {
     "matrix products": ("mm", "bmm", "_int_mm", "matmul", "addmm", "baddbmm"),
@@ -104,12 +104,12 @@ def profile_decompress(model, batch: int, steps: int) -> tuple[float, dict[str, 
 
 def step_rates(model, batches: list[int], steps: int) -> str:
     """The C step against the PyTorch step, same model and batches: microseconds per step and kB/s."""
-    from tzip import native
+    from tzip.engine import native
 
     warm = warm_steps(model)
     kinds = {"PyTorch step": Decoder}
     if native.usable(model):
-        kinds["C step (native.c)"] = native.NativeDecoder
+        kinds["C step (engine.c)"] = native.NativeDecoder
     lines = ["#### decode step by batch size (one thread, bytes decoded per second of engine time)", "",
              "| step | batch | us per step | us per segment | kB/s |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, make in kinds.items():
@@ -127,7 +127,7 @@ def c_pass_rate(model, data: bytes) -> str:
     """The C parallel pass (what compression runs where it builds) on the same bytes."""
     import numpy as np
 
-    from tzip import native
+    from tzip.engine import native
 
     if not native.usable(model):
         return f"(C parallel pass unavailable: {native.unavailable_reason() or 'unsupported model'})\n"
@@ -138,7 +138,7 @@ def c_pass_rate(model, data: bytes) -> str:
         t0 = time.perf_counter()
         native.parallel(model, x, Layout.text(), threads=threads)
         rate = len(data) / (time.perf_counter() - t0)
-        lines.append(f"#### compress: C parallel pass (native.c) over the same {len(data):,} bytes, "
+        lines.append(f"#### compress: C parallel pass (engine.c) over the same {len(data):,} bytes, "
                      f"{threads} thread{'s' if threads > 1 else ''}: {rate / 1e3:.1f} kB/s\n")
     return "".join(lines)
 

@@ -140,6 +140,20 @@ def chart(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- bench.run:begin -->", "<!-- bench.run:end -->"
+
+
+def update_readme(md: str, readme: Path = README) -> bool:
+    """Put the results table between the README's bench.run markers; False if it has none."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    readme.write_text(f"{head}{BEGIN}\n{md.strip()}\n{rest[rest.index(END):]}")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="text,image,audio")
@@ -149,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tzip", action="store_true")
     ap.add_argument("--model", default=None, help="tzip model file or id")
     ap.add_argument("--workers", type=int, default=0, help="tzip worker processes (0: one per core, the CLI's default)")
+    ap.add_argument("--readme", action="store_true", help="also write the table into README.md (between its markers)")
     args = ap.parse_args(argv)
     import torch
 
@@ -161,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(results)
     (args.out / "results.md").write_text(md)
     chart(results, args.out / "ratio.png")
+    if args.readme and not update_readme(md):
+        print(f"README.md has no {BEGIN} ... {END} markers: table not written there", file=sys.stderr)
     print(md)
     failed = [n for r in results["modalities"].values() for n, c in r["codecs"].items() if not c["ok"]]
     return 1 if failed else 0

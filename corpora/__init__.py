@@ -1,1 +1,1 @@
-"""Builders for tzip's training and benchmark sets, from package names alone (DESIGN §4)."""
+"""Builders for tzip's training and benchmark sets, from package names alone (docs/DESIGN.md §4)."""

@@ -14,8 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from tzip.modality import split_bytes
-from tzip.shard import write_shard
+from tzip.format.detect import split_bytes
+from tzip.train.shard import write_shard
 
 from .build import default_cache
 

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tzip.context import Layout, feature_indices, phase_indices
-from tzip.engine import IntModel
-from tzip.export import export
-from tzip.model import ModelConfig, TzipModel
-from tzip.modelfile import parse
+from tzip.engine.config import ModelConfig
+from tzip.engine.features import feature_indices, phase_indices
+from tzip.engine.modelfile import parse
+from tzip.engine.reference import IntModel
+from tzip.format.layout import Layout
+from tzip.train.export import export
+from tzip.train.model import TzipModel
 
 DATA = Path(__file__).parent / "data"
 TINY = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)

@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip import container as C
-from tzip import counts, match, native
-from tzip.coder import CoderError, best_way, decode_segments, encode_segments, uses_counts
-from tzip.context import Layout
+from tzip.codec.decoder import decode_segments
+from tzip.codec.encoder import best_way, encode_segments
+from tzip.codec.pipeline import uses_counts
+from tzip.codec.rangecoder import CoderError
+from tzip.engine import native
 from tzip.errors import TzipError
+from tzip.format import container as C
+from tzip.format.layout import Layout
+from tzip.stages import counts, match
 
 from .test_match import lock_step, network_like
 
@@ -22,7 +26,7 @@ def batch_equals_scan(engine: str, monkeypatch, module, batch, segs: list[np.nda
     computes what compression computed over each whole segment."""
     if engine == "python":
         for m in (match, counts, module):
-            monkeypatch.setattr(m, "_library", lambda: None)
+            monkeypatch.setattr(m, "library", lambda: None)
     elif not native.available():
         pytest.skip("no C compiler")
     freqs = [network_like(s, i) for i, s in enumerate(segs)]

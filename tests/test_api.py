@@ -1,4 +1,4 @@
-"""Container and library API: round trips, corruption, no expansion, streaming (DESIGN §5)."""
+"""Container and library API: round trips, corruption, no expansion, streaming (docs/DESIGN.md §5)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tzip
-from tzip import container as C
 from tzip.api import TzipCompressor, TzipDecompressor
-from tzip.modality import detect
+from tzip.format import container as C
+from tzip.format.detect import detect
 
 NEURAL = ("neural",)
 
@@ -98,9 +98,9 @@ def test_cross_configuration(tiny, samples, monkeypatch):
 
 def test_worker_processes_give_identical_streams(tiny, samples, monkeypatch):
     """Segments coded by 2 worker processes: byte-identical to in-process, both ways, errors kept."""
-    import tzip.workers
+    import tzip.codec.workers
 
-    monkeypatch.setattr(tzip.workers, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(tzip.codec.workers, "POOL_MIN_BYTES", 0)
     data = samples["text"] + samples["wav_stereo"][:4000]
     alone = tzip.compress(data, model=tiny, segment_size=512, methods=NEURAL)
     pooled = tzip.compress(data, model=tiny, segment_size=512, methods=NEURAL, workers=2)
@@ -111,7 +111,7 @@ def test_worker_processes_give_identical_streams(tiny, samples, monkeypatch):
     with pytest.raises(tzip.TzipError):
         tzip.decompress(bytes(bad), model=tiny, workers=2)
     assert tzip.decompress(alone, model=tiny, workers=2) == data  # the workers survive bad input
-    tzip.workers.shutdown()
+    tzip.codec.workers.shutdown()
 
 
 def test_corruption_is_always_detected(tiny, samples):
@@ -190,6 +190,33 @@ def test_tzipfile_and_open(tiny, tmp_path, samples):
     assert tzip.decompress(buf.getvalue(), model=tiny) == b"to a file object"
 
 
+def test_open_takes_the_modality_beside_the_file_mode(tiny, tmp_path, samples):
+    """`modality` names the content and `mode` the file mode, as lzma's `format` and `mode` do."""
+    path = tmp_path / "b.tz"
+    with tzip.open(path, "wb", modality="binary", model=tiny, segment_size=1024) as f:
+        f.write(samples["text"][:3000])
+    assert C.Header.unpack(path.read_bytes()[: C.HEADER_SIZE]).layout.modality == 3
+    with tzip.open(path, "rb", model=tiny) as f:
+        assert f.peek(1)[:1] == samples["text"][:1]
+        text = samples["text"][:3000]
+        first = f.readline()
+        assert first == text.splitlines(True)[0]
+        rest = bytearray(5000)
+        n = f.readinto(rest)
+        assert n > 0 and bytes(rest[:n]) == text[len(first) : len(first) + n]
+        assert f.read() == text[len(first) + n :]
+    assert tzip.decompress(tzip.compress(b"abc" * 300, "text", model=tiny), model=tiny) == b"abc" * 300
+    with pytest.raises(ValueError, match="modality must be one of"):
+        tzip.compress(b"abc", modality="video", model=tiny)
+
+
+def test_transcode_is_a_bool_and_the_compressor_takes_only_a_known_source(tiny, samples):
+    assert tzip.decompress(tzip.compress(b"not a png", model=tiny, transcode=True), model=tiny) == b"not a png"
+    for bad in (True, "gif"):
+        with pytest.raises(ValueError, match="transcoded_from"):
+            tzip.TzipCompressor(model=tiny, transcoded_from=bad)
+
+
 def test_png_and_flac_transcode_are_pixel_and_sample_exact(tiny, samples, tmp_path):
     import soundfile as sf
     from PIL import Image
@@ -227,7 +254,7 @@ def test_decompressor_fed_one_byte_at_a_time(tiny):
 @pytest.mark.parametrize("channels", [1, 2, 3])
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_audio_predictor_residual_is_exactly_inverted(channels, order):
-    from tzip.modality import predict_residual, predict_restore
+    from tzip.format.detect import predict_residual, predict_restore
 
     rng = np.random.default_rng(channels * 10 + order)
     for n in (0, 1, 2 * channels - 1, 2 * channels, 2 * channels * 50 + 3):
@@ -245,11 +272,11 @@ def test_audio_predictor_residual_is_exactly_inverted(channels, order):
 def test_streams_of_a_model_with_an_audio_predictor(samples, tmp_path):
     """A model trained on order-2 residuals: the header says so, every method round-trips, and
     a header claiming a predictor on non-audio is rejected."""
-    from tzip import container as C
-    from tzip.engine import IntModel
-    from tzip.export import export
-    from tzip.model import ModelConfig
-    from tzip.modelfile import parse
+    from tzip.engine.config import ModelConfig
+    from tzip.engine.modelfile import parse
+    from tzip.engine.reference import IntModel
+    from tzip.format import container as C
+    from tzip.train.export import export
 
     from .conftest import build_tiny
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip import bits, native
-from tzip import container as C
-from tzip.coder import code_length
-from tzip.context import Layout
+from tzip.codec.encoder import code_length
+from tzip.engine import native
+from tzip.format import container as C
+from tzip.format.layout import Layout
+from tzip.stages import bits, mixing
 
 from .conftest import DATA
 from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
@@ -30,13 +31,13 @@ def texts() -> list[np.ndarray]:
 
 
 def test_tables_are_exact_and_consistent():
-    assert bits.SQUASH[2048] == 2048 and bits.SQUASH[0] == 1 and bits.SQUASH[-1] == 4095
-    assert (np.diff(bits.SQUASH) >= 0).all() and (np.diff(bits.STRETCH) >= 0).all()
+    assert mixing.SQUASH[2048] == 2048 and mixing.SQUASH[0] == 1 and mixing.SQUASH[-1] == 4095
+    assert (np.diff(mixing.SQUASH) >= 0).all() and (np.diff(mixing.STRETCH) >= 0).all()
     d = np.arange(-2047, 2048)
-    p = bits.SQUASH[d + 2048]
+    p = mixing.SQUASH[d + 2048]
     assert np.abs(p - 4096 / (1 + np.exp(-d / 256))).max() <= 0.5 + 1e-9
-    assert (bits.SQUASH[bits.STRETCH[1:4095] + 2048] >= np.arange(1, 4095)).all()  # stretch is squash's inverse
-    assert bits.STRETCH[2048] == 0
+    assert (mixing.SQUASH[mixing.STRETCH[1:4095] + 2048] >= np.arange(1, 4095)).all()  # stretch is squash's inverse
+    assert mixing.STRETCH[2048] == 0
 
 
 @needs_c
@@ -103,7 +104,7 @@ def test_damaged_bits_segment_fails_cleanly():
 def test_the_encoder_in_place_equals_the_copying_one():
     """best_way with `recompute` works in the network's own array; where a way other than the
     last stage wins (here on noise) it recomputes the network's frequencies and codes the same."""
-    from tzip.coder import best_way
+    from tzip.codec.encoder import best_way
 
     rng = np.random.default_rng(4)
     winners = set()

@@ -1,4 +1,4 @@
-"""Chained streams (tzip/chain.py): the adaptive stages carry on from segment to segment. A fresh
+"""Chained streams (tzip/codec/chain.py): the adaptive stages carry on from segment to segment. A fresh
 chain is an independent segment, C and Python carry the same state, the rule that ends a chain is
 the same on both sides, and chained streams round-trip and fail cleanly."""
 
@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip import bits, chain, coder, counts, match, native
-from tzip import container as C
-from tzip.context import Layout
+from tzip.codec import chain
+from tzip.codec.encoder import code_length
+from tzip.codec.pipeline import way_frequencies
+from tzip.engine import native
+from tzip.engine.registry import get_model
 from tzip.errors import TzipError
+from tzip.format import container as C
+from tzip.format.layout import Layout
+from tzip.stages import bits, counts, match
 
 from .conftest import DATA
 from .test_match import network_like
@@ -23,21 +28,15 @@ needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
 
 def methods_of(packed: bytes) -> list[int]:
     """The method of each segment frame of a one-stream container."""
-    header = C.Header.unpack(packed[: C.HEADER_SIZE])
-    pos, out = C.HEADER_SIZE, []
-    while True:
-        frame, pos = C.read_frame(packed, pos, header.segment_size)
-        if frame.kind == C.FRAME_END:
-            return out
-        if frame.kind == C.FRAME_SEGMENT:
-            out.append(frame.method)
+    [(_, frames)] = C.streams(packed)
+    return [f.method for f in frames if f.kind == C.FRAME_SEGMENT]
 
 
 @pytest.mark.parametrize("way", ["match", "context", "bits"])
 def test_a_fresh_chain_codes_a_segment_as_it_would_alone(way):
     symbols = np.frombuffer(ALICE[:3000], dtype=np.uint8)
     freqs = network_like(symbols, 3)
-    alone = coder.way_frequencies(way, symbols, freqs, TEXT)
+    alone = way_frequencies(way, symbols, freqs, TEXT)
     assert np.array_equal(chain.Chain(way, TEXT, 4096).scan(symbols, freqs.copy()), alone)
 
 
@@ -47,7 +46,7 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatc
     and what decoding's steps on a chain of its own compute, position by position."""
     if engine == "python":
         for m in (match, counts, bits):
-            monkeypatch.setattr(m, "_library", lambda: None)
+            monkeypatch.setattr(m, "library", lambda: None)
     elif not native.available():
         pytest.skip("no C compiler")
     segs = [np.frombuffer(ALICE[i : i + 700], dtype=np.uint8) for i in (0, 700, 1400)]
@@ -65,12 +64,12 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatc
         stepped.length += len(s)
     if engine == "c":  # the C stages' frequencies equal the Python reference's on the same chain
         for m in (match, counts, bits):
-            monkeypatch.setattr(m, "_library", lambda: None)
+            monkeypatch.setattr(m, "library", lambda: None)
         reference = chain.Chain("bits", TEXT, 700)
         assert all(np.array_equal(reference.scan(s, f.copy()), g) for s, f, g in zip(segs, freqs, got))
     # the second segment gains from the first: a chain is not a fresh start
-    alone = coder.way_frequencies("bits", segs[1], freqs[1], TEXT)
-    assert coder.code_length(segs[1], got[1]) < coder.code_length(segs[1], alone)
+    alone = way_frequencies("bits", segs[1], freqs[1], TEXT)
+    assert code_length(segs[1], got[1]) < code_length(segs[1], alone)
 
 
 def test_chained_streams_round_trip_and_are_smaller(tiny):
@@ -101,11 +100,11 @@ def test_a_stored_segment_ends_the_chain(tiny):
     """Noise between text is stored, and the next text segment starts a new chain on both sides."""
     noise = np.random.default_rng(1).integers(0, 256, 1024, dtype=np.uint8).tobytes()
     data = ALICE[:2048] + noise + ALICE[:2048]
-    packed = tzip.compress(data, model=tiny, segment_size=1024, mode="text")
+    packed = tzip.compress(data, model=tiny, segment_size=1024, modality="text")
     assert methods_of(packed) == [C.BITS, C.BITS, C.STORED, C.BITS, C.BITS]
     assert tzip.decompress(packed, model=tiny) == data
     # the second half codes exactly as a stream of its own: its chain started afresh
-    again = tzip.compress(ALICE[:2048], model=tiny, segment_size=1024, mode="text")
+    again = tzip.compress(ALICE[:2048], model=tiny, segment_size=1024, modality="text")
     assert packed.endswith(again[C.HEADER_SIZE : -1 - C.END.size] + packed[-1 - C.END.size :])
 
 
@@ -148,7 +147,7 @@ def test_golden_chained_stream_of_the_default_model():
     Regenerate with tzip.compress(data, segment_size=1024) only for a new default model."""
     data = ALICE[:4000]
     golden = (DATA / "alice_head.chained.golden.tz").read_bytes()
-    assert golden[6:14] == bytes.fromhex(tzip.models.get_model().model_id), "golden stream is from another model"
+    assert golden[6:14] == bytes.fromhex(get_model().model_id), "golden stream is from another model"
     assert C.Header.unpack(golden[: C.HEADER_SIZE]).chained and methods_of(golden) == [C.BITS] * 4
     assert tzip.decompress(golden) == data
     assert tzip.compress(data, segment_size=1024) == golden

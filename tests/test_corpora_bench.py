@@ -13,10 +13,10 @@ import torch
 from bench import run as bench_run
 from bench.codecs import GENERIC, IMAGE, Codec, same_pixels
 from corpora import build, pack
-from tzip.context import IMAGE as IMAGE_MODALITY
-from tzip.modality import pcm16_channels, predict_residual
-from tzip.shard import Shard
-from tzip.train import Batches, TrainConfig, model_order
+from tzip.format.detect import pcm16_channels, predict_residual
+from tzip.format.layout import IMAGE as IMAGE_MODALITY
+from tzip.train.shard import Shard
+from tzip.train.train import Batches, TrainConfig, model_order
 
 
 def make_sets(cache, samples):
@@ -125,9 +125,9 @@ def test_bench_file_selection(tmp_path, samples, limit):
 
 
 def test_training_resumes_exports_and_measures(tmp_path, samples):
-    from tzip.model import ModelConfig
-    from tzip.modelfile import load
-    from tzip.train import train
+    from tzip.engine.config import ModelConfig
+    from tzip.engine.modelfile import load
+    from tzip.train.train import train
 
     make_sets(tmp_path, samples)
     shard = tmp_path / "train.shard"
@@ -167,10 +167,10 @@ def test_ablation_table_reports_real_coded_sizes(tmp_path, samples, tiny_path):
 def test_prior_tuning_scores_the_shipped_setting_like_the_coder(tmp_path, capsys):
     """bench.priors' reference run of the shipped configurations gives the C model's ideal code length."""
     from bench import priors
-    from tzip import counts, match
-    from tzip.coder import code_length
-    from tzip.context import Layout
-    from tzip.models import get_model
+    from tzip.codec.encoder import code_length
+    from tzip.engine.registry import get_model
+    from tzip.format.layout import Layout
+    from tzip.stages import counts, match
 
     from .conftest import DATA
 
@@ -188,7 +188,7 @@ def test_prior_fit_learns_a_table_that_codes_shorter(tmp_path, capsys):
     """Fitting beta on a file gives a table whose integer blend codes that file no longer than
     the first, flat priors: the fit optimises what the coder spends."""
     from bench import priors
-    from tzip import counts
+    from tzip.stages import counts
 
     from .conftest import DATA
 
@@ -201,3 +201,14 @@ def test_prior_fit_learns_a_table_that_codes_shorter(tmp_path, capsys):
     priors.main([str(tmp_path / "t.txt"), "--settings", "2,3,4/256,64,16"])
     flat = float(capsys.readouterr().out.strip().split()[-1])
     assert config.orders == (2, 3, 4) and fitted < flat
+
+
+def test_bench_run_writes_its_table_between_the_readme_markers(tmp_path):
+    from bench.run import BEGIN, END, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n\n{BEGIN}\nold table\n{END}\n\nafter\n")
+    assert update_readme("| new | table |\n", readme)
+    assert readme.read_text() == f"# t\n\n{BEGIN}\n| new | table |\n{END}\n\nafter\n"
+    readme.write_text("no markers\n")
+    assert not update_readme("| x |", readme) and readme.read_text() == "no markers\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tzip
-from tzip.models import DEFAULT_MODEL, MODELS_DIR, get_model
+from tzip.engine.registry import DEFAULT_MODEL, MODELS_DIR, get_model
 
 
 def test_default_model_round_trip(samples):

@@ -1,4 +1,4 @@
-"""Exactness of the integer engine (DESIGN §2): parallel == incremental, invariances, bounds."""
+"""Exactness of the integer engine (docs/DESIGN.md §2): parallel == incremental, invariances, bounds."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tzip.context import Layout, feature_indices, phase_indices, visible_slots
-from tzip.engine import FP32_EXACT, FREQ_BITS, IntModel, rmsnorm
-from tzip.export import export
-from tzip.modality import split_bytes
-from tzip.model import ModelConfig
-from tzip.modelfile import ModelFileError, parse
+from tzip.engine.config import ModelConfig
+from tzip.engine.constants import FP32_EXACT, FREQ_BITS
+from tzip.engine.features import feature_indices, phase_indices, visible_slots
+from tzip.engine.modelfile import ModelFileError, parse
+from tzip.engine.reference import IntModel, rmsnorm
+from tzip.format.detect import split_bytes
+from tzip.format.layout import Layout
+from tzip.train.export import export
 
 from .conftest import TINY, build_tiny
 
@@ -164,7 +166,7 @@ def test_float_model_and_engine_agree(tiny_float, tiny, samples):
 def test_extremes_stay_within_integer_bounds(tiny_path, samples, monkeypatch):
     """Saturated weights and embeddings: every float32 GEMM's sum of |terms| stays below 2^24,
     and every int32 requantisation product stays below 2^31 (checked in int64)."""
-    import tzip.engine as engine
+    import tzip.engine.reference as engine
 
     mf = parse(tiny_path.read_bytes())
     t = {k: v.copy() for k, v in mf.tensors.items()}
@@ -233,7 +235,7 @@ def test_model_file_id_and_corruption(tiny_path):
 
 
 def test_head_slicing_does_not_change_results(tiny, samples, monkeypatch):
-    import tzip.engine as engine
+    import tzip.engine.reference as engine
 
     body, layout = payload(samples, "wav_stereo")
     ref = parallel(tiny, [body[:300], body[300:500]], layout)

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip import container as C
-from tzip import counts, match, native
-from tzip.coder import WAYS, code_length, decode_segments, encode_segments
-from tzip.context import Layout
+from tzip.codec.decoder import decode_segments
+from tzip.codec.encoder import code_length, encode_segments
+from tzip.codec.pipeline import WAYS
+from tzip.engine import native
 from tzip.errors import TzipError
+from tzip.format import container as C
+from tzip.format.layout import Layout
+from tzip.stages import counts, match
 
 from .conftest import DATA
 
@@ -40,8 +43,8 @@ def texts() -> list[np.ndarray]:
 
 @pytest.fixture
 def python_only(monkeypatch):
-    monkeypatch.setattr(match, "_library", lambda: None)
-    monkeypatch.setattr(counts, "_library", lambda: None)
+    monkeypatch.setattr(match, "library", lambda: None)
+    monkeypatch.setattr(counts, "library", lambda: None)
 
 
 STAGE_CONFIG = {"counts": counts.CONTEXT, "counts1": counts.CONTEXT1}
@@ -121,8 +124,8 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
     """What decompression computes step by step (a batch of unequal segments in different ways)
     is what compression computed over each whole segment."""
     if engine == "python":
-        monkeypatch.setattr(match, "_library", lambda: None)
-        monkeypatch.setattr(counts, "_library", lambda: None)
+        monkeypatch.setattr(match, "library", lambda: None)
+        monkeypatch.setattr(counts, "library", lambda: None)
     elif not native.available():
         pytest.skip("no C compiler")
     segs = [x[:1500] for x in texts()]
@@ -198,10 +201,7 @@ def test_worker_processes_code_the_same_ways(tiny):
     alone = tzip.compress(data, model=tiny, segment_size=1024, methods=ways, workers=1)
     pooled = tzip.compress(data, model=tiny, segment_size=1024, methods=ways, workers=2)
     assert pooled == alone
-    pos, methods = C.HEADER_SIZE, set()
-    while (got := C.read_frame(alone, pos, 1024)) is not None and got[0].kind != C.FRAME_END:
-        methods.add(got[0].method)
-        pos = got[1]
+    methods = {f.method for _, frames in C.streams(alone) for f in frames if f.kind == C.FRAME_SEGMENT}
     assert methods & {C.MATCH, C.CONTEXT}  # the adaptive stages ran in the workers
     assert tzip.decompress(pooled, model=tiny, workers=2) == data
 

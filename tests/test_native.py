@@ -1,4 +1,4 @@
-"""The C engine (tzip/native.c: decode step and parallel pass) gives the PyTorch engine's frequencies, bit for bit."""
+"""The C engine (tzip/native/engine.c: step and parallel pass) gives the PyTorch engine's frequencies, bit for bit."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from tzip import native
-from tzip.engine import Decoder, IntModel
-from tzip.export import export
-from tzip.model import ModelConfig
-from tzip.modelfile import parse
+from tzip.engine import native
+from tzip.engine.config import ModelConfig
+from tzip.engine.modelfile import parse
+from tzip.engine.reference import Decoder, IntModel
+from tzip.train.export import export
 
 from .conftest import build_tiny
 from .test_engine import parallel, payload
@@ -89,7 +89,7 @@ def test_c_engine_across_attention_shapes(samples, shape):
 @pytest.mark.parametrize("key", ["text", "pgm", "ppm", "wav_mono", "wav_stereo", "random"])
 def test_c_parallel_pass_equals_pytorch_parallel_pass(tiny, samples, key):
     body, layout = payload(samples, key)
-    segs = [body[:300], body[300:301], body[-130:]]  # 130 crosses a 64-row pass of native.c
+    segs = [body[:300], body[300:301], body[-130:]]  # 130 crosses a 64-row pass of engine.c
     for a, p in zip(c_parallel(tiny, segs, layout), parallel(tiny, segs, layout)):
         assert torch.equal(a, p)
     assert native.parallel(tiny, np.zeros(0, dtype=np.uint8), layout).shape == (0, 256)
@@ -97,9 +97,9 @@ def test_c_parallel_pass_equals_pytorch_parallel_pass(tiny, samples, key):
 
 @pytest.mark.parametrize("key", ["text", "ppm", "wav_stereo"])
 def test_the_pass_split_across_two_threads_is_the_same(tiny, samples, key):
-    """native.c runs a long segment's second half on a second thread, started a receptive field
+    """engine.c runs a long segment's second half on a second thread, started a receptive field
     early: every frequency equals the one-thread pass (shipped and tiny model, row features too)."""
-    from tzip.models import get_model
+    from tzip.engine.registry import get_model
 
     body, layout = payload(samples, key)
     x = np.frombuffer((body * (40000 // len(body) + 1))[:40000], dtype=np.uint8)
@@ -110,7 +110,7 @@ def test_the_pass_split_across_two_threads_is_the_same(tiny, samples, key):
 
 
 def test_batches_larger_than_one_pass(tiny, samples):
-    """native.c walks the batch in chunks of 32 segments: 40 segments cross a chunk boundary."""
+    """engine.c walks the batch in chunks of 32 segments: 40 segments cross a chunk boundary."""
     body, layout = payload(samples, "text")
     segs = [body[i * 7 : i * 7 + 60 + i] for i in range(40)]
     c_step, torch_step = both(tiny, segs, layout)
@@ -120,7 +120,7 @@ def test_batches_larger_than_one_pass(tiny, samples):
 
 def test_default_model_c_step(samples):
     """The shipped model (d=128, multi-query, W=64) on real text and audio, against the parallel pass."""
-    from tzip.models import get_model
+    from tzip.engine.registry import get_model
 
     model = get_model(None)
     for key in ("text", "wav_mono"):
@@ -136,8 +136,9 @@ def test_the_fused_decode_turns_equal_the_step_by_step_loop(samples):
     """native.DecodeTurns (step, stages and float32 in one call; bytes and updates in another) gives
     the decode loop what the step, NativeStages and numpy give one call at a time: the shipped
     model, three segments of unequal length coded with the bit mixer, the counts and the network."""
-    from tzip import coder, match
-    from tzip.models import get_model
+    from tzip.codec.pipeline import batch_stages
+    from tzip.engine.registry import get_model
+    from tzip.stages.protocol import NativeStages
 
     model = get_model(None)
     body, layout = payload(samples, "text")
@@ -146,7 +147,7 @@ def test_the_fused_decode_turns_equal_the_step_by_step_loop(samples):
 
     def batch():
         history = np.zeros((3, n), dtype=np.uint8)
-        stages = match.NativeStages.of(coder.batch_stages(ways, history, layout), history)
+        stages = NativeStages.of(batch_stages(ways, history, layout), history)
         return history, stages, native.NativeDecoder(model, [layout] * 3, n)
 
     (h1, s1, d1), (h2, s2, d2) = batch(), batch()
@@ -165,14 +166,14 @@ def test_the_fused_decode_turns_equal_the_step_by_step_loop(samples):
 
 
 def test_model_decoder_prefers_the_c_step(tiny):
-    from tzip.context import Layout
+    from tzip.format.layout import Layout
 
     assert isinstance(tiny.decoder([Layout.text()], 4), native.NativeDecoder)
 
 
 def _fallback_script(env: dict) -> str:
-    code = ("import tzip, tzip.native as n; from tzip.models import get_model; "
-            "m = get_model(None); d = m.decoder([tzip.context.Layout.text()], 4); "
+    code = ("import tzip, tzip.engine.native as n; from tzip.engine.registry import get_model; "
+            "from tzip.format.layout import Layout; m = get_model(None); d = m.decoder([Layout.text()], 4); "
             "data = b'fallback keeps the same bytes ' * 40; "
             "assert tzip.decompress(tzip.compress(data)) == data; "
             "print(n.available(), type(d).__name__, n.unavailable_reason())")
@@ -189,8 +190,8 @@ def test_without_a_compiler_the_pytorch_step_takes_over(tmp_path):
 
 def test_portable_build_gives_the_same_frequencies(tmp_path):
     """Code built without CPU-specific tuning (no VNNI tiles, other vector widths) computes the same integers."""
-    code = ("import numpy as np, torch, tzip.native as n; from tzip.models import get_model; "
-            "from tzip.context import Layout; from tzip.engine import Decoder; "
+    code = ("import numpy as np, torch, tzip.engine.native as n; from tzip.engine.registry import get_model; "
+            "from tzip.format.layout import Layout; from tzip.engine.reference import Decoder; "
             "m = get_model(None); lay = Layout.audio(2, 2); data = np.arange(300) * 7 % 251; "
             "p = n.parallel(m, data.astype(np.uint8), lay)\n"
             "a, b = n.NativeDecoder(m, [lay] * 2, 300), Decoder(m, [lay] * 2, 300)\n"
@@ -207,7 +208,7 @@ def test_portable_build_gives_the_same_frequencies(tmp_path):
 def test_shapes_outside_the_c_engine_run_on_pytorch(samples):
     """A width that is not a power of two: the C engine declines and the PyTorch engine codes it."""
     import tzip
-    from tzip.context import Layout
+    from tzip.format.layout import Layout
 
     cfg = ModelConfig(d_model=48, n_layers=1, n_heads=2, d_ff=64, window=16, block=4, mem_slots=4)
     model = IntModel(parse(export(build_tiny(seed=5, cfg=cfg)).to_bytes()))

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip import container as C
-from tzip import native, pixels
-from tzip.coder import code_length
-from tzip.context import Layout
-from tzip.modality import split_bytes
+from tzip.codec.encoder import code_length
+from tzip.engine import native
+from tzip.format import container as C
+from tzip.format.detect import split_bytes
+from tzip.format.layout import Layout
+from tzip.stages import mixing, pixels
 
 from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
 from .test_match import network_like
@@ -37,24 +38,24 @@ def images(samples) -> list[tuple[np.ndarray, Layout]]:
 
 
 def test_tables_are_exact_and_consistent():
-    assert pixels.CDF[0] == 0 and pixels.CDF[-1] == pixels.CDF_ONE
-    assert pixels.CDF[len(pixels.CDF) // 2] == pixels.CDF_ONE // 2
-    assert (np.diff(pixels.CDF) >= 0).all()
-    assert pixels.COST[pixels.ONE] == 0 and pixels.COST[1] == 16 * pixels.LOG_ONE
-    f = np.arange(1, pixels.ONE + 1)
-    assert np.abs(pixels.COST[1:] - (16 - np.log2(f)) * pixels.LOG_ONE).max() < 2  # 1/700 bit
-    assert pixels.EXP2[0] == 1 << 24
-    assert abs(pixels.EXP2[512] - 2**23.5) <= 1 and pixels.EXP2[-1] > 1 << 23
+    assert mixing.CDF[0] == 0 and mixing.CDF[-1] == mixing.CDF_ONE
+    assert mixing.CDF[len(mixing.CDF) // 2] == mixing.CDF_ONE // 2
+    assert (np.diff(mixing.CDF) >= 0).all()
+    assert mixing.COST[mixing.ONE] == 0 and mixing.COST[1] == 16 * mixing.LOG_ONE
+    f = np.arange(1, mixing.ONE + 1)
+    assert np.abs(mixing.COST[1:] - (16 - np.log2(f)) * mixing.LOG_ONE).max() < 2  # 1/700 bit
+    assert mixing.EXP2[0] == 1 << 24
+    assert abs(mixing.EXP2[512] - 2**23.5) <= 1 and mixing.EXP2[-1] > 1 << 23
 
 
 def test_logistic_frequencies():
     q = pixels.logistic(8 * 100, 64 * 2)
-    assert q.sum() == pixels.ONE and q.min() >= 1 and int(np.argmax(q)) == 100
+    assert q.sum() == mixing.ONE and q.min() >= 1 and int(np.argmax(q)) == 100
     assert q[99] == pytest.approx(q[101], abs=2)  # symmetric about the prediction
     wide = pixels.logistic(8 * 100, 64 * 20)
     assert wide.max() < q.max() / 4
     edge = pixels.logistic(0, 19)  # all but certain of 0
-    assert edge[0] > 0.9 * pixels.ONE and edge.sum() == pixels.ONE
+    assert edge[0] > 0.9 * mixing.ONE and edge.sum() == mixing.ONE
 
 
 def reference(x: np.ndarray, f: np.ndarray, layout: Layout) -> np.ndarray:
@@ -67,17 +68,17 @@ def test_c_scan_equals_python(samples):
         f = network_like(x, i)
         got = pixels.apply(x, f, layout)
         assert np.array_equal(got, reference(x, f, layout)), i
-        assert (got >= 1).all() and (got.sum(1) == pixels.ONE).all()
+        assert (got >= 1).all() and (got.sum(1) == mixing.ONE).all()
 
 
 def test_the_predictor_learns_a_picture(samples):
     """On a real photograph the pixel model codes far shorter than a flat prediction, and it is
     not fooled into doing much worse than a good network prediction on noise."""
     x, layout = photo(samples, "pgm")
-    flat = np.full((len(x), 256), pixels.ONE // 256, dtype=np.int32)
+    flat = np.full((len(x), 256), mixing.ONE // 256, dtype=np.int32)
     assert code_length(x, pixels.apply(x, flat, layout)) < 0.75 * code_length(x, flat)
     noise = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)
-    flat = np.full((len(noise), 256), pixels.ONE // 256, dtype=np.int32)
+    flat = np.full((len(noise), 256), mixing.ONE // 256, dtype=np.int32)
     assert code_length(noise, pixels.apply(noise, flat, Layout.image(1, 64))) < 1.03 * code_length(noise, flat)
 
 
@@ -88,7 +89,7 @@ def test_a_twice_upscaled_image_costs_little_more_than_its_source(channels):
     is 0.25)."""
     source = np.random.default_rng(5).integers(0, 256, (24, 24, channels), dtype=np.uint8)
     x = np.ascontiguousarray(source.repeat(2, 0).repeat(2, 1).reshape(-1))
-    flat = np.full((len(x), 256), pixels.ONE // 256, dtype=np.int32)
+    flat = np.full((len(x), 256), mixing.ONE // 256, dtype=np.int32)
     coded = pixels.apply(x, flat, Layout.image(channels, 48 * channels))
     assert code_length(x, coded) < 0.35 * code_length(x, flat)
 

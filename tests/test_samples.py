@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip import container as C
-from tzip import native
-from tzip import samples as sample_model
-from tzip.coder import code_length
-from tzip.context import Layout
-from tzip.modality import split_bytes
+from tzip.codec.encoder import code_length
+from tzip.engine import native
+from tzip.format import container as C
+from tzip.format.detect import split_bytes
+from tzip.format.layout import Layout
+from tzip.stages import samples as sample_model
 
 from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
 from .test_match import network_like

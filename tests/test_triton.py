@@ -1,4 +1,4 @@
-"""The Triton backend against the PyTorch engine, bit for bit (DESIGN §2 b), on the interpreter.
+"""The Triton backend against the PyTorch engine, bit for bit (docs/DESIGN.md §2 b), on the interpreter.
 
 TRITON_INTERPRET=1 (set in conftest before triton is imported) runs every kernel on the CPU with
 numpy, so these tests need no GPU; on a machine with CUDA the same kernels are compiled.
@@ -9,15 +9,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tzip.engine import IntModel, rmsnorm
-from tzip.export import export
-from tzip.model import ModelConfig
-from tzip.modelfile import parse
+from tzip.engine.config import ModelConfig
+from tzip.engine.modelfile import parse
+from tzip.engine.reference import IntModel, rmsnorm
+from tzip.train.export import export
 
 from .conftest import build_tiny
 from .test_engine import incremental, parallel, payload
 
-triton_engine = pytest.importorskip("tzip.triton_engine")
+triton_engine = pytest.importorskip("tzip.engine.triton_backend")
 
 # head dim 16: tl.dot on int8 needs every block dimension >= 16
 BASE = dict(d_model=64, n_layers=2, n_heads=4, d_ff=64, window=16, block=4, mem_slots=4)

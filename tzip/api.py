@@ -17,33 +17,29 @@ from typing import BinaryIO
 import numpy as np
 import zstandard
 
-from . import container as C
-from .chain import CHAINABLE, CHAINED_BY_DEFAULT, Chain, chain_way
-from .coder import WAYS, CoderError, decode_segments, encode_symbols
-from .context import AUDIO, BINARY, IMAGE, TEXT
-from .engine import IntModel
-from .errors import TzipError
-from .modality import DETECT_BYTES, Split, detect, from_model_order, pcm16_channels, to_model_order
-from .models import get_model, model_by_id, on_device
-from .transcode import from_intermediate, to_intermediate
-from .workers import SegmentCoder
+from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
+from tzip.codec.decoder import decode_segments
+from tzip.codec.encoder import chain_way
+from tzip.codec.pipeline import WAYS
+from tzip.codec.rangecoder import CoderError, encode_symbols
+from tzip.codec.workers import SegmentCoder
+from tzip.engine.reference import IntModel
+from tzip.engine.registry import get_model, model_by_id, on_device
+from tzip.errors import TzipError
+from tzip.format import container as C
+from tzip.format.detect import DETECT_BYTES, Split, detect, from_model_order, pcm16_channels, to_model_order
+from tzip.format.layout import AUDIO, BINARY, IMAGE, MODALITY_NAMES, TEXT, Modality
+from tzip.format.methods import CHAINABLE
+from tzip.format.methods import DEFAULT as DEFAULT_METHODS
+from tzip.format.methods import METHODS as ALL_METHODS
+from tzip.format.transcode import from_intermediate, to_intermediate
 
-# Default segment sizes, by measurement (docs/SPEED.md): each segment restarts the model's
-# context and what the adaptive stages learnt (bench text: 0.2822 of its size at 64 KiB, 0.2725 at
-# 128 KiB, 0.2663 at 256 KiB). An image segment's first row has no row above and its pixel model
-# starts cold: RGB photographs lose 3.4 % at 64 KiB (42 rows) against 256 KiB, grey 512-wide ones
-# 0.3 % at 128 rows, so images take at least IMAGE_ROWS rows (the bench images: 0.4047 at 128 rows
-# to 192 KiB, 0.4037 at 256 rows to 256 KiB, 0.4027 to 384 KiB, where compressing a 1.1 MB photo
-# peaked at 2.5 GB against 1.9; grey 512-wide images then decode at 2 segments, not 4: the bench
-# subset at 29 kB/s, not 39). Audio's sample filters converge over thousands of samples: 44.1 kHz
-# stereo music codes 1.4-5 % smaller at 64 KiB than at 16 KiB and another 0.3-0.9 % at 128 KiB.
-# Smaller segments give more segments to decode side by side (one grey 256 KiB image decodes at
-# 18 kB/s in one segment, 42 in four) and keep compression's per-segment frequency arrays (1 KB a
-# byte) small, hence the ceilings. Text took 256 KiB with the bit mixer (the whole text set
-# 0.2651 against 0.2739 at 128 KiB before it); text streams now chain their segments
-# (tzip/chain.py: the adaptive stages carry on, only the network restarts, 0.2380), so a text
-# segment's size mostly sets compression's memory (4.2 MB of text peaks at 1.1 GB) and the
-# pass over a segment runs on two threads.
+# Default segment sizes (measured in docs/SPEED.md). A segment restarts the network's context,
+# and, unless the stream chains, what the adaptive stages learnt, so larger is smaller output;
+# smaller segments decode side by side on more cores and keep compression's per-segment
+# frequency arrays (1 KB a byte) small. Images take at least IMAGE_ROWS rows, since a segment's
+# first row has no row above and its pixel model starts cold; audio's sample filters converge
+# over thousands of samples; text chains its segments, so its size mostly sets memory.
 SEGMENT_BY_MODALITY = {TEXT: 256 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BINARY: 64 * 1024}
 IMAGE_ROWS = 256  # an image's default segment holds at least this many rows...
 IMAGE_SEGMENT_CEILING = 256 * 1024  # ...where that stays under this many bytes
@@ -51,10 +47,10 @@ DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
 BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
-MODES = ("text", "image", "audio", "binary")
-# stored, zstd, neural, match, context, pixels, samples, bits: all but the superseded context1 by default
-METHODS = tuple(name for code, name in C.METHOD_NAMES.items() if code not in C.SUPERSEDED)
-METHOD_OF = {name: code for code, name in C.METHOD_NAMES.items()}
+READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
+METHODS = DEFAULT_METHODS  # what the encoder chooses among unless told (format.methods)
+METHOD_OF = {m.name: m.id for m in ALL_METHODS}
+TRANSCODED_FROM = tuple(t for t in C.TRANSCODES.values() if t)
 
 
 def default_segment(sp: Split) -> int:
@@ -68,22 +64,25 @@ def default_segment(sp: Split) -> int:
 class TzipCompressor:
     """Incremental compressor: `compress(data)` returns what is ready, `flush()` ends the stream."""
 
-    def __init__(self, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
+    def __init__(self, modality: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
                  model: str | os.PathLike | IntModel | None = None,
-                 methods: tuple[str, ...] = METHODS, transcode: str | None = None,
+                 methods: tuple[str, ...] = METHODS, transcoded_from: str | None = None,
                  workers: int = 1, device: str = "cpu", chain: bool | None = None):
-        """methods: the per-segment coders to choose from (smallest output wins; "match" is the
-        network with the match model, tzip/match.py, "context" that and the context counts,
-        tzip/counts.py, "pixels" that mixed with a classical image predictor, tzip/pixels.py,
-        images only, "samples" with an adaptive linear predictor, tzip/samples.py, 16-bit audio
-        only, "bits" the context counts' frequencies refined by a bitwise context mixer,
-        tzip/bits.py, text and binary only; "context1" the first, superseded, context counts).
+        """modality: text, image, audio or binary, instead of content detection.
+        methods: the coding methods each segment may use (format/methods.py; the smallest output
+        wins): "neural" is the network alone, "match" adds the match model, "context" the
+        context counts, "pixels" (images), "samples" (16-bit audio) and "bits" (text and binary)
+        a last, layout-specific stage; "stored" and "zstd" skip the network.
+        transcoded_from: "png" or "flac" where the input is already that file's pixels or
+        samples as PNM or WAV (format/transcode.py; `compress(transcode=True)` does it).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either. chain: whether the adaptive
-        stages carry on from segment to segment (tzip/chain.py; None: where that is the
+        stages carry on from segment to segment (codec/chain.py; None: where that is the
         modality's default, text); chained segments decode one after another, on one core."""
-        if mode is not None and mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if modality is not None:
+            modality = MODALITY_NAMES[Modality.named(modality)]
+        if transcoded_from not in (None, *TRANSCODED_FROM):
+            raise ValueError(f"transcoded_from must be None or one of {', '.join(TRANSCODED_FROM)}")
         unknown = set(methods) - set(C.METHOD_NAMES.values())
         if unknown or not methods:
             raise ValueError(f"methods must be a non-empty subset of {sorted(C.METHOD_NAMES.values())}")
@@ -91,7 +90,7 @@ class TzipCompressor:
             raise ValueError(f"segment_size must be between 256 and {C.MAX_SEGMENT}")
         self.model = on_device(model if isinstance(model, IntModel) else get_model(model), device)
         self.coder = SegmentCoder(self.model, workers)
-        self.mode, self.methods, self.transcode = mode, set(methods), transcode
+        self.modality, self.methods, self.transcoded_from = modality, set(methods), transcoded_from
         self.segment_request = segment_size
         self.head = bytearray()
         self.split = None
@@ -126,7 +125,7 @@ class TzipCompressor:
 
     # -- internals -----------------------------------------------------------------------
     def _start(self) -> bytes:
-        self.split = sp = detect(bytes(self.head), self.mode)
+        self.split = sp = detect(bytes(self.head), self.modality)
         unit = sp.unit()
         fits = unit <= C.MAX_SEGMENT
         request = self.segment_request or default_segment(sp)
@@ -134,7 +133,7 @@ class TzipCompressor:
         self.predictor = self.model.cfg.audio_predictor if sp.swapped and pcm16_channels(sp.layout) else 0
         if sp.layout.modality in CHAINED_BY_DEFAULT if self.chain_request is None else self.chain_request:
             self.chain_way = chain_way(self.methods, sp.layout)
-        header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcode,
+        header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcoded_from,
                           self.predictor, self.chain_way is not None)
         head, self.head = bytes(self.head), bytearray()
         return header.pack() + self._route(head)
@@ -235,7 +234,7 @@ class TzipDecompressor:
         self.crc, self.total = 0, 0
         self.ended, self.unused_data, self.needs_input = False, b"", True
         self.frames: list[tuple[str, int, int]] = []  # (kind, raw, coded) for `tzip info`
-        self.chain: Chain | None = None  # a chained stream's current chain (tzip/chain.py)
+        self.chain: Chain | None = None  # a chained stream's current chain
 
     @property
     def eof(self) -> bool:
@@ -350,7 +349,7 @@ class TzipDecompressor:
         self.queue = []
 
 
-def compress(data: bytes, mode: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
+def compress(data: bytes, modality: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
              model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
              methods: tuple[str, ...] = METHODS, workers: int = 1,
              device: str = "cpu", chain: bool | None = None) -> bytes:
@@ -361,7 +360,8 @@ def compress(data: bytes, mode: str | None = None, *, segment_size: int | None =
         got = to_intermediate(bytes(data))
         if got is not None:
             data, tag = got
-    c = TzipCompressor(mode, segment_size=segment_size, model=model, methods=methods, transcode=tag, workers=workers,
+    c = TzipCompressor(modality, segment_size=segment_size, model=model, methods=methods, transcoded_from=tag,
+                       workers=workers,
                        device=device, chain=chain)
     return c.compress(data) + c.flush()
 
@@ -401,6 +401,31 @@ def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None
     return b"".join(stream_decompress(lambda: next(chunks, b""), model, workers=workers, device=device))
 
 
+class _DecompressReader(io.RawIOBase):
+    """The decompressed bytes of every stream in `fp`, as a raw stream for io.BufferedReader (the
+    role CPython's _compression.DecompressReader plays for lzma.LZMAFile)."""
+
+    def __init__(self, fp: BinaryIO, opts: dict):
+        self._pieces = stream_decompress(lambda: fp.read(READ_SIZE), opts.get("model"), empty_ok=True,
+                                         workers=opts.get("workers", 1), device=opts.get("device", "cpu"))
+        self._piece, self._pos = memoryview(b""), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._pos == len(self._piece):
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._piece, self._pos = memoryview(piece), 0
+        with memoryview(b) as view, view.cast("B") as out:
+            n = min(len(out), len(self._piece) - self._pos)
+            out[:n] = self._piece[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
 class TzipFile(io.BufferedIOBase):
     """A file object that compresses on write or decompresses on read (like lzma.LZMAFile)."""
 
@@ -411,16 +436,12 @@ class TzipFile(io.BufferedIOBase):
         self._own = isinstance(filename, (str, bytes, os.PathLike))
         self._fp = builtins.open(filename, mode + "b") if self._own else filename
         self._mode = mode
-        self._opts = opts
         if mode == "r":
-            self._pieces = stream_decompress(lambda: self._fp.read(1 << 16), opts.get("model"), empty_ok=True,
-                                             workers=opts.get("workers", 1), device=opts.get("device", "cpu"))
-            self._buffer = bytearray()
+            self._reader = io.BufferedReader(_DecompressReader(self._fp, opts), READ_SIZE)
         else:
             self._comp = TzipCompressor(**opts)
         self._closed = False
 
-    # io plumbing
     def readable(self) -> bool:
         return self._mode == "r"
 
@@ -452,38 +473,25 @@ class TzipFile(io.BufferedIOBase):
         self._fp.write(self._comp.compress(data))
         return len(data)
 
-    def _fill(self) -> bool:
-        """Decode more into the buffer; False at the end of all streams."""
-        while not self._buffer:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return False
-            self._buffer += piece
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
+    def _read_side(self) -> io.BufferedReader:
         if self._mode != "r":
             raise io.UnsupportedOperation("file not open for reading")
-        if size is None or size < 0:
-            chunks = []
-            while True:
-                chunks.append(bytes(self._buffer))
-                self._buffer.clear()
-                if not self._fill():
-                    return b"".join(chunks)
-        if not self._buffer:
-            self._fill()
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
+        return self._reader
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._read_side().read(-1 if size is None else size)
 
     def read1(self, size: int = -1) -> bytes:
-        return self.read(size if size >= 0 else 1 << 16)
+        return self._read_side().read1(size)
 
     def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        return self._read_side().readinto(b)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._read_side().readline(-1 if size is None else size)
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._read_side().peek(size)
 
 
 def open(file, mode: str = "rb", *, encoding=None, errors=None, newline=None, **opts):  # noqa: A001

@@ -4,7 +4,6 @@
     tzip -d FILE.tz...      decompress
     tzip -c / -o OUT / -    to stdout / to OUT / stdin
     tzip info FILE.tz       what is inside
-    tzip bench              the benchmark tables
 
 Exit status: 0 ok, 1 error, 2 usage. Outputs are written to a temporary name and renamed only
 when complete; an input is removed (--rm) only after its output has been verified.
@@ -17,26 +16,21 @@ import sys
 import tempfile
 import time
 from enum import Enum
-from pathlib import Path
 
 import typer
 
-from . import container as C
-from .api import IMAGE_ROWS, IMAGE_SEGMENT_CEILING, SEGMENT_BY_MODALITY, TzipCompressor, stream_decompress
-from .context import MODALITY_NAMES
-from .errors import TzipError
-from .transcode import to_intermediate
+from tzip.api import IMAGE_ROWS, IMAGE_SEGMENT_CEILING, SEGMENT_BY_MODALITY, TzipCompressor, stream_decompress
+from tzip.errors import TzipError
+from tzip.format import container as C
+from tzip.format.layout import MODALITY_NAMES
+from tzip.format.transcode import to_intermediate
 
 SUFFIX = ".tz"
 CHUNK = 1 << 16  # read size: also how often the progress bar moves
 app = typer.Typer(add_completion=False, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
-class Mode(str, Enum):
-    text = "text"
-    image = "image"
-    audio = "audio"
-    binary = "binary"
+Mode = Enum("Mode", {name: name for name in MODALITY_NAMES.values()}, type=str)  # --mode's choices
 
 
 class Device(str, Enum):
@@ -86,7 +80,7 @@ def setup_engine(device: Device) -> str:
     """The engine's device ('cpu' or 'cuda'); errors if CUDA was asked for and is absent."""
     import torch
 
-    from .models import resolve_device
+    from tzip.engine.registry import resolve_device
 
     torch.set_num_threads(1)  # the engine's ops are small: one thread each, and workers for the cores
     return resolve_device(device.value)
@@ -156,7 +150,7 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
             elif not quiet:
                 say(f"{label}: not a PNG/FLAC that can be transcoded exactly; stored as an ordinary file")
             chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
-            comp = TzipCompressor(transcode=tag, **opts)
+            comp = TzipCompressor(transcoded_from=tag, **opts)
         else:
             chunks = iter(lambda: src.read(CHUNK), b"")
             comp = TzipCompressor(**opts)
@@ -283,11 +277,11 @@ def report_engine(device: str, quiet: bool, verbose: bool) -> None:
         if verbose:
             say(f"engine: Triton on {device}")
         return
-    from . import native
+    from tzip.engine import native
 
     if native.available():
         if verbose:
-            say("engine: C (tzip/native.c)")
+            say("engine: C (tzip/native)")
     elif verbose or (not quiet and os.environ.get("TZIP_NATIVE") != "0"):
         say(f"engine: PyTorch, much slower: the C engine is unavailable ({native.unavailable_reason()}); "
             "install a C compiler, or set TZIP_NATIVE=0 to silence this")
@@ -321,7 +315,8 @@ def compress_cmd(
     """Compress FILEs (or decompress with -d)."""
     opts = {"model": model, "workers": threads, "device": start_engine(device)}
     if not decompress:
-        opts.update(mode=mode.value if mode else None, segment_size=segment_size, chain=False if independent else None)
+        opts.update(modality=mode.value if mode else None, segment_size=segment_size,
+                    chain=False if independent else None)
         try:
             TzipCompressor(**opts)  # fail early on a bad model or option, before touching files
         except (TzipError, ValueError) as e:
@@ -343,38 +338,15 @@ def decompress_cmd(
     raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, opts, False))
 
 
-def scan(data: bytes) -> list[tuple[C.Header, list[C.Frame]]]:
-    """Headers and frames of every stream in `data`, without decoding any segment."""
-    streams, pos = [], 0
-    while pos < len(data):
-        header = C.Header.unpack(data[pos : pos + C.HEADER_SIZE])
-        pos += C.HEADER_SIZE
-        frames = []
-        while True:
-            got = C.read_frame(data, pos, header.segment_size)
-            if got is None:
-                raise TzipError("truncated tzip stream (ended before its end frame)")
-            frame, pos = got
-            frames.append(frame)
-            if frame.kind == C.FRAME_END:
-                break
-        streams.append((header, frames))
-    if not streams:
-        raise TzipError("not a tzip stream (empty input)")
-    return streams
-
-
 @app.command("info")
 def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
     """Show modality, model id, sizes, ratio and the coding method of every segment."""
-    from .context import MODALITY_NAMES
-
     status = 0
     for name in files:
         try:
             src, _ = open_input(name)
             data = src.read()
-            for header, frames in scan(data):
+            for header, frames in C.streams(data):
                 segs = [f for f in frames if f.kind == C.FRAME_SEGMENT]
                 total = frames[-1].total
                 print(f"{name}:")
@@ -405,23 +377,7 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
     raise typer.Exit(status)
 
 
-@app.command("bench")
-def bench_cmd(
-    sets: str = typer.Option("text,image,audio", help="modalities to run"),
-    limit: int = typer.Option(0, help="bytes per modality given to tzip (0: all)"),
-    out: Path = typer.Option(Path("bench/results"), help="where the table, JSON and chart go"),
-    no_tzip: bool = typer.Option(False, "--no-tzip", help="classical codecs only"),
-) -> None:
-    """Run the benchmark harness (classical codecs and tzip) on the bench sets."""
-    root = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root))
-    from bench.run import main as bench_main
-
-    args = ["--sets", sets, "--out", str(out), "--limit", str(limit)] + (["--no-tzip"] if no_tzip else [])
-    raise typer.Exit(bench_main(args))
-
-
-COMMANDS = {"compress", "decompress", "info", "bench"}
+COMMANDS = {"compress", "decompress", "info"}
 
 
 def main() -> None:

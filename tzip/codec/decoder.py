@@ -1,0 +1,91 @@
+"""The decoder: segments decoded in lock-step, one batched engine step per byte position.
+
+At each position the engine gives every segment's network frequencies, the segments' stages
+(built from their methods, pipeline.batch_stages) rewrite them, and each segment's range decoder
+reads its byte; then the bytes join the histories and the stages learn from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tzip.codec.pipeline import WAYS, batch_stages
+from tzip.codec.rangecoder import SymbolDecoder
+from tzip.engine.native import DecodeTurns, NativeDecoder
+from tzip.format.layout import Layout
+from tzip.stages.protocol import NativeStages
+
+if TYPE_CHECKING:
+    from tzip.codec.chain import Chain
+
+
+def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray) -> tuple[Callable, Callable]:
+    """The decode loop's two halves at a position ts of the stages' history: predict(ts), the
+    float32 frequencies to decode with; learn(ts), after `symbols` holds the decoded bytes. In two C
+    calls where the step and every stage run in C (DecodeTurns), else step by step."""
+    if isinstance(dec, NativeDecoder) and (isinstance(stages, NativeStages) or not stages.stages):
+        turns = DecodeTurns(dec, stages.args if isinstance(stages, NativeStages) else None, history,
+                                   symbols)
+
+        def learn_native(ts: int) -> None:
+            failed = turns.learn(ts)
+            if failed:
+                stages.check(failed)
+
+        return turns.predict, learn_native
+
+    def learn(ts: int) -> None:
+        history[:, ts] = symbols
+        stages.update(ts)
+        dec.push(symbols)
+
+    return lambda ts: stages.adjust(step(), ts).astype(np.float32), learn
+
+
+def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layout,
+                    ways: list[str] | None = None, chain: Chain | None = None) -> list[bytes]:
+    """Decode a batch of segments in lock-step: one batched engine step per byte position.
+
+    `ways[i]` is how segment i was coded (default: "neural" for all). With `chain` (a
+    chain.Chain), the one segment continues that chain: its stages carry on from the chain's
+    state and its bytes are appended to the chain's history.
+    """
+    if not coded:
+        return []
+    ways = ways or ["neural"] * len(coded)
+    if set(ways) - set(WAYS):
+        raise ValueError(f"unknown way of coding in {set(ways)}")
+    decoders = [SymbolDecoder(c) for c in coded]
+    n, t_len = len(coded), max(lengths)
+    dec = model.decoder([layout] * n, t_len)
+    step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
+    if chain is None:
+        out, offset = np.zeros((n, t_len), dtype=np.uint8), 0
+        # every stage in one C call per step where all are native
+        stages = NativeStages.of(batch_stages(ways, out, layout), out)
+    else:
+        if n != 1 or ways != [chain.way]:
+            raise ValueError("a chain continues with one segment of its own way")
+        out, offset, stages = chain.history, chain.length, chain.stages
+    lengths_arr = np.array(lengths)
+    symbols = np.zeros(n, dtype=np.int64)
+    predict, learn = _turns(dec, step, stages, out, symbols)
+    ends = sorted(set(lengths))  # the segments still decoding change only where one ends
+    for t in range(t_len):
+        if t == 0 or t == ends[0]:
+            ends = [e for e in ends if e > t]
+            active = lengths_arr > t
+            live = [(i, decoders[i]) for i in np.flatnonzero(active)]
+            symbols[~active] = 0
+            stages.set_active(active)
+        probs = predict(offset + t)
+        for i, decoder in live:
+            symbols[i] = decoder.decode(probs[i : i + 1])
+        learn(offset + t)
+    if chain is not None:
+        chain.length += lengths[0]
+    return [out[i, offset : offset + lengths[i]].tobytes() for i in range(n)]
+

@@ -1,0 +1,76 @@
+"""A method's stages, built from the method table: over a whole segment (compression) or as a
+decode batch (decompression).
+
+The stages build on each other in the order the table gives: the match model, then the context
+counts, then one last stage that fits the layout (the pixel model, the sample model or the bit
+mixer). Each runs in C where the library is built and in Python otherwise, with the same integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tzip.codec.rangecoder import CoderError
+from tzip.format.layout import Layout
+from tzip.format.methods import CODED, method
+from tzip.stages import bits, counts, match, pixels, samples
+
+WAYS = CODED  # the range-coded methods by name, in id order (ties go to the earlier)
+LAST = {"pixels": pixels, "samples": samples, "bits": bits}  # the last stages, each for its own layouts
+LAST_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch, "bits": bits.BitsBatch}
+COUNTS_CONFIG = {"counts1": "context1", "counts": "context"}  # a counts stage's configuration (counts.config)
+
+
+def stages_of(way: str) -> tuple[str, ...]:
+    return method(way).stages or ()
+
+
+def uses_counts(way: str) -> bool:
+    """Whether a way's pipeline includes method 5's context counts."""
+    return "counts" in stages_of(way)
+
+
+def last_stage(way: str) -> str | None:
+    """The way's layout-specific last stage (pixels, samples, bits), if it has one."""
+    stages = stages_of(way)
+    return stages[-1] if stages and stages[-1] in LAST else None
+
+
+def fits(way: str, layout: Layout) -> bool:
+    """Whether a way's stages apply to a layout (the pixel model needs an image, ...)."""
+    last = last_stage(way)
+    return last is None or LAST[last].applies(layout)
+
+
+def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: Layout) -> np.ndarray:
+    """The frequencies [T, 256] a way codes with, from the network's (left as they are)."""
+    out = freqs
+    for i, stage in enumerate(stages_of(way)):
+        if stage == "match":
+            out = match.apply(symbols, freqs)
+        elif stage in COUNTS_CONFIG:
+            counts.apply(symbols, out, counts.config(COUNTS_CONFIG[stage], layout.modality), in_place=True)
+        else:
+            LAST[stage].apply(symbols, out, layout, in_place=True)
+        if i == 0 and stage != "match":
+            raise ValueError("every staged method starts with the match model")
+    return out
+
+
+def batch_stages(ways: list[str], history: np.ndarray, layout: Layout) -> list:
+    """The decode batch's stages over `history` [B, length] for segments coded `ways[i]` (each
+    stage flags the segments whose way includes it); shared with chain.Chain (a batch of one)."""
+    stages = []
+    if any(stages_of(w) for w in ways):
+        stages.append(match.MatchBatch(["match" in stages_of(w) for w in ways], history))
+    for name, config in COUNTS_CONFIG.items():
+        use = [name in stages_of(w) for w in ways]
+        if any(use):
+            stages.append(counts.CountsBatch(use, history, counts.config(config, layout.modality)))
+    for name, module in LAST.items():
+        use = [last_stage(w) == name for w in ways]
+        if any(use):
+            if not module.applies(layout):
+                raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
+            stages.append(LAST_BATCH[name](use, history, layout))
+    return stages

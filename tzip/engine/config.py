@@ -1,0 +1,36 @@
+"""A model's shape: what the model file records and every engine (and training) builds from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 128
+    n_layers: int = 3
+    n_heads: int = 4
+    n_kv_heads: int = 0  # key/value heads shared by groups of query heads (0 = n_heads; 1 = multi-query)
+    d_ff: int = 384
+    window: int = 128  # W: causal sliding window
+    block: int = 16  # c: positions per compressive-memory slot
+    mem_slots: int = 32  # M: memory slots a query can see
+    use_memory: bool = True
+    use_features: bool = True  # image/audio neighbour-byte features (slots 1..3)
+    audio_predictor: int = 0  # 16-bit audio: order of the fixed predictor subtracted first (0 none, 1, 2)
+
+    def __post_init__(self):
+        if self.n_kv_heads == 0:
+            self.n_kv_heads = self.n_heads
+        if self.n_heads % self.n_kv_heads or self.d_model % self.n_heads:
+            raise ValueError("n_heads must divide d_model and be a multiple of n_kv_heads")
+        if self.audio_predictor not in (0, 1, 2):
+            raise ValueError("audio_predictor must be 0, 1 or 2")
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the key (and of the value) projection."""
+        return self.n_kv_heads * (self.d_model // self.n_heads)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

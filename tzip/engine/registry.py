@@ -1,0 +1,107 @@
+"""Finding and loading integer model files: by path, by model id, or the shipped default.
+
+Search path: $TZIP_MODEL_PATH (os.pathsep-separated directories or files), then the repository's
+models/ directory. Loaded models are cached per (id, device).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tzip.engine.modelfile import ModelFileError, load
+from tzip.engine.reference import IntModel
+from tzip.errors import TzipError
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = "tzip-small.tzm"
+_cache: dict[str, IntModel] = {}
+_ids: dict[Path, str] = {}
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("TZIP_MODEL_PATH", "").split(os.pathsep) if p]
+    return [*extra, MODELS_DIR]
+
+
+def _load_path(path: Path) -> IntModel:
+    try:
+        mf = load(path)
+    except (OSError, ModelFileError, ValueError) as e:
+        raise TzipError(f"cannot load model {path}: {e}") from None
+    if mf.model_id not in _cache:
+        _cache[mf.model_id] = IntModel(mf)
+    _ids[path.resolve()] = mf.model_id
+    return _cache[mf.model_id]
+
+
+def candidates() -> list[Path]:
+    out = [Path(os.environ["TZIP_MODEL"])] if os.path.isfile(os.environ.get("TZIP_MODEL", "")) else []
+    for p in search_path():
+        if p.is_file():
+            out.append(p)
+        elif p.is_dir():
+            out.extend(sorted(p.glob("*.tzm")))
+    return out
+
+
+def get_model(spec: str | os.PathLike | None = None) -> IntModel:
+    """A model by file path, by model id, or (None) the default model."""
+    if spec is None:
+        spec = os.environ.get("TZIP_MODEL") or DEFAULT_MODEL
+    path = Path(spec)
+    if path.is_file():
+        return _load_path(path)
+    if isinstance(spec, str) and len(spec) == 16:
+        return model_by_id(spec)
+    for p in candidates():
+        if p.name == str(spec):
+            return _load_path(p)
+    raise TzipError(f"model {spec} not found (searched {', '.join(map(str, search_path()))})")
+
+
+def model_by_id(model_id: str) -> IntModel:
+    if model_id in _cache:
+        return _cache[model_id]
+    for p in candidates():
+        known = _ids.get(p.resolve())
+        if known is None or known == model_id:
+            m = _load_path(p)
+            if m.model_id == model_id:
+                return m
+    raise TzipError(
+        f"model {model_id} is needed to decompress this stream but is not available; "
+        f"put its .tzm file in a directory on TZIP_MODEL_PATH or pass --model FILE"
+    )
+
+
+DEVICES = ("auto", "cpu", "cuda")
+_on_device: dict[tuple[str, str], IntModel] = {}
+
+
+def resolve_device(device: str) -> str:
+    """'auto' is the Triton backend where CUDA is present, else the CPU engine."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}")
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TzipError("--device cuda: no CUDA device is available here (use --device cpu)")
+    return device
+
+
+def on_device(model: IntModel, device: str) -> IntModel:
+    """The model on the engine for `device`: the PyTorch CPU engine or the Triton kernels."""
+    device = resolve_device(device)
+    if device == "cpu" or model.device.type == device:
+        return model
+    key = (model.model_id, device)
+    if key not in _on_device:
+        try:
+            from tzip.engine.triton_backend import TritonModel
+        except ImportError as e:
+            raise TzipError(f"the GPU backend needs triton ({e}); pip install triton") from None
+        _on_device[key] = TritonModel(model.file, device)
+    return _on_device[key]

@@ -1,0 +1,54 @@
+"""How a segment can be coded: one row per container method.
+
+A method names the chain of adaptive stages (tzip/stages/) that rewrite the network's
+frequencies before the range coder uses them, in order; stored and zstd segments skip the
+coder. Every other table (the container's names and letters, the encoder's choices, which
+methods chain, which stages a decode batch builds) is read off this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tzip.format.layout import AUDIO, BINARY, IMAGE, TEXT
+
+
+@dataclass(frozen=True)
+class Method:
+    id: int  # the segment frame's method byte
+    name: str
+    letter: str  # `tzip info -v`
+    stages: tuple[str, ...] | None  # stages after the network, in order; None: not range-coded
+    modalities: frozenset[int] | None = None  # the layouts its last stage fits (None: any)
+    chainable: bool = False  # its stages can carry on from segment to segment (no per-segment arrays)
+    retired: bool = False  # decoded, but the encoder uses it only when asked to
+
+    @property
+    def coded(self) -> bool:
+        """Range-coded with the network's (and the stages') frequencies."""
+        return self.stages is not None
+
+
+METHODS = (
+    Method(0, "stored", "s", None),
+    Method(1, "zstd", "z", None),
+    Method(2, "neural", "n", ()),
+    Method(3, "match", "m", ("match",), chainable=True),
+    Method(4, "context1", "k", ("match", "counts1"), chainable=True, retired=True),
+    Method(5, "context", "c", ("match", "counts"), chainable=True),
+    Method(6, "pixels", "p", ("match", "counts", "pixels"), frozenset({IMAGE})),
+    Method(7, "samples", "a", ("match", "samples"), frozenset({AUDIO})),
+    Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True),
+)
+BY_ID = {m.id: m for m in METHODS}
+BY_NAME = {m.name: m for m in METHODS}
+CODED = tuple(m.name for m in METHODS if m.coded)  # the range coder's methods, in id order
+CHAINABLE = tuple(m.name for m in METHODS if m.chainable)
+DEFAULT = tuple(m.name for m in METHODS if not m.retired)  # what the encoder chooses among unless told
+
+
+def method(name: str) -> Method:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r} (one of {', '.join(BY_NAME)})") from None

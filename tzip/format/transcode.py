@@ -1,0 +1,91 @@
+"""Optional transcoding of PNG and FLAC inputs (`--transcode`): pixel/sample exact, not byte exact.
+
+A PNG is stored as its decoded pixels (PGM/PPM, or PAM when it has alpha) and comes back as a
+PNG with identical pixels; a 16-bit FLAC is stored as WAV PCM and comes back as a FLAC with
+identical samples. Inputs tzip cannot represent exactly (16-bit PNG, 24-bit FLAC) are left
+as ordinary files.
+"""
+
+from __future__ import annotations
+
+import io
+
+from tzip.errors import TzipError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def png_to_pnm(data: bytes) -> bytes | None:
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode == "1":
+        img = img.convert("L")
+    if img.mode == "L":
+        return f"P5\n{img.width} {img.height}\n255\n".encode() + img.tobytes()
+    if img.mode == "RGB":
+        return f"P6\n{img.width} {img.height}\n255\n".encode() + img.tobytes()
+    if img.mode in ("RGBA", "LA"):
+        depth = len(img.mode)
+        head = f"P7\nWIDTH {img.width}\nHEIGHT {img.height}\nDEPTH {depth}\nMAXVAL 255\n"
+        tupl = "RGB_ALPHA" if depth == 4 else "GRAYSCALE_ALPHA"
+        return (head + f"TUPLTYPE {tupl}\nENDHDR\n").encode() + img.tobytes()
+    return None  # 16-bit or exotic modes: not exactly representable here
+
+
+def flac_to_wav(data: bytes) -> bytes | None:
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        if f.subtype != "PCM_16":
+            return None
+        samples = f.read(dtype="int16", always_2d=True)
+        rate = f.samplerate
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def to_intermediate(data: bytes) -> tuple[bytes, str] | None:
+    """(decoded bytes, tag) for a PNG or FLAC input that can be transcoded exactly, else None."""
+    try:
+        if data.startswith(PNG_MAGIC):
+            out = png_to_pnm(data)
+            return (out, "png") if out is not None else None
+        if data.startswith(b"fLaC"):
+            out = flac_to_wav(data)
+            return (out, "flac") if out is not None else None
+    except Exception:
+        return None
+    return None
+
+
+def from_intermediate(data: bytes, tag: str) -> bytes:
+    try:
+        buf = io.BytesIO()
+        if tag == "png":
+            from PIL import Image
+
+            if data.startswith(b"P7"):
+                end = data.index(b"ENDHDR\n") + 7
+                f = dict(line.split(b" ", 1) for line in data[3 : end - 7].splitlines())
+                w, h, depth = int(f[b"WIDTH"]), int(f[b"HEIGHT"]), int(f[b"DEPTH"])
+                img = Image.frombytes("RGBA" if depth == 4 else "LA", (w, h), data[end:])
+            else:
+                img = Image.open(io.BytesIO(data))
+            img.save(buf, format="PNG")
+        elif tag == "flac":
+            import soundfile as sf
+
+            samples, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+            sf.write(buf, samples, rate, format="FLAC", subtype="PCM_16")
+        else:
+            raise TzipError(f"unknown transcode tag {tag}")
+        return buf.getvalue()
+    except TzipError:
+        raise
+    except Exception as e:
+        raise TzipError(f"cannot rebuild the transcoded {tag.upper()} file: {e}") from None

@@ -1,0 +1,233 @@
+/* The bit mixer (tzip/bits.py is the reference; the same integers): each byte as eight binary
+ * decisions, each predicted by mixing the network's split of the node with ten hashed contexts'
+ * bit statistics (orders 1-4 and 6, words, columns, the byte above), then refined by two
+ * interpolated curves; the byte's frequencies follow by descending the tree of decisions.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixing.h"
+#include "stage.h"
+#include "tzip.h"
+
+#define BM_SLOT_BITS 22           /* 2^22 words: 2^18 buckets of 16 */
+#define BM_CONTEXTS 10
+#define BM_INPUTS (BM_CONTEXTS + 2)
+#define BM_LIMIT 127
+#define BM_RATE 6
+#define BM_W_START 8000
+#define BM_W_MAX (1 << 24)
+#define BM_APM_RATE 7
+#define BM_EVAL_SHIFT 8
+#define BM_COL_MAX 60
+
+typedef struct {
+    int32_t x[BM_INPUTS];
+    int32_t d1, d2, pr, apm1, apm2;   /* the mixers' outputs, the mixed probability, the curves' cells */
+    int32_t w1, w2;                   /* the weight sets' offsets */
+} bm_node;
+
+struct bits_state {
+    const int32_t *squash, *stretch;
+    uint32_t *slots;            /* buckets of 16 words: a check, then 15 nodes' p (16 bits) << 16 | count */
+    int32_t *w1, *w2;           /* mixing weights: by node, by node and which of the last three contexts are known */
+    uint16_t *apm1, *apm2;      /* 33-entry refinement curves: by node, by node and the previous byte */
+    uint32_t word, word1, word2, above;
+    int64_t line_start, previous_line;
+    uint32_t ctx[BM_CONTEXTS];  /* position t's contexts, from predict */
+    int64_t cum[257];           /* the incoming frequencies' cumulative sums, from predict */
+    bm_node nodes[256];         /* the nodes predict evaluated (by c0), which update learns from as they were */
+    uint8_t evaluated[256];
+};
+
+static inline uint32_t bm_hash(uint32_t a, uint32_t b) {
+    uint32_t h = a * 0x9E3779B1u ^ (b + 0x7F4A7C15u) * 0x85EBCA77u;
+    return h ^ (h >> 15);
+}
+
+static inline int32_t bm_squash(const bits_state *s, int64_t d) {
+    return s->squash[(d < -2047 ? -2047 : d > 2047 ? 2047 : d) + 2048];
+}
+
+void tzip_bits_free(bits_state *s) {
+    if (!s) return;
+    free(s->slots); free(s->w1); free(s->w2); free(s->apm1); free(s->apm2); free(s);
+}
+
+bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch) {
+    bits_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->squash = squash; s->stretch = stretch;
+    s->slots = calloc((size_t)1 << BM_SLOT_BITS, sizeof *s->slots);
+    s->w1 = malloc(sizeof *s->w1 * 256 * BM_INPUTS);
+    s->w2 = malloc(sizeof *s->w2 * 2048 * BM_INPUTS);
+    s->apm1 = malloc(sizeof *s->apm1 * 256 * 33);
+    s->apm2 = malloc(sizeof *s->apm2 * 65536 * 33);
+    if (!s->slots || !s->w1 || !s->w2 || !s->apm1 || !s->apm2) { tzip_bits_free(s); return NULL; }
+    for (int i = 0; i < 256 * BM_INPUTS; i++) s->w1[i] = i % BM_INPUTS ? BM_W_START : 65536;
+    for (int i = 0; i < 2048 * BM_INPUTS; i++) s->w2[i] = i % BM_INPUTS ? BM_W_START : 65536;
+    uint16_t curve[33];
+    for (int j = 0; j < 33; j++) curve[j] = (uint16_t)(bm_squash(s, (j - 16) * 128) * 16);
+    for (int i = 0; i < 256; i++) memcpy(s->apm1 + i * 33, curve, sizeof curve);
+    for (int i = 0; i < 65536; i++) memcpy(s->apm2 + i * 33, curve, sizeof curve);
+    return s;
+}
+
+/* The contexts of position t: orders 1-4 and 6, the word so far, with one and two words before,
+   with the column, and the byte above (same column, previous line) with the last byte. */
+static void bm_contexts(bits_state *s, const uint8_t *h, int64_t t) {
+    uint32_t c[7] = {0};
+    for (int k = 1; k <= 6 && k <= t; k++) c[k] = h[t - k];
+    const uint32_t o4 = c[1] | c[2] << 8 | c[3] << 16 | c[4] << 24;
+    const uint32_t words = bm_hash(s->word, s->word1);
+    const int64_t col = t - s->line_start;
+    const uint32_t v[BM_CONTEXTS] = {
+        c[1], c[1] | c[2] << 8, c[1] | c[2] << 8 | c[3] << 16, o4, bm_hash(bm_hash(o4, c[5]), c[6]),
+        s->word, words, bm_hash(words, s->word2), bm_hash(s->word, (uint32_t)(col < BM_COL_MAX ? col : BM_COL_MAX)),
+        bm_hash(s->above, c[1]),
+    };
+    for (int i = 0; i < BM_CONTEXTS; i++) s->ctx[i] = bm_hash((uint32_t)i + 1, v[i]);
+}
+
+/* Context i's bucket for a nibble (0: the first; 16 + the high nibble: the second): one of two
+   neighbouring buckets whose check matches, or NULL (read) / the one with the lower count at its
+   first node, emptied (write). */
+static uint32_t *bm_bucket(bits_state *s, int i, uint32_t nibble, int write) {
+    const uint32_t hh = bm_hash(s->ctx[i], nibble), check = hh | 1;
+    uint32_t *b0 = s->slots + (hh & ((1u << BM_SLOT_BITS) - 16)), *b1 = s->slots + ((hh & ((1u << BM_SLOT_BITS) - 16)) ^ 16);
+    if (b0[0] == check) return b0;
+    if (b1[0] == check) return b1;
+    if (!write) return NULL;
+    uint32_t *r = (b1[1] & 0xff) < (b0[1] & 0xff) ? b1 : b0;
+    memset(r, 0, 16 * sizeof *r);
+    r[0] = check;
+    return r;
+}
+
+static void bm_buckets(bits_state *s, uint32_t nibble, int write, uint32_t **out) {
+    for (int i = 0; i < BM_CONTEXTS; i++) out[i] = bm_bucket(s, i, nibble, write);
+}
+
+/* A node's word in its nibble's bucket: 1, then 2-3, 4-7, 8-15 by the bits known in the nibble. */
+static inline int bm_word(int c0, int depth) {
+    return depth < 4 ? c0 : (1 << (depth - 4)) | (c0 & ((1 << (depth - 4)) - 1));
+}
+
+/* Node c0 (1..255: a leading 1, then the bits known) at `depth`: its inputs and mixed probability
+   of a 1 (12 bits); reads the state only. */
+static void bm_eval(const bits_state *s, uint32_t *const *bucket, uint32_t c1, int c0, int depth, bm_node *nd) {
+    const int64_t *cum = s->cum;
+    const int base = (c0 - (1 << depth)) << (8 - depth), half = 1 << (7 - depth);
+    const int64_t total = cum[base + 2 * half] - cum[base], one = cum[base + 2 * half] - cum[base + half];
+    const int64_t pf = (one * 4096 + total / 2) / total;
+    nd->x[0] = s->stretch[pf < 1 ? 1 : pf > 4095 ? 4095 : pf];
+    const int word = bm_word(c0, depth);
+    int known = 0;
+    for (int i = 0; i < BM_CONTEXTS; i++) {
+        const uint32_t v = bucket[i] ? bucket[i][word] : 0;
+        nd->x[1 + i] = (v & 0xff) ? s->stretch[v >> 20] : 0;
+        if (i >= BM_CONTEXTS - 3) known = known * 2 + ((v & 0xff) != 0);
+    }
+    nd->x[BM_INPUTS - 1] = 256;
+    nd->w1 = c0 * BM_INPUTS;
+    nd->w2 = (c0 * 8 + known) * BM_INPUTS;
+    int64_t a = 0, b = 0;
+    for (int i = 0; i < BM_INPUTS; i++) { a += (int64_t)nd->x[i] * s->w1[nd->w1 + i]; b += (int64_t)nd->x[i] * s->w2[nd->w2 + i]; }
+    nd->d1 = (int32_t)(a >> 16); nd->d2 = (int32_t)(b >> 16);
+    const int32_t pr = bm_squash(s, ((int64_t)nd->d1 + nd->d2) >> 1);
+    const int32_t st = s->stretch[pr] + 2048, lo = st >> 7, wgt = st & 127;
+    const int32_t i1 = c0 * 33 + lo, i2 = (int32_t)((uint32_t)c0 | c1 << 8) * 33 + lo;
+    const int32_t p1 = (s->apm1[i1] * (128 - wgt) + s->apm1[i1 + 1] * wgt) >> 11;
+    const int32_t p2 = (s->apm2[i2] * (128 - wgt) + s->apm2[i2 + 1] * wgt) >> 11;
+    const int32_t p = (2 * pr + p1 + p2 + 2) >> 2;
+    nd->pr = p < 1 ? 1 : p > 4095 ? 4095 : p;
+    nd->apm1 = i1 + (wgt >> 6); nd->apm2 = i2 + (wgt >> 6);
+}
+
+/* Mass of every byte under node c0 (holding `mass`): split by the mixed probability where f gives
+   the node at least 1/256 of its total, else shared out as f does inside the node. */
+static void bm_descend(bits_state *s, uint32_t *const *bucket, const int32_t *f, uint32_t c1, int c0, int depth,
+                       int64_t mass, int64_t *p) {
+    const int64_t *cum = s->cum;
+    const int base = (c0 - (1 << depth)) << (8 - depth), width = 1 << (8 - depth);
+    if (depth == 8) { p[base] = mass; return; }
+    const int64_t sub = cum[base + width] - cum[base];
+    if (sub << BM_EVAL_SHIFT < cum[256]) {
+        const int64_t share = (mass << 16) / sub;
+        for (int v = base; v < base + width; v++) p[v] = (f[v] * share) >> 16;
+        return;
+    }
+    uint32_t *second[BM_CONTEXTS];
+    if (depth == 4) { bm_buckets(s, 16 + (uint32_t)(c0 & 15), 0, second); bucket = second; }
+    bm_node *nd = &s->nodes[c0];
+    bm_eval(s, bucket, c1, c0, depth, nd);
+    s->evaluated[c0] = 1;
+    const int64_t m1 = (mass * nd->pr) >> 12;
+    bm_descend(s, bucket, f, c1, 2 * c0, depth + 1, mass - m1, p);
+    bm_descend(s, bucket, f, c1, 2 * c0 + 1, depth + 1, m1, p);
+}
+
+static void bm_cumulative(const int32_t *f, int64_t *cum) {
+    cum[0] = 0;
+    for (int v = 0; v < 256; v++) cum[v + 1] = cum[v] + f[v];
+}
+
+static void bits_predict(bits_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+    int64_t p[256];
+    uint32_t *first[BM_CONTEXTS];
+    bm_contexts(s, h, t);
+    bm_cumulative(freq, s->cum);
+    memset(s->evaluated, 0, sizeof s->evaluated);
+    bm_buckets(s, 0, 0, first);
+    bm_descend(s, first, freq, t > 0 ? h[t - 1] : 0, 1, 0, (int64_t)1 << 32, p);
+    normalise(p, freq);
+}
+
+static inline int32_t bm_clamp_weight(int64_t w) { return (int32_t)(w < -BM_W_MAX ? -BM_W_MAX : w > BM_W_MAX ? BM_W_MAX : w); }
+
+/* After byte t (predicted just before: its contexts, incoming frequencies and evaluated nodes are
+   kept): every node on its path learns, then the word and line state moves on. */
+static void bits_update(bits_state *s, const uint8_t *h, int64_t t) {
+    const uint32_t c1 = t > 0 ? h[t - 1] : 0;
+    const int y = h[t];
+    uint32_t *bucket[BM_CONTEXTS];
+    int c0 = 1;
+    for (int depth = 0; depth < 8; depth++) {
+        const int bit = (y >> (7 - depth)) & 1;
+        bm_node nd = s->nodes[c0];
+        if (depth % 4 == 0) bm_buckets(s, depth ? 16 + (uint32_t)(c0 & 15) : 0, 1, bucket);
+        if (!s->evaluated[c0]) bm_eval(s, bucket, c1, c0, depth, &nd);
+        const int32_t e1 = ((bit << 12) - bm_squash(s, nd.d1)) * BM_RATE, e2 = ((bit << 12) - bm_squash(s, nd.d2)) * BM_RATE;
+        for (int i = 0; i < BM_INPUTS; i++) {
+            s->w1[nd.w1 + i] = bm_clamp_weight((int64_t)s->w1[nd.w1 + i] + ((nd.x[i] * e1) >> 14));
+            s->w2[nd.w2 + i] = bm_clamp_weight((int64_t)s->w2[nd.w2 + i] + ((nd.x[i] * e2) >> 14));
+        }
+        const int32_t g = (bit << 16) + (bit << BM_APM_RATE) - 2 * bit;
+        s->apm1[nd.apm1] = (uint16_t)(s->apm1[nd.apm1] + ((g - s->apm1[nd.apm1]) >> BM_APM_RATE));
+        s->apm2[nd.apm2] = (uint16_t)(s->apm2[nd.apm2] + ((g - s->apm2[nd.apm2]) >> BM_APM_RATE));
+        const int word = bm_word(c0, depth);
+        for (int i = 0; i < BM_CONTEXTS; i++) {
+            uint32_t *slot = &bucket[i][word];
+            const int32_t n = *slot & 0xff;
+            int32_t q = n ? (int32_t)(*slot >> 16) : 32768;
+            q += (int32_t)(((int64_t)((bit << 16) - q) * (131072 / (2 * n + 3))) >> 16);
+            q = q < 0 ? 0 : q > 65535 ? 65535 : q;
+            *slot = (uint32_t)q << 16 | (uint32_t)(n < BM_LIMIT ? n + 1 : BM_LIMIT);
+        }
+        c0 = 2 * c0 + bit;
+    }
+    const int lower = y >= 'A' && y <= 'Z' ? y + 32 : y;
+    if (lower >= 'a' && lower <= 'z') s->word = bm_hash(s->word, (uint32_t)lower);
+    else if (s->word) { s->word2 = s->word1; s->word1 = s->word; s->word = 0; }
+    if (y == '\n') { s->previous_line = s->line_start; s->line_start = t + 1; }
+    const int64_t above = s->previous_line + (t + 1 - s->line_start);
+    s->above = above < s->line_start ? h[above] : 0;
+}
+
+int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n, int32_t *freqs) {
+    bits_state *s = tzip_bits_new(squash, stretch);
+    SCAN_WITH(bits, s)
+}
+
+BATCH_STEPS(bits, bits_state)

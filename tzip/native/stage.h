@@ -1,0 +1,35 @@
+/* What the stage files (match, counts, pixels, samples, bits) share: the two loops every stage's
+ * entry points run, as macros over the stage's own predict and update. Private to the library.
+ */
+#ifndef TZIP_STAGE_H
+#define TZIP_STAGE_H
+
+#include <stdint.h>
+
+#include "tzip.h"
+
+/* A whole segment through stage NAME's new state s (NULL: out of memory), as compression runs it. */
+#define SCAN_WITH(NAME, s)                                                                         \
+    if (!s) return -2;                                                                             \
+    for (int64_t t = 0; t < n; t++) {                                                              \
+        NAME##_predict(s, sym, t, freqs + t * 256);                                                \
+        NAME##_update(s, sym, t);                                                                  \
+    }                                                                                              \
+    tzip_##NAME##_free(s);                                                                         \
+    return 0;
+
+/* A decode batch's entry points for a stage NAME with state type STATE: predict rewrites the
+   frequencies of, and update learns for, the segments `use` flags. */
+#define BATCH_STEPS(NAME, STATE)                                                                   \
+    void tzip_##NAME##_predict(STATE **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t, \
+                               const uint8_t *use, int32_t *freqs) {                             \
+        for (int64_t i = 0; i < b; i++)                                                            \
+            if (use[i]) NAME##_predict(states[i], hist + i * stride, t, freqs + i * 256);         \
+    }                                                                                              \
+    void tzip_##NAME##_update(STATE **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t, \
+                              const uint8_t *use) {                                              \
+        for (int64_t i = 0; i < b; i++)                                                            \
+            if (use[i]) NAME##_update(states[i], hist + i * stride, t);                            \
+    }
+
+#endif

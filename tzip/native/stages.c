@@ -1,0 +1,101 @@
+/* A decode batch's stages in one call per step each way, and the decode loop's whole work at one
+ * position in two calls (coder.decode_segments, tzip/chain.py): a Python call costs about a
+ * microsecond, as much as most stages' work on a byte. The stages of a chain are dispatched on
+ * their kind (enum tzip_stage_kind) to each stage's batch entry points.
+ */
+#include <stdint.h>
+
+#include "tzip.h"
+
+/* ---- Decoding's stages in one call per step (coder.decode_segments) ----------------------------- */
+
+/* Each stage in turn rewrites the step's frequencies of the segments its mask flags; states[k] is
+   the match model's state array or the other stages' array of handles. */
+void tzip_stages_predict(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks, int64_t b,
+                         const uint8_t *hist, int64_t stride, int64_t t, int32_t *freqs) {
+    for (int64_t k = 0; k < n; k++) {
+        switch (kinds[k]) {
+        case TZIP_STAGE_MATCH:
+            tzip_match_predict((int32_t *)states[k], b, hist, stride, masks[k], freqs);
+            break;
+        case TZIP_STAGE_COUNTS:
+            tzip_counts_predict((count_state **)states[k], b, hist, stride, t, masks[k], freqs);
+            break;
+        case TZIP_STAGE_PIXELS:
+            tzip_pixels_predict((pixel_state **)states[k], b, hist, stride, t, masks[k], freqs);
+            break;
+        case TZIP_STAGE_SAMPLES:
+            tzip_samples_predict((sample_state **)states[k], b, hist, stride, t, masks[k], freqs);
+            break;
+        case TZIP_STAGE_BITS:
+            tzip_bits_predict((bits_state **)states[k], b, hist, stride, t, masks[k], freqs);
+            break;
+        }
+    }
+}
+
+/* After the bytes of position t are in hist: every stage learns. Non-zero: the stage that could
+   not grow its state, plus one. */
+int64_t tzip_stages_update(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                           int64_t b, const uint8_t *hist, int64_t stride, int64_t t) {
+    for (int64_t k = 0; k < n; k++) {
+        switch (kinds[k]) {
+        case TZIP_STAGE_MATCH:
+            tzip_match_update((int32_t *)states[k], b, hist, stride, t, masks[k]);
+            break;
+        case TZIP_STAGE_COUNTS:
+            if (tzip_counts_update((count_state **)states[k], b, hist, stride, t, masks[k])) return k + 1;
+            break;
+        case TZIP_STAGE_PIXELS:
+            tzip_pixels_update((pixel_state **)states[k], b, hist, stride, t, masks[k]);
+            break;
+        case TZIP_STAGE_SAMPLES:
+            tzip_samples_update((sample_state **)states[k], b, hist, stride, t, masks[k]);
+            break;
+        case TZIP_STAGE_BITS:
+            tzip_bits_update((bits_state **)states[k], b, hist, stride, t, masks[k]);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* A chain's stages over positions t0..t0+n-1 of its history (compression of a segment that
+   continues a chain, tzip/chain.py): freqs [n][256] rewritten in place, the states carried on.
+   The stages are those of a decode batch of one; returns what tzip_stages_update returns. */
+int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                         const uint8_t *hist, int64_t t0, int64_t n, int32_t *freqs) {
+    for (int64_t t = t0; t < t0 + n; t++) {
+        tzip_stages_predict(n_stages, kinds, states, masks, 1, hist, 0, t, freqs + (t - t0) * 256);
+        const int64_t failed = tzip_stages_update(n_stages, kinds, states, masks, 1, hist, 0, t);
+        if (failed) return failed;
+    }
+    return 0;
+}
+
+/* ---- The decode loop's work at one position in two calls (coder.decode_segments) ------------- */
+
+/* The network's step at its position t, every stage's predict at position ts of the stages'
+   history, and the frequencies as float32 (exact: integers below 2^24) for the range decoder. */
+int tzip_turn_predict(const tzip_decode_turn *a, int64_t t, int64_t ts) {
+    const int status = tzip_step(a->cfg, a->params, t, (int)a->batch, a->history, a->stride, a->offsets, a->modality,
+                                 a->period, a->keys, a->vals, a->block_sum, a->freq);
+    if (status) return status;
+    if (a->n_stages)
+        tzip_stages_predict(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history, a->stage_stride, ts,
+                            a->freq);
+    for (int64_t i = 0; i < a->batch * 256; i++) a->probs[i] = (float)a->freq[i];
+    return 0;
+}
+
+/* The bytes decoded at t (ts): into the network's and the stages' histories, then every stage
+   learns. Returns what tzip_stages_update returns. */
+int64_t tzip_turn_learn(const tzip_decode_turn *a, int64_t t, int64_t ts, const int64_t *symbols) {
+    for (int64_t b = 0; b < a->batch; b++) {
+        a->history[b * a->stride + t] = (uint8_t)symbols[b];
+        a->stage_history[b * a->stage_stride + ts] = (uint8_t)symbols[b];
+    }
+    return a->n_stages ? tzip_stages_update(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history,
+                                            a->stage_stride, ts)
+                       : 0;
+}

@@ -1,0 +1,242 @@
+/* The interface between tzip's C library and Python, and the only place it is declared: Python's
+ * loader parses this file and sets every function's ctypes types from it. So everything that
+ * crosses is written here in a plain, regular form: integer #defines, enums (indices into arrays
+ * Python fills), the one struct Python builds, and every exported function, each prototype
+ * starting with TZIP_API and using only void, int, int32_t, int64_t, uint8_t, pointers and const.
+ * A library reports TZIP_ABI_VERSION and the sizes below (tzip_abi_version, tzip_abi_sizeof), so a
+ * loader can refuse one built from another version of this header. Change TZIP_ABI_VERSION with
+ * any change to what crosses.
+ *
+ * Every entry point is exact integer arithmetic: the same integers as the PyTorch engine and the
+ * Python stages (match, counts, pixels, samples, bits) on every CPU.
+ */
+#ifndef TZIP_H
+#define TZIP_H
+
+#include <stdint.h>
+
+#define TZIP_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define TZIP_API __attribute__((visibility("default")))
+#else
+#define TZIP_API
+#endif
+
+/* Keys of a decoder's ring lie in blocks of this many keys (Python sizes the key buffers with it). */
+#define TZIP_KEY_BLOCK 16
+
+/* int32 entries of one match-model state (tzip/match.py's STATE_SIZE): pointer, length, prediction,
+ * cell, then 24 x 16 hit rates, then a 2^16-entry hash table. */
+#define TZIP_MATCH_STATE_SIZE 65924
+
+/* The model configuration: an int32 array indexed by these (tzip_step's and tzip_parallel's cfg). */
+enum tzip_cfg {
+    TZIP_CFG_D_MODEL,
+    TZIP_CFG_N_LAYERS,
+    TZIP_CFG_N_HEADS,
+    TZIP_CFG_N_KV_HEADS,
+    TZIP_CFG_D_FF,
+    TZIP_CFG_WINDOW,
+    TZIP_CFG_BLOCK,
+    TZIP_CFG_MEM_SLOTS,
+    TZIP_CFG_RING,
+    TZIP_CFG_USE_MEMORY,
+    TZIP_CFG_N_FEATURES,
+    TZIP_CFG_PHASES,
+    TZIP_CFG_U_MAX,
+    TZIP_CFG_PROB_BITS,
+    TZIP_CFG_EXP_BITS,
+    TZIP_CFG_FREQ_BITS,
+    TZIP_CFG_NORM_SHIFT,
+    TZIP_CFG_RES_LIMIT,
+    TZIP_CFG_MASKED,
+    TZIP_CFG_COUNT
+};
+
+/* The weights: an array of pointers, TZIP_PARAM_COUNT model-wide ones indexed by these, then
+ * TZIP_LAYER_COUNT per layer (below). A linear layer is four arrays: _W the int8 weights widened to
+ * int16 [out][in], _M and _S the int32 requantisation multiplier and shift per output, _P the same
+ * weights packed for the AVX-512 VNNI tiles (engine.c's linear_tiles). */
+enum tzip_param {
+    TZIP_PARAM_FEATURES,
+    TZIP_PARAM_PHASE,
+    TZIP_PARAM_EXP,
+    TZIP_PARAM_ALIBI,
+    TZIP_PARAM_HEAD_W,
+    TZIP_PARAM_HEAD_M,
+    TZIP_PARAM_HEAD_S,
+    TZIP_PARAM_HEAD_P,
+    TZIP_PARAM_COUNT
+};
+
+/* One layer's slice of the weights, at TZIP_PARAM_COUNT + layer * TZIP_LAYER_COUNT. */
+enum tzip_layer {
+    TZIP_LAYER_QKV_W,
+    TZIP_LAYER_QKV_M,
+    TZIP_LAYER_QKV_S,
+    TZIP_LAYER_QKV_P,
+    TZIP_LAYER_PROJ_W,
+    TZIP_LAYER_PROJ_M,
+    TZIP_LAYER_PROJ_S,
+    TZIP_LAYER_PROJ_P,
+    TZIP_LAYER_UP_W,
+    TZIP_LAYER_UP_M,
+    TZIP_LAYER_UP_S,
+    TZIP_LAYER_UP_P,
+    TZIP_LAYER_DOWN_W,
+    TZIP_LAYER_DOWN_M,
+    TZIP_LAYER_DOWN_S,
+    TZIP_LAYER_DOWN_P,
+    TZIP_LAYER_SCORE_M,
+    TZIP_LAYER_SCORE_S,
+    TZIP_LAYER_OUT_M,
+    TZIP_LAYER_OUT_S,
+    TZIP_LAYER_COUNT
+};
+
+/* The adaptive stages, as tzip_stages_* and tzip_turn_* read a chain's kinds array. */
+enum tzip_stage_kind {
+    TZIP_STAGE_MATCH,
+    TZIP_STAGE_COUNTS,
+    TZIP_STAGE_PIXELS,
+    TZIP_STAGE_SAMPLES,
+    TZIP_STAGE_BITS,
+    TZIP_STAGE_KIND_COUNT
+};
+
+/* What tzip_abi_sizeof reports: TZIP_ABI_SIZEOF_X is sizeof(tzip_X), any other TZIP_ABI_X the value
+ * of TZIP_X as the library was built; -1 for an item the library does not know. */
+enum tzip_abi_item {
+    TZIP_ABI_SIZEOF_DECODE_TURN,
+    TZIP_ABI_CFG_COUNT,
+    TZIP_ABI_PARAM_COUNT,
+    TZIP_ABI_LAYER_COUNT,
+    TZIP_ABI_STAGE_KIND_COUNT,
+    TZIP_ABI_KEY_BLOCK,
+    TZIP_ABI_MATCH_STATE_SIZE,
+    TZIP_ABI_ITEM_COUNT
+};
+
+/* The decode loop's work at one position (tzip_turn_predict, tzip_turn_learn): tzip_step's
+ * arguments, then tzip_stages_*'s, the stages' history, and probs [batch][256] for the coder. */
+typedef struct tzip_decode_turn {
+    const int32_t *cfg;
+    void **params;
+    int64_t batch;
+    uint8_t *history;
+    int64_t stride;
+    const int32_t *offsets;
+    const int32_t *modality;
+    const int32_t *period;
+    int16_t *keys;
+    int16_t *vals;
+    int32_t *block_sum;
+    int32_t *freq;
+    int64_t n_stages;
+    const int32_t *kinds;
+    void *const *states;
+    const uint8_t *const *masks;
+    uint8_t *stage_history;
+    int64_t stage_stride;
+    float *probs;
+} tzip_decode_turn;
+
+/* The stages' states, opaque to Python (handles from tzip_*_new). */
+typedef struct count_state count_state;
+typedef struct pixel_state pixel_state;
+typedef struct sample_state sample_state;
+typedef struct bits_state bits_state;
+
+/* ---- The ABI itself -------------------------------------------------------------------------- */
+
+TZIP_API int64_t tzip_abi_version(void);
+TZIP_API int64_t tzip_abi_sizeof(int32_t what);
+
+/* ---- The network (engine.c) ------------------------------------------------------------------
+ * tzip_step: one position t for `batch` segments. history [batch][stride] uint8, offsets
+ * [batch][n_features], modality/period [batch]; keys [layers][batch][nkv][kpad * hd] int16 in blocks
+ * of TZIP_KEY_BLOCK keys (kpad = n_keys rounded up to whole blocks, zeros at first), vals
+ * [layers][batch][nkv][n_keys][hd] int16; block_sum [layers][batch][d]; freq out [batch][256] int32.
+ * tzip_parallel: the teacher-forced pass over one segment of T bytes, freq [T][256]; threads = 2
+ * runs the second half on a second thread (the same integers).
+ * Both return 0, -1 for a configuration outside the limits, tzip_parallel -2 when memory runs out. */
+
+TZIP_API int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch, const uint8_t *history, int64_t stride,
+                       const int32_t *offsets, const int32_t *modality, const int32_t *period, int16_t *keys,
+                       int16_t *vals, int32_t *block_sum, int32_t *freq);
+TZIP_API int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
+                           int32_t modality, int32_t period, int32_t *freq, int32_t threads);
+
+/* ---- The stages -------------------------------------------------------------------------------
+ * Each stage rewrites frequencies [256] (summing to 2^16) of position t from the bytes before it.
+ * _scan: a whole segment sym[0..n-1], freqs [n][256] rewritten in place; 0, or -2 when a state
+ * cannot be allocated. _predict/_update: one position of a decode batch of b segments, history
+ * [b][stride], only the segments `use` flags. _new returns NULL for bad arguments or no memory. */
+
+TZIP_API int tzip_match_scan(const uint8_t *sym, int64_t n, int32_t *freqs);
+TZIP_API void tzip_match_predict(int32_t *states, int64_t b, const uint8_t *hist, int64_t stride, const uint8_t *use,
+                                 int32_t *freqs);
+TZIP_API void tzip_match_update(int32_t *states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                const uint8_t *use);
+TZIP_API int64_t tzip_match_state_size(void);
+
+TZIP_API count_state *tzip_counts_new(int32_t orders, const int32_t *order, const int32_t *beta);
+TZIP_API void tzip_counts_free(count_state *s);
+TZIP_API int tzip_counts_scan(int32_t orders, const int32_t *order, const int32_t *beta, const uint8_t *sym, int64_t n,
+                              int32_t *freqs);
+TZIP_API void tzip_counts_predict(count_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                  const uint8_t *use, int32_t *freqs);
+TZIP_API int tzip_counts_update(count_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                const uint8_t *use);
+
+TZIP_API pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t *cdf, const int32_t *cost,
+                                      const int32_t *exp2);
+TZIP_API void tzip_pixels_free(pixel_state *s);
+TZIP_API int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
+                              const uint8_t *sym, int64_t n, int32_t *freqs);
+TZIP_API void tzip_pixels_predict(pixel_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                  const uint8_t *use, int32_t *freqs);
+TZIP_API void tzip_pixels_update(pixel_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                 const uint8_t *use);
+
+TZIP_API sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf, const int32_t *cost,
+                                        const int32_t *exp2);
+TZIP_API void tzip_samples_free(sample_state *s);
+TZIP_API int tzip_samples_scan(int64_t channels, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,
+                               const uint8_t *sym, int64_t n, int32_t *freqs);
+TZIP_API void tzip_samples_predict(sample_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                   const uint8_t *use, int32_t *freqs);
+TZIP_API void tzip_samples_update(sample_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                  const uint8_t *use);
+
+TZIP_API bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch);
+TZIP_API void tzip_bits_free(bits_state *s);
+TZIP_API int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n,
+                            int32_t *freqs);
+TZIP_API void tzip_bits_predict(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                const uint8_t *use, int32_t *freqs);
+TZIP_API void tzip_bits_update(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                               const uint8_t *use);
+
+/* ---- A chain of stages in one call (stages.c) -------------------------------------------------
+ * kinds [n] (enum tzip_stage_kind), states[k] the match model's state array or another stage's
+ * array of handles, masks[k] its segments. _update and _scan return 0, or the number of the stage
+ * that could not grow its state, plus one. _scan runs a batch of one over positions t0..t0+n-1. */
+
+TZIP_API void tzip_stages_predict(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                                  int64_t b, const uint8_t *hist, int64_t stride, int64_t t, int32_t *freqs);
+TZIP_API int64_t tzip_stages_update(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                                    int64_t b, const uint8_t *hist, int64_t stride, int64_t t);
+TZIP_API int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *states,
+                                  const uint8_t *const *masks, const uint8_t *hist, int64_t t0, int64_t n,
+                                  int32_t *freqs);
+
+/* The network's step at its position t, the stages' predict at position ts of their history, and
+ * the frequencies as float32 into probs; returns tzip_step's status. */
+TZIP_API int tzip_turn_predict(const tzip_decode_turn *a, int64_t t, int64_t ts);
+/* The bytes decoded at t (ts) into both histories, then every stage learns; returns what
+ * tzip_stages_update returns. */
+TZIP_API int64_t tzip_turn_learn(const tzip_decode_turn *a, int64_t t, int64_t ts, const int64_t *symbols);
+
+#endif

@@ -1,0 +1,218 @@
+"""The bit mixer: method 5's byte distribution refined one bit at a time by context mixing.
+
+The counts stage (counts.py) blends order-1..6 counts into the network's prediction with a
+fixed table of trust. Text coders of the PAQ family do better by deciding each byte as eight
+binary choices, each predicted by many contexts whose adaptive probabilities a small online
+logistic mixer weighs, then refined by adaptive probability maps (APMs). Here that machinery
+takes the incoming frequencies f as one more input (their conditional probability of each bit)
+and adds what f lacks: the word so far, with the words before it and with the column, and the
+byte above in a line-structured text. On the bench texts it codes 7.2 % under f alone.
+
+Each node of the byte's binary tree (c0: a leading 1, then the bits known) mixes, in the
+stretched (logit) domain, f's conditional bit probability, ten context slots (orders 1-4 and 6,
+the word, word with one and with two words before, word with column, byte above with the last
+byte) and a bias. Two weight sets, chosen by the node and by the node with which of the last
+three contexts have been seen, each give a prediction; their mean passes two APMs (by node, by
+node and the last byte). The coder needs a distribution over 256 bytes, so every node whose
+subtree f gives at least 1/256 of its mass is evaluated and the mass split by its probability;
+smaller subtrees share their mass as f does. After the byte, the eight nodes on its path learn
+(from their evaluation at prediction, where there was one).
+
+Integer arithmetic throughout (12-bit probabilities, exact decimal tables), so every machine
+computes the same frequencies (docs/DESIGN.md §2). This file is the reference and the fallback;
+tzip/native/bits.c computes the same integers fast. Segments coded this way are container
+method 8 ("bits"), offered for text and binary layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tzip.engine.library import library
+from tzip.format.layout import BINARY, TEXT, Layout
+from tzip.stages.mixing import STRETCH, normalise, squash, squash_tables
+from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage
+
+SLOT_BITS = 22  # 2^22 words (16 MB) in buckets of 16: a check, then 15 nodes' p (16 bits) << 16 | count
+CONTEXTS = 10
+INPUTS = CONTEXTS + 2  # f's bit probability, the context slots, a bias
+LIMIT = 127  # a slot's count stops here: its probability then moves 1/128.5 of the way per bit
+RATE = 6  # mixer learning rate (err * RATE * input >> 14, weights in 1/2^16)
+W_START = 8000  # every weight's start but f's (65536: f as it is)
+W_MAX = 1 << 24
+APM_RATE = 7
+EVAL_SHIFT = 8  # nodes with under 1/2^8 of f's mass are not evaluated
+COL_MAX = 60
+_STRETCH = STRETCH.tolist()
+MASK32 = 0xFFFFFFFF
+
+
+def bit_hash(a: int, b: int) -> int:
+    h = ((a * 0x9E3779B1) ^ (((b + 0x7F4A7C15) & MASK32) * 0x85EBCA77)) & MASK32
+    return h ^ (h >> 15)
+
+
+def clamp(v: int, lo: int, hi: int) -> int:
+    return lo if v < lo else hi if v > hi else v
+
+
+def node_word(c0: int, depth: int) -> int:
+    """A node's word in its nibble's bucket: 1, then 2-3, 4-7, 8-15 by the bits known in the nibble."""
+    return c0 if depth < 4 else (1 << (depth - 4)) | (c0 & ((1 << (depth - 4)) - 1))
+
+
+class SegmentBits:
+    """One segment's mixer state; predict then update at each byte in turn."""
+
+    def __init__(self):
+        self.slots: dict[int, list[int]] = {}  # bucket (its first word's index) -> its 16 words, absent = zeros
+        self.w1 = [W_START if i % INPUTS else 65536 for i in range(256 * INPUTS)]
+        self.w2 = [W_START if i % INPUTS else 65536 for i in range(2048 * INPUTS)]
+        curve = [squash((j - 16) * 128) * 16 for j in range(33)]
+        self.apm1, self.apm2 = curve * 256, curve * 65536
+        self.word = self.word1 = self.word2 = self.above = 0
+        self.line_start = self.previous_line = 0
+        self.ctx: list[int] = []  # position t's contexts, from predict
+        self.cum: list[int] = []  # the incoming frequencies' cumulative sums, from predict
+        self.nodes: dict[int, dict] = {}  # the nodes predict evaluated, which update learns from as they were
+
+    def contexts(self, hist, t: int) -> list[int]:
+        c = [0] * 7
+        for k in range(1, min(6, t) + 1):
+            c[k] = int(hist[t - k])
+        o4 = c[1] | c[2] << 8 | c[3] << 16 | c[4] << 24
+        words = bit_hash(self.word, self.word1)
+        col = t - self.line_start
+        values = (c[1], c[1] | c[2] << 8, c[1] | c[2] << 8 | c[3] << 16, o4, bit_hash(bit_hash(o4, c[5]), c[6]),
+                  self.word, words, bit_hash(words, self.word2), bit_hash(self.word, min(col, COL_MAX)),
+                  bit_hash(self.above, c[1]))
+        return [bit_hash(i + 1, v) for i, v in enumerate(values)]
+
+    def bucket(self, i: int, nibble: int, write: bool) -> list[int] | None:
+        """Context i's bucket for a nibble (0: the first; 16 + the high nibble: the second): one of
+        two neighbouring buckets whose check matches, or None (read) / the one with the lower count
+        at its first node, emptied (write)."""
+        hh = bit_hash(self.ctx[i], nibble)
+        check, at = hh | 1, hh & ((1 << SLOT_BITS) - 16)
+        empty = [0] * 16
+        b0, b1 = self.slots.get(at, empty), self.slots.get(at ^ 16, empty)
+        if b0[0] == check:
+            return b0
+        if b1[0] == check:
+            return b1
+        if not write:
+            return None
+        victim = at ^ 16 if b1[1] & 0xFF < b0[1] & 0xFF else at
+        self.slots[victim] = [check] + [0] * 15
+        return self.slots[victim]
+
+    def buckets(self, nibble: int, write: bool) -> list:
+        return [self.bucket(i, nibble, write) for i in range(CONTEXTS)]
+
+    def evaluate(self, buckets: list, c1: int, c0: int, depth: int) -> dict:
+        """Node c0's inputs and mixed probability of a 1 (12 bits); reads the state only."""
+        cum = self.cum
+        base, half = (c0 - (1 << depth)) << (8 - depth), 1 << (7 - depth)
+        total, one = cum[base + 2 * half] - cum[base], cum[base + 2 * half] - cum[base + half]
+        x = [_STRETCH[clamp((one * 4096 + total // 2) // total, 1, 4095)]]
+        word, known = node_word(c0, depth), 0
+        for i, b in enumerate(buckets):
+            v = b[word] if b is not None else 0
+            x.append(_STRETCH[v >> 20] if v & 0xFF else 0)
+            if i >= CONTEXTS - 3:
+                known = known * 2 + (v & 0xFF != 0)
+        x.append(256)
+        o1, o2 = c0 * INPUTS, (c0 * 8 + known) * INPUTS
+        d1 = sum(a * b for a, b in zip(x, self.w1[o1:o1 + INPUTS])) >> 16
+        d2 = sum(a * b for a, b in zip(x, self.w2[o2:o2 + INPUTS])) >> 16
+        pr = squash((d1 + d2) >> 1)
+        st = _STRETCH[pr] + 2048
+        lo, wgt = st >> 7, st & 127
+        i1, i2 = c0 * 33 + lo, (c0 | c1 << 8) * 33 + lo
+        p1 = (self.apm1[i1] * (128 - wgt) + self.apm1[i1 + 1] * wgt) >> 11
+        p2 = (self.apm2[i2] * (128 - wgt) + self.apm2[i2 + 1] * wgt) >> 11
+        return {"x": x, "d1": d1, "d2": d2, "o1": o1, "o2": o2,
+                "pr": clamp((2 * pr + p1 + p2 + 2) >> 2, 1, 4095), "apm1": i1 + (wgt >> 6), "apm2": i2 + (wgt >> 6)}
+
+    def descend(self, buckets, f, c1: int, c0: int, depth: int, mass: int, p: list[int]) -> None:
+        base, width = (c0 - (1 << depth)) << (8 - depth), 1 << (8 - depth)
+        if depth == 8:
+            p[base] = mass
+            return
+        sub = self.cum[base + width] - self.cum[base]
+        if sub << EVAL_SHIFT < self.cum[256]:
+            share = (mass << 16) // sub
+            for v in range(base, base + width):
+                p[v] = (int(f[v]) * share) >> 16
+            return
+        if depth == 4:
+            buckets = self.buckets(16 + (c0 & 15), False)
+        self.nodes[c0] = self.evaluate(buckets, c1, c0, depth)
+        m1 = (mass * self.nodes[c0]["pr"]) >> 12
+        self.descend(buckets, f, c1, 2 * c0, depth + 1, mass - m1, p)
+        self.descend(buckets, f, c1, 2 * c0 + 1, depth + 1, m1, p)
+
+    def predict(self, hist, t: int, freq: np.ndarray) -> None:
+        """Refine position t's frequencies in place."""
+        self.ctx = self.contexts(hist, t)
+        self.cum = [0, *np.cumsum(freq.astype(np.int64)).tolist()]
+        self.nodes = {}
+        p = [0] * 256
+        self.descend(self.buckets(0, False), freq, int(hist[t - 1]) if t else 0, 1, 0, 1 << 32, p)
+        freq[:] = normalise(np.array(p, dtype=np.int64))
+
+    def update(self, hist, t: int) -> None:
+        c1, y, c0 = int(hist[t - 1]) if t else 0, int(hist[t]), 1
+        for depth in range(8):
+            bit = (y >> (7 - depth)) & 1
+            if depth % 4 == 0:
+                buckets = self.buckets(16 + (c0 & 15) if depth else 0, True)
+            nd = self.nodes.get(c0) or self.evaluate(buckets, c1, c0, depth)
+            for weights, offset, d in ((self.w1, nd["o1"], nd["d1"]), (self.w2, nd["o2"], nd["d2"])):
+                err = ((bit << 12) - squash(d)) * RATE
+                for i, xi in enumerate(nd["x"]):
+                    weights[offset + i] = clamp(weights[offset + i] + ((xi * err) >> 14), -W_MAX, W_MAX)
+            g = (bit << 16) + (bit << APM_RATE) - 2 * bit
+            for apm, i in ((self.apm1, nd["apm1"]), (self.apm2, nd["apm2"])):
+                apm[i] += (g - apm[i]) >> APM_RATE
+            word = node_word(c0, depth)
+            for b in buckets:
+                n = b[word] & 0xFF
+                q = b[word] >> 16 if n else 32768
+                q = clamp(q + ((((bit << 16) - q) * (131072 // (2 * n + 3))) >> 16), 0, 65535)
+                b[word] = q << 16 | min(n + 1, LIMIT)
+            c0 = 2 * c0 + bit
+        lower = y + 32 if ord("A") <= y <= ord("Z") else y
+        if ord("a") <= lower <= ord("z"):
+            self.word = bit_hash(self.word, lower)
+        elif self.word:
+            self.word2, self.word1, self.word = self.word1, self.word, 0
+        if y == ord("\n"):
+            self.previous_line, self.line_start = self.line_start, t + 1
+        above = self.previous_line + (t + 1 - self.line_start)
+        self.above = int(hist[above]) if above < self.line_start else 0
+
+
+def applies(layout: Layout) -> bool:
+    """Text and binary layouts: images and audio have their own last stages."""
+    return layout.modality in (TEXT, BINARY)
+
+
+def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool = True,
+          in_place: bool = False) -> np.ndarray:
+    """The refined frequencies [T, 256] of a whole segment (compression); in_place rewrites
+    `freqs` (int32, C order). native=False runs this reference (tests compare the two)."""
+    if not applies(layout):
+        raise ValueError("the bit mixer is for text and binary layouts")
+    return apply_stage(symbols, freqs, in_place, library() if native else None, "tzip_bits_scan", squash_tables(),
+                       lambda n: SegmentBits(), "the bit mixer")
+
+
+class BitsBatch(StateBatch):
+    """The bit mixers of a batch of segments decoded in lock-step (protocol.StateBatch)."""
+
+    KIND = STAGE_KINDS["bits"]
+
+    def __init__(self, use: list[bool], history: np.ndarray, layout: Layout):
+        super().__init__(use, history, library(), "tzip_bits", "the bit mixer",
+                         lambda lib: lib.tzip_bits_new(*squash_tables()), SegmentBits)
