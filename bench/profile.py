@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corpora.build import default_cache  # noqa: E402
 from tzip.engine.reference import Decoder
-from tzip.engine.registry import get_model
+from tzip.engine.registry import get_model, reference
 from tzip.format.layout import Layout
 
 CLASSES = {
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    model = get_model(args.model)
+    model = reference(get_model(args.model))  # the PyTorch engine's timings beside the C engine's
     data = (args.cache / "sets" / "text-bench" / "alice29.txt").read_bytes()[: args.bytes]
     c_rate, c_parts = profile_compress(model, data)
     d_rate, d_parts = profile_decompress(model, args.batch, args.steps)

@@ -18,7 +18,7 @@ from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, ref
 from .test_match import network_like
 
 ONE = 1 << 16
-needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+needs_c = pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
 ALICE = np.frombuffer((DATA / "alice_head.txt").read_bytes(), dtype=np.uint8)
 
 

@@ -23,7 +23,7 @@ from .test_match import network_like
 
 ALICE = (DATA / "alice_head.txt").read_bytes()
 TEXT = Layout.text()
-needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+needs_c = pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
 
 
 def methods_of(packed: bytes) -> list[int]:

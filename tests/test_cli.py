@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
 
 import pytest
 import torch
+
+import tzip
 
 TZIP = [sys.executable, "-m", "tzip.cli"]
 
@@ -157,13 +160,22 @@ def test_remaining_flags(env, tmp_path, samples):
 
 
 def test_the_engine_in_use_is_reported(env, tmp_path, samples):
-    """-v names the engine; a missing C compiler gets one note (the output is the same), TZIP_NATIVE=0 none."""
+    """-v names the engine and its CPU level; a C library that cannot load gets one note (the output is the
+    same), TZIP_NATIVE=0 none."""
     src = tmp_path / "a.txt"
     src.write_bytes(samples["text"][:3000])
     fast = tz(env, "-v", "-c", src)
     assert b"engine: C" in fast.stderr
-    no_cc = {**env, "CC": str(tmp_path / "no-cc"), "TZIP_CACHE_DIR": str(tmp_path / "cache")}
+    assert re.search(rb"engine: C \((portable|avx2|avx512)\)", fast.stderr)
+    no_cc = {**env, "TZIP_NATIVE_BUILD": "1", "CC": str(tmp_path / "no-cc"), "TZIP_CACHE_DIR": str(tmp_path / "cache")}
     slow = tz(no_cc, "-c", src)
     assert b"engine: PyTorch, much slower" in slow.stderr and slow.stdout == fast.stdout
     quiet = tz({**env, "TZIP_NATIVE": "0"}, "-c", src)
     assert quiet.stderr == b"" and quiet.stdout == fast.stdout
+
+
+def test_version_names_the_default_model_and_the_engine(env, tiny):
+    for flag in ("--version", "-V"):
+        out = tz(env, flag).stdout.decode()
+        assert out.startswith(f"tzip {tzip.__version__}; default model ") and f"(id {tiny.model_id})" in out
+        assert "engine" in out

@@ -19,7 +19,7 @@ from tzip.stages import counts, match
 
 from .conftest import DATA
 
-needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+needs_c = pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
 
 
 def network_like(symbols: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tzip.engine import native
+from tzip.engine import library, native
 from tzip.engine.config import ModelConfig
 from tzip.engine.modelfile import parse
 from tzip.engine.reference import Decoder, IntModel
@@ -120,9 +120,9 @@ def test_batches_larger_than_one_pass(tiny, samples):
 
 def test_default_model_c_step(samples):
     """The shipped model (d=128, multi-query, W=64) on real text and audio, against the parallel pass."""
-    from tzip.engine.registry import get_model
+    from tzip.engine.registry import get_model, reference
 
-    model = get_model(None)
+    model = reference(get_model(None))
     for key in ("text", "wav_mono"):
         body, layout = payload(samples, key)
         segs = [body[:700], body[700:1000]]
@@ -182,27 +182,49 @@ def _fallback_script(env: dict) -> str:
     return out.stdout.strip()
 
 
-def test_without_a_compiler_the_pytorch_step_takes_over(tmp_path):
-    out = _fallback_script({"CC": str(tmp_path / "no-such-cc"), "TZIP_CACHE_DIR": str(tmp_path / "cache")})
-    assert out.startswith("False Decoder") and "cannot build" in out
+def test_without_the_c_library_the_pytorch_step_takes_over(tmp_path):
     assert _fallback_script({"TZIP_NATIVE": "0"}).startswith("False Decoder")
+    out = _fallback_script({"TZIP_NATIVE_BUILD": "1", "CC": str(tmp_path / "no-such-cc"),
+                            "TZIP_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.startswith("False Decoder") and "cannot build" in out
 
 
-def test_portable_build_gives_the_same_frequencies(tmp_path):
-    """Code built without CPU-specific tuning (no VNNI tiles, other vector widths) computes the same integers."""
-    code = ("import numpy as np, torch, tzip.engine.native as n; from tzip.engine.registry import get_model; "
-            "from tzip.format.layout import Layout; from tzip.engine.reference import Decoder; "
-            "m = get_model(None); lay = Layout.audio(2, 2); data = np.arange(300) * 7 % 251; "
+def cpu_runs(level: str) -> bool:
+    lib = native.library()
+    return lib is not None and library.LEVELS.index(level) <= lib.tzip_cpu_level()
+
+
+@pytest.mark.parametrize("level", [*library.LEVELS, "built here"])
+def test_every_build_gives_the_same_frequencies(tmp_path, level):
+    """Each CPU level the package builds (portable, AVX2, AVX-512 VNNI: other instructions and
+    vector widths), and a developer build made here without CPU tuning, compute the PyTorch
+    engine's integers, in the parallel pass and step by step."""
+    if level in library.LEVELS and not cpu_runs(level):
+        pytest.skip(f"this CPU does not run the {level} build")
+    code = ("import numpy as np, torch, tzip.engine.native as n; from tzip.engine import library; "
+            "from tzip.engine.registry import get_model; "
+            "from tzip.format.layout import Layout; from tzip.engine.reference import Decoder, IntModel; "
+            "m = IntModel(get_model(None).file); lay = Layout.audio(2, 2); data = np.arange(300) * 7 % 251; "
             "p = n.parallel(m, data.astype(np.uint8), lay)\n"
             "a, b = n.NativeDecoder(m, [lay] * 2, 300), Decoder(m, [lay] * 2, 300)\n"
             "for t in range(300):\n"
             "    f = b.step(); assert torch.equal(a.step(), f) and np.array_equal(p[t], f[0].numpy()), t\n"
             "    a.push(np.array([data[t], 255 - data[t]])); b.push(np.array([data[t], 255 - data[t]]))\n"
-            "print(n.available())")
-    env = {**os.environ, "TZIP_NATIVE_MARCH": "", "TZIP_CACHE_DIR": str(tmp_path)}
+            "print(library.level())")
+    env = {**os.environ, "TZIP_CACHE_DIR": str(tmp_path)}
+    env.update({"TZIP_NATIVE_BUILD": "1", "TZIP_NATIVE_MARCH": ""} if level == "built here" else
+               {"TZIP_CPU_LEVEL": level})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "True" and list(tmp_path.glob("tzip_native_*.so"))
+    assert out.stdout.strip() == level
+    assert bool(list(tmp_path.glob("tzip_native_*.so"))) == (level == "built here")
+
+
+def test_a_level_the_cpu_cannot_run_is_refused(tmp_path):
+    code = "from tzip.engine import library; print(library.available(), library.unavailable_reason())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TZIP_CPU_LEVEL": "sse9"},
+                         capture_output=True, text=True)
+    assert out.stdout.startswith("False TZIP_CPU_LEVEL must be one of portable, avx2, avx512")
 
 
 def test_shapes_outside_the_c_engine_run_on_pytorch(samples):

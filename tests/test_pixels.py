@@ -17,7 +17,7 @@ from tzip.stages import mixing, pixels
 from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
 from .test_match import network_like
 
-needs_c = pytest.mark.skipif(not native.available(), reason="no C compiler")
+needs_c = pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
 
 
 def photo(samples, key: str) -> tuple[np.ndarray, Layout]:
@@ -132,3 +132,17 @@ def test_a_pixels_segment_outside_an_image_is_refused(tiny):
 def test_damaged_pixels_segment_fails_cleanly(samples):
     packed = tzip.compress(samples["pgm"], methods=("pixels",))
     damaged_fails(packed, C.PIXELS)
+
+
+def test_tables_equal_their_decimal_definition_at_every_entry():
+    """The float64 shortcut (mixing._rounded) gives what Decimal's exact rounding gives everywhere."""
+    ctx = mixing._EXACT
+
+    def exact(fn, n: int) -> np.ndarray:
+        return np.array([int(fn(i).to_integral_value(context=ctx)) for i in range(n)])
+
+    z = np.arange(-mixing.CDF_RANGE * mixing.CDF_STEPS, mixing.CDF_RANGE * mixing.CDF_STEPS + 1)
+    assert np.array_equal(mixing.CDF, exact(lambda i: mixing._cdf_exact(int(z[i])), len(z)))
+    assert np.array_equal(mixing.LOG_FRAC, exact(mixing._log_exact, 257))
+    assert np.array_equal(mixing.EXP2, exact(mixing._exp_exact, mixing.LOG_ONE))
+    assert np.array_equal(mixing.SQUASH, np.clip(exact(mixing._squash_exact, 4096), 1, 4095))

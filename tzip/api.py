@@ -23,7 +23,7 @@ from tzip.codec.encoder import chain_way
 from tzip.codec.pipeline import WAYS
 from tzip.codec.rangecoder import CoderError, encode_symbols
 from tzip.codec.workers import SegmentCoder
-from tzip.engine.reference import IntModel
+from tzip.engine.base import Model
 from tzip.engine.registry import get_model, model_by_id, on_device
 from tzip.errors import TzipError
 from tzip.format import container as C
@@ -65,7 +65,7 @@ class TzipCompressor:
     """Incremental compressor: `compress(data)` returns what is ready, `flush()` ends the stream."""
 
     def __init__(self, modality: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
-                 model: str | os.PathLike | IntModel | None = None,
+                 model: str | os.PathLike | Model | None = None,
                  methods: tuple[str, ...] = METHODS, transcoded_from: str | None = None,
                  workers: int = 1, device: str = "cpu", chain: bool | None = None):
         """modality: text, image, audio or binary, instead of content detection.
@@ -88,7 +88,7 @@ class TzipCompressor:
             raise ValueError(f"methods must be a non-empty subset of {sorted(C.METHOD_NAMES.values())}")
         if segment_size is not None and not 256 <= segment_size <= C.MAX_SEGMENT:
             raise ValueError(f"segment_size must be between 256 and {C.MAX_SEGMENT}")
-        self.model = on_device(model if isinstance(model, IntModel) else get_model(model), device)
+        self.model = on_device(model if isinstance(model, Model) else get_model(model), device)
         self.coder = SegmentCoder(self.model, workers)
         self.modality, self.methods, self.transcoded_from = modality, set(methods), transcoded_from
         self.segment_request = segment_size
@@ -225,7 +225,7 @@ class TzipCompressor:
 class TzipDecompressor:
     """Incremental decompressor with lzma's `eof`, `unused_data` and `needs_input`."""
 
-    def __init__(self, model: str | os.PathLike | IntModel | None = None, workers: int = 1, device: str = "cpu"):
+    def __init__(self, model: str | os.PathLike | Model | None = None, workers: int = 1, device: str = "cpu"):
         self.model_spec, self.workers, self.device = model, workers, device
         self.buf = bytearray()
         self.header: C.Header | None = None
@@ -259,9 +259,9 @@ class TzipDecompressor:
         self.needs_input = not self.out and not self.ended
         return chunk
 
-    def _model(self) -> IntModel:
+    def _model(self) -> Model:
         spec = self.model_spec
-        m = spec if isinstance(spec, IntModel) else (get_model(spec) if spec else model_by_id(self.header.model_id))
+        m = spec if isinstance(spec, Model) else (get_model(spec) if spec else model_by_id(self.header.model_id))
         m = on_device(m, self.device)
         if m.model_id != self.header.model_id:
             raise TzipError(f"this stream needs model {self.header.model_id}, but the given model is {m.model_id}")
@@ -350,7 +350,7 @@ class TzipDecompressor:
 
 
 def compress(data: bytes, modality: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
-             model: str | os.PathLike | IntModel | None = None, transcode: bool = False,
+             model: str | os.PathLike | Model | None = None, transcode: bool = False,
              methods: tuple[str, ...] = METHODS, workers: int = 1,
              device: str = "cpu", chain: bool | None = None) -> bytes:
     """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core; chain: see
@@ -366,7 +366,7 @@ def compress(data: bytes, modality: str | None = None, *, segment_size: int | No
     return c.compress(data) + c.flush()
 
 
-def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntModel | None = None,
+def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | Model | None = None,
                       empty_ok: bool = False, workers: int = 1, device: str = "cpu") -> Iterator[bytes]:
     """Decompressed bytes of every concatenated stream that `read()` supplies (b"" at its end).
 
@@ -394,7 +394,7 @@ def stream_decompress(read: Callable[[], bytes], model: str | os.PathLike | IntM
         rest = d.unused_data or read()
 
 
-def decompress(data: bytes, *, model: str | os.PathLike | IntModel | None = None, workers: int = 1,
+def decompress(data: bytes, *, model: str | os.PathLike | Model | None = None, workers: int = 1,
                device: str = "cpu") -> bytes:
     """Decompress one or more concatenated .tz streams (workers: processes, 0 = one per core)."""
     chunks = iter([bytes(data)])

@@ -4,6 +4,7 @@
     tzip -d FILE.tz...      decompress
     tzip -c / -o OUT / -    to stdout / to OUT / stdin
     tzip info FILE.tz       what is inside
+    tzip --version          the version, the default model's id and the engine
 
 Exit status: 0 ok, 1 error, 2 usage. Outputs are written to a temporary name and renamed only
 when complete; an input is removed (--rm) only after its output has been verified.
@@ -78,11 +79,11 @@ class Progress:
 
 def setup_engine(device: Device) -> str:
     """The engine's device ('cpu' or 'cuda'); errors if CUDA was asked for and is absent."""
-    import torch
-
     from tzip.engine.registry import resolve_device
 
-    torch.set_num_threads(1)  # the engine's ops are small: one thread each, and workers for the cores
+    # where torch runs (the reference engine, the GPU backend) its ops are small: one thread
+    # each, and a worker process per core; read by torch when it is imported
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     return resolve_device(device.value)
 
 
@@ -277,14 +278,14 @@ def report_engine(device: str, quiet: bool, verbose: bool) -> None:
         if verbose:
             say(f"engine: Triton on {device}")
         return
-    from tzip.engine import native
+    from tzip.engine import library
 
-    if native.available():
+    if library.available():
         if verbose:
-            say("engine: C (tzip/native)")
+            say(f"engine: C ({library.level()})")
     elif verbose or (not quiet and os.environ.get("TZIP_NATIVE") != "0"):
-        say(f"engine: PyTorch, much slower: the C engine is unavailable ({native.unavailable_reason()}); "
-            "install a C compiler, or set TZIP_NATIVE=0 to silence this")
+        say(f"engine: PyTorch, much slower: the C engine is unavailable ({library.unavailable_reason()}); "
+            "reinstall tzip, or set TZIP_NATIVE=0 to silence this")
 
 
 def start_engine(device: Device) -> str:
@@ -380,9 +381,26 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
 COMMANDS = {"compress", "decompress", "info"}
 
 
+def version() -> str:
+    """The version, the default model's file and id, and the engine that runs it."""
+    from tzip import __version__
+    from tzip.engine import library
+    from tzip.engine.registry import DEFAULT_MODEL, get_model
+
+    try:
+        model = f"default model {os.environ.get('TZIP_MODEL') or DEFAULT_MODEL} (id {get_model(None).model_id})"
+    except TzipError as e:
+        model = str(e)
+    engine = f"C engine ({library.level()})" if library.available() else "PyTorch engine"
+    return f"tzip {__version__}; {model}; {engine}"
+
+
 def main() -> None:
     """Entry point: `tzip FILE` and `tzip -d FILE` work like gzip; subcommands too."""
     argv = sys.argv[1:]
+    if argv[:1] in (["--version"], ["-V"]):
+        print(version())
+        sys.exit(0)
     if not argv or argv[0] not in COMMANDS | {"-h", "--help"}:
         argv = ["compress", *argv]
     try:

@@ -1,12 +1,13 @@
 """Segment coding spread over worker processes, one engine thread each, so every core works.
 
-Threads cannot do this: the engine's many small PyTorch calls hold the GIL between kernels, so
-two threads in one process ran no faster than one (measured: 10.8 against 13.1 kB/s decoding),
-while two processes ran twice as fast. Workers are plain `python -c ...workers.main()` subprocesses
-speaking pickle over their stdin/stdout: nothing is forked (the parent may hold OpenMP threads)
-and the caller's main module is never re-imported (multiprocessing's spawn would). Each loads
-the model from its bytes once and is kept for later batches and files. Results never depend on
-the worker count: segments are independent and the engine is exact.
+Processes, not threads: the decode loop's Python between C calls holds the GIL, and the
+PyTorch reference's many small calls hold it between kernels, so two threads in one process run
+little faster than one, while two processes run twice as fast. Workers are plain
+`python -c ...workers.main()` subprocesses speaking pickle over their stdin/stdout: nothing is
+forked (the parent may hold OpenMP threads) and the caller's main module is never re-imported
+(multiprocessing's spawn would). Each loads the model from its bytes once and is kept for later
+batches and files. Results never depend on the worker count: segments are independent and the
+engine is exact.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import BinaryIO
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import encode_segments
 from tzip.codec.rangecoder import CoderError
-from tzip.engine.reference import IntModel
+from tzip.engine.base import Model
 from tzip.errors import TzipError
 from tzip.format.layout import Layout
 
@@ -55,12 +56,12 @@ def receive(f: BinaryIO):
     return pickle.loads(data)
 
 
-def _running(model: IntModel, n: int) -> list[subprocess.Popen] | None:
+def _running(model: Model, n: int) -> list[subprocess.Popen] | None:
     procs = _workers.get((model.model_id, n))
     return procs if procs and all(p.poll() is None for p in procs) else None
 
 
-def _start(model: IntModel, n: int) -> list[subprocess.Popen]:
+def _start(model: Model, n: int) -> list[subprocess.Popen]:
     key = (model.model_id, n)
     procs = _running(model, n)
     if procs:
@@ -98,9 +99,9 @@ def shutdown() -> None:
 class SegmentCoder:
     """encode/decode batches of segments with `workers` processes (1: in this process)."""
 
-    def __init__(self, model: IntModel, workers: int = 1):
+    def __init__(self, model: Model, workers: int = 1):
         self.model = model
-        on_gpu = model.device.type != "cpu"  # one process drives the GPU
+        on_gpu = not model.on_cpu  # one process drives the GPU
         self.workers = 1 if on_gpu else max(1, workers if workers > 0 else cpu_count())
 
     def _use_pool(self, n_segments: int, n_bytes: int) -> bool:
@@ -147,13 +148,11 @@ class SegmentCoder:
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """The worker loop: a model, then jobs until stdin closes."""
-    import torch
-
     from tzip.engine.modelfile import parse
+    from tzip.engine.registry import from_file
 
-    torch.set_num_threads(1)
     blob, model_id = receive(stdin)
-    model = IntModel(parse(blob))
+    model = from_file(parse(blob))
     if model.model_id != model_id:
         raise SystemExit("worker model does not match the parent's")
     while True:

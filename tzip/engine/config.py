@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from tzip.engine.constants import SCORE_FRAC, U_MAX
+
 
 @dataclass
 class ModelConfig:
@@ -34,3 +38,17 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def ring_slots(cfg: ModelConfig) -> int:
+    """Memory ring size: room for every visible slot plus the ones filling, a multiple of W/c."""
+    per_window = max(1, cfg.window // cfg.block)
+    need = cfg.mem_slots + per_window + 2
+    return -(-need // per_window) * per_window
+
+
+def exp_full(exp_table: np.ndarray) -> np.ndarray:
+    """The model's exp2 table (256 entries) extended over the whole clamped range U_MAX, so every
+    engine looks a softmax weight up in one step: entry u is table[u & 255] >> (u >> SCORE_FRAC)."""
+    u = np.arange(U_MAX + 1)
+    return (np.asarray(exp_table).astype(np.int64)[u & 255] >> (u >> SCORE_FRAC)).astype(np.int32)

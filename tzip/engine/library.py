@@ -1,4 +1,4 @@
-"""The C library (tzip/native/*.c): compiled on first use, its interface read from tzip/native/tzip.h.
+"""The C library (tzip/native/*.c), its interface read from tzip/native/tzip.h.
 
 tzip.h is the only declaration of what crosses between Python and C: the positions in the arrays
 Python fills (enums), the decode_turn struct, and every exported function's prototype. This module
@@ -6,10 +6,10 @@ parses it, so a change to an argument list is made once, in C, and the ctypes ty
 asks a loaded library which header it was built from (tzip_abi_version, tzip_abi_sizeof), so a
 stale or foreign build fails with AbiMismatch instead of misreading its arguments.
 
-The library is built with the system's C compiler, tuned for this CPU (TZIP_NATIVE_MARCH, default
-"native"; empty for portable code), cached under $TZIP_CACHE_DIR (default ~/.cache/tzip) by a hash
-of every source and header, and loaded with ctypes. Where no compiler works, or TZIP_NATIVE=0,
-`library()` returns None and `unavailable_reason()` says why: callers then run the Python engine.
+The package build (setup.py) compiles the library once per CPU level (portable, AVX2, AVX-512
+VNNI) as extension modules; `library()` loads the best one this CPU runs with ctypes, so no C
+compiler is needed at run time. Where there is none, or TZIP_NATIVE=0, `library()` returns None
+and `unavailable_reason()` says why: callers then run the PyTorch reference engine.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import importlib.util
 import os
 import platform
 import re
@@ -178,7 +179,8 @@ def cache_dir() -> Path:
 
 def _build() -> str:
     """What besides the sources decides the compiled code (part of the cache key)."""
-    return f"{platform.machine()} {sys.platform} {os.environ.get('TZIP_NATIVE_MARCH', 'native')}"
+    march, cflags = os.environ.get("TZIP_NATIVE_MARCH", "native"), os.environ.get("TZIP_NATIVE_CFLAGS", "")
+    return f"{platform.machine()} {sys.platform} {march} {cflags}"
 
 
 def build_key() -> str:
@@ -202,7 +204,8 @@ def _compile(out: Path) -> None:
     for tuning in ([f"-march={march}"] if march else [], []):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
         os.close(fd)
-        cmd = [cc, "-O3", *tuning, "-std=c99", "-shared", "-fPIC", "-pthread", "-o", tmp, *sources, "-lm"]
+        extra = os.environ.get("TZIP_NATIVE_CFLAGS", "").split()
+        cmd = [cc, "-O3", *tuning, *extra, "-std=c99", "-shared", "-fPIC", "-pthread", "-o", tmp, *sources, "-lm"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode == 0:
@@ -215,16 +218,50 @@ def _compile(out: Path) -> None:
     raise OSError(f"cannot build {SOURCE_DIR.name}/ with {cc}: {error}")
 
 
+LEVELS = ("portable", "avx2", "avx512")  # tzip_cpu_level's names: the package's extensions tzip._native_<level>
+
+
+def packaged(level: str) -> Path | None:
+    """The package's build of the library for `level`, if it has one (found, not imported)."""
+    spec = importlib.util.find_spec(f"tzip._native_{level}")
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def _load_packaged() -> tuple[ctypes.CDLL, str]:
+    """The best level this CPU runs of the package's builds, or the one TZIP_CPU_LEVEL names."""
+    base = packaged("portable")
+    if base is None:
+        raise OSError("the C library is not built: install the package (pip install .), or set "
+                      "TZIP_NATIVE_BUILD=1 to compile it from tzip/native here")
+    portable = load(base)
+    best = LEVELS[portable.tzip_cpu_level()]
+    wanted = os.environ.get("TZIP_CPU_LEVEL", "") or best
+    if wanted not in LEVELS:
+        raise OSError(f"TZIP_CPU_LEVEL must be one of {', '.join(LEVELS)}")
+    if LEVELS.index(wanted) > LEVELS.index(best):
+        raise OSError(f"TZIP_CPU_LEVEL={wanted}: this CPU runs the {best} build at most")
+    for level in reversed(LEVELS[: LEVELS.index(wanted) + 1]):
+        path = packaged(level)
+        if path is not None:
+            return (portable if level == "portable" else load(path)), level
+    return portable, "portable"
+
+
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
+_level = ""
 _tried = False
 _error = ""
 
 
 def library() -> ctypes.CDLL | None:
-    """The library, built once per source version and machine and checked against tzip.h; None if
-    unavailable (no compiler, TZIP_NATIVE=0, a failed build or ABI check: see unavailable_reason)."""
-    global _lib, _tried, _error
+    """The library checked against tzip.h: the package's build for this CPU; None if unavailable
+    (not built, TZIP_NATIVE=0, a failed developer build: see unavailable_reason).
+
+    Developer options: TZIP_NATIVE_LIB=PATH loads that build (a sanitizer's, say);
+    TZIP_NATIVE_BUILD=1 compiles tzip/native here on first use (TZIP_NATIVE_MARCH, CC,
+    TZIP_NATIVE_CFLAGS), cached under $TZIP_CACHE_DIR by a hash of the sources."""
+    global _lib, _level, _tried, _error
     with _lock:
         if _tried:
             return _lib
@@ -233,15 +270,26 @@ def library() -> ctypes.CDLL | None:
             _error = "disabled by TZIP_NATIVE=0"
             return None
         try:
-            path = cache_dir() / f"tzip_native_{build_key()}.so"
-            if not path.exists():
-                _compile(path)
-            _lib = load(path)
+            if os.environ.get("TZIP_NATIVE_LIB"):
+                _lib, _level = load(Path(os.environ["TZIP_NATIVE_LIB"])), "TZIP_NATIVE_LIB"
+            elif os.environ.get("TZIP_NATIVE_BUILD") == "1":
+                path = cache_dir() / f"tzip_native_{build_key()}.so"
+                if not path.exists():
+                    _compile(path)
+                _lib, _level = load(path), "built here"
+            else:
+                _lib, _level = _load_packaged()
         except AbiMismatch:
             raise  # a build that misreads its arguments must never run, nor fall back silently
         except OSError as e:
             _error = str(e)
         return _lib
+
+
+def level() -> str:
+    """Which build runs: a tzip_cpu_level name, or how a developer build was given."""
+    library()
+    return _level
 
 
 def available() -> bool:

@@ -19,8 +19,8 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from tzip.engine.config import exp_full
 from tzip.engine.constants import (
     EXP_BITS,
     FREQ_BITS,
@@ -35,33 +35,33 @@ from tzip.engine.library import available, header, library, unavailable_reason
 from tzip.format.layout import N_FEATURES, PHASES, Layout
 
 if TYPE_CHECKING:
-    from tzip.engine.reference import IntModel
+    from tzip.engine.base import Model
 
 CFG = header().enums["tzip_cfg"]  # tzip.h's names for the cfg array's entries
 KEY_BLOCK = header().defines["TZIP_KEY_BLOCK"]  # a decoder's key ring is padded to whole blocks
 _TurnArgs = header().structs["tzip_decode_turn"]
 
 
-def supports(model: IntModel) -> bool:
+def supports(model: Model) -> bool:
     """The shapes engine.c covers: width a power of two (its exact RMSNorm shortcut), layers within
     its stack scratch (MAX_D, MAX_OUT), one attention-score multiplier per layer."""
-    cfg = model.cfg
+    cfg, t = model.cfg, model.file.tensors
     d, widest = cfg.d_model, max(cfg.d_ff, cfg.d_model + 2 * cfg.kv_dim)
     return (d & (d - 1) == 0 and d <= 1024 and widest <= 2048
-            and all(L.score.mult.numel() == 1 and L.score.shift.numel() == 1 for L in model.layers))
+            and all(t[f"layers.{i}.score.{k}"].size == 1 for i in range(cfg.n_layers) for k in ("mult", "shift")))
 
 
 class NativeWeights:
-    """A model's tensors as contiguous numpy arrays in the order engine.c reads them."""
+    """A model file's tensors as contiguous numpy arrays in the order engine.c reads them."""
 
-    def __init__(self, model: IntModel):
-        cfg = model.cfg
-        norm_shift = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))  # as engine.rmsnorm
-        use_memory = int(cfg.use_memory)
+    def __init__(self, model: Model):
+        cfg, t = model.cfg, model.file.tensors
+        norm_shift = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))  # as reference.rmsnorm
         values = dict(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_kv_heads,
                       d_ff=cfg.d_ff, window=cfg.window, block=cfg.block, mem_slots=cfg.mem_slots, ring=model.ring,
-                      use_memory=use_memory, n_features=N_FEATURES, phases=PHASES, u_max=U_MAX, prob_bits=PROB_BITS,
-                      exp_bits=EXP_BITS, freq_bits=FREQ_BITS, norm_shift=norm_shift, res_limit=RES_LIMIT, masked=MASKED)
+                      use_memory=int(cfg.use_memory), n_features=N_FEATURES, phases=PHASES, u_max=U_MAX,
+                      prob_bits=PROB_BITS, exp_bits=EXP_BITS, freq_bits=FREQ_BITS, norm_shift=norm_shift,
+                      res_limit=RES_LIMIT, masked=MASKED)
         self.cfg = np.zeros(CFG["TZIP_CFG_COUNT"], dtype=np.int32)
         for name, value in values.items():
             self.cfg[CFG[f"TZIP_CFG_{name.upper()}"]] = value
@@ -69,8 +69,8 @@ class NativeWeights:
             raise ValueError("tzip.h's tzip_cfg and the engine's configuration differ")
         self.n_keys = cfg.window + (model.ring if cfg.use_memory else 0)
 
-        def arr(x: torch.Tensor, dtype, size: int | None = None) -> np.ndarray:
-            a = x.contiguous().numpy().astype(dtype, copy=False).ravel()
+        def arr(name: str, dtype, size: int | None = None) -> np.ndarray:
+            a = np.asarray(t[name]).astype(dtype).ravel()
             if size is not None:
                 a = np.broadcast_to(a, (size,)) if a.size == 1 else a
                 if a.size != size:
@@ -87,33 +87,38 @@ class NativeWeights:
             tiles = padded.reshape(-1, 32, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3)
             return np.concatenate([bias.view(np.uint8), np.ascontiguousarray(tiles).view(np.uint8).ravel()])
 
-        def linear(lin) -> list[np.ndarray]:
-            out = lin.weight.shape[1]
-            w = arr(lin.weight.T, np.int16).reshape(out, -1)
-            return [w.ravel(), arr(lin.requant.mult, np.int32, out), arr(lin.requant.shift, np.int32, out),
-                    packed(w).ravel()]
+        def linear(name: str) -> list[np.ndarray]:
+            w = np.asarray(t[f"{name}.w"])
+            if w.dtype != np.int8:
+                raise ValueError("weights must be int8")
+            out = w.shape[0]
+            return [np.ascontiguousarray(w, dtype=np.int16).ravel(), arr(f"{name}.mult", np.int32, out),
+                    arr(f"{name}.shift", np.int32, out), packed(w).ravel()]
 
-        self.arrays = [arr(model.features, np.int32), arr(model.phase, np.int32), arr(model.exp_full, np.int32),
-                       arr(model.layers[0].alibi, np.int32), *linear(model.head)]
-        for L in model.layers:  # supports() has checked one score multiplier per layer
-            self.arrays += [*linear(L.qkv), *linear(L.proj), *linear(L.up), *linear(L.down),
-                            arr(L.score.mult, np.int32), arr(L.score.shift, np.int32),
-                            arr(L.attn_out.mult, np.int32, cfg.d_model), arr(L.attn_out.shift, np.int32, cfg.d_model)]
+        self.arrays = [arr("embed.features", np.int32), arr("embed.phase", np.int32),
+                       np.ascontiguousarray(exp_full(t["exp_table"])), arr("layers.0.alibi", np.int32),
+                       *linear("head")]
+        for i in range(cfg.n_layers):  # supports() has checked one score multiplier per layer
+            L = f"layers.{i}"
+            self.arrays += [*linear(f"{L}.qkv"), *linear(f"{L}.proj"), *linear(f"{L}.up"), *linear(f"{L}.down"),
+                            arr(f"{L}.score.mult", np.int32), arr(f"{L}.score.shift", np.int32),
+                            arr(f"{L}.attn_out.mult", np.int32, cfg.d_model),
+                            arr(f"{L}.attn_out.shift", np.int32, cfg.d_model)]
         self.pointers = (ctypes.c_void_p * len(self.arrays))(*[a.ctypes.data for a in self.arrays])
 
 
-def weights(model: IntModel) -> NativeWeights:
+def weights(model: Model) -> NativeWeights:
     if getattr(model, "_native", None) is None:
         model._native = NativeWeights(model)
     return model._native
 
 
-def usable(model: IntModel) -> bool:
+def usable(model: Model) -> bool:
     """The C code can run this model here (built, CPU model, supported shape)."""
-    return model.device.type == "cpu" and available() and supports(model)
+    return model.on_cpu and available() and supports(model)
 
 
-def _require(model: IntModel) -> ctypes.CDLL:
+def _require(model: Model) -> ctypes.CDLL:
     lib = library()
     if lib is None or not supports(model):
         raise RuntimeError(f"the C engine is unavailable: {unavailable_reason() or 'unsupported model shape'}")
@@ -123,7 +128,7 @@ def _require(model: IntModel) -> ctypes.CDLL:
 PASS_THREADS = min(2, os.cpu_count() or 1)  # threads of one segment's pass; the output never depends on it
 
 
-def parallel(model: IntModel, symbols: np.ndarray, layout: Layout, threads: int | None = None) -> np.ndarray:
+def parallel(model: Model, symbols: np.ndarray, layout: Layout, threads: int | None = None) -> np.ndarray:
     """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with).
 
     threads: 2 runs the segment's second half on a second thread (PASS_THREADS by default: a
@@ -147,7 +152,7 @@ def parallel(model: IntModel, symbols: np.ndarray, layout: Layout, threads: int 
 class NativeDecoder:
     """Drop-in for reference.Decoder (step/push) running each step as one C call."""
 
-    def __init__(self, model: IntModel, layouts: list[Layout], max_len: int):
+    def __init__(self, model: Model, layouts: list[Layout], max_len: int):
         self.lib, self.t = _require(model), 0
         self.w = weights(model)
         cfg, b = model.cfg, len(layouts)
@@ -182,7 +187,10 @@ class NativeDecoder:
         if status != 0:
             raise RuntimeError("the C step rejected this model configuration")
 
-    def step(self) -> torch.Tensor:
+    def step(self):
+        """step_numpy as a torch tensor: the PyTorch Decoder's interface (tests compare the two)."""
+        import torch
+
         return torch.from_numpy(self.step_numpy().copy())
 
     def push(self, symbols) -> None:

@@ -2,7 +2,7 @@
 
 Every value is an integer. Linear layers are int8 x int8 -> int32 products (`torch._int_mm`);
 attention products run as float32 batched GEMMs on integer-valued tensors, exact in any order
-because `IntModel.check_bounds` proves every partial sum stays below 2^24 (docs/DESIGN.md §2).
+because `base.check_bounds` proves every partial sum stays below 2^24 (docs/DESIGN.md §2).
 Requantisation is int32 (per-channel multiplier and rounding shift, sized at export so the product
 cannot overflow); RMSNorm is computed in float64 on integers, exact by IEEE rounding (see
 `rmsnorm`); softmax uses an exp2 table and a per-row reciprocal. The output is, per
@@ -26,19 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tzip.engine.config import ModelConfig
+from tzip.engine.base import QUERY_CHUNK, Model
+from tzip.engine.config import exp_full
 from tzip.engine.constants import (
     EXP_BITS,
-    FP32_EXACT,
     FREQ_BITS,
-    INT32_LIMIT,
     MASKED,
     NORM_RECIP_BITS,
     NORM_SCALE,
     PROB_BITS,
     RES_LIMIT,
-    SCORE_FRAC,
-    SCORE_LIMIT,
     U_MAX,
 )
 from tzip.engine.features import feature_indices, phase_indices, visible_slots
@@ -46,7 +43,6 @@ from tzip.engine.modelfile import IntModelFile
 from tzip.format.layout import ABSENT, N_FEATURES, PHASES, Layout
 
 ROW_BLOCK = 256  # positions per block of the parallel pass (keeps temporaries in cache)
-QUERY_CHUNK = 32  # queries sharing one band of keys in the parallel pass
 HEAD_ROWS = ROW_BLOCK  # kept as a name for tests that slice the head
 
 
@@ -117,13 +113,12 @@ def rmsnorm(h: torch.Tensor) -> torch.Tensor:
     return x.clamp_(-127, 127).to(torch.int8)
 
 
-class IntModel:
+class IntModel(Model):
     """An integer model file made ready to run: tensors in the shapes the engine wants."""
 
     def __init__(self, mf: IntModelFile):
-        self.file = mf
-        self.model_id = mf.model_id
-        self.cfg = cfg = ModelConfig(**mf.config)
+        super().__init__(mf)  # checks the bounds that make every engine exact
+        cfg = self.cfg
         t = {k: torch.from_numpy(np.array(v)) for k, v in mf.tensors.items()}
 
         def requant(name: str) -> Requant:
@@ -147,15 +142,16 @@ class IntModel:
         ]
         self.head = linear("head")
         self.exp_table = t["exp_table"].to(torch.int32)
-        u = torch.arange(U_MAX + 1)  # the table extended over the whole clamped range: one lookup
-        self.exp_full = (self.exp_table[u & 255] >> (u >> SCORE_FRAC)).to(torch.int32)
+        self.exp_full = torch.from_numpy(exp_full(mf.tensors["exp_table"]))  # one lookup over the clamped range
         d = cfg.d_model
         # memory slots get keys and values from the same projection as window positions
         self.kv = [Linear(L.qkv.weight[:, d:], L.qkv.requant.part(d, d + 2 * cfg.kv_dim)) for L in self.layers]
-        self.ring = self._ring_slots()
         self._chunk_bias: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.device = torch.device("cpu")
-        self.check_bounds()
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.type == "cpu"
 
     def decoder(self, layouts: list[Layout], max_len: int):
         """The incremental pass of this backend: the C step where it builds, else the PyTorch one."""
@@ -172,53 +168,6 @@ class IntModel:
         if native.usable(self):
             return native.parallel(self, symbols, layout)
         return self.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy()
-
-    def _ring_slots(self) -> int:
-        """Memory ring size: room for every visible slot plus the ones filling, a multiple of W/c."""
-        cfg = self.cfg
-        per_window = max(1, cfg.window // cfg.block)
-        need = cfg.mem_slots + per_window + 2
-        return -(-need // per_window) * per_window
-
-    def check_bounds(self) -> None:
-        """Prove every float32 partial sum is an integer below 2^24 and no int32 value overflows."""
-        cfg = self.cfg
-        hd = cfg.d_model // cfg.n_heads
-        keys = cfg.window + self.ring + QUERY_CHUNK
-        fp32 = {
-            "scores (int8 x int8 over head dim)": hd * 127 * 127,
-            "probs x values (sum p <= 2^15)": 127 * 2**PROB_BITS,
-        }
-        for what, bound in fp32.items():
-            if bound >= FP32_EXACT:
-                raise ValueError(f"model exceeds the exact float32 bound in {what}: {bound}")
-        if 2**EXP_BITS * max(keys, 256) >= FP32_EXACT:
-            raise ValueError("softmax sums would leave float32's exact range")
-
-        def check(rq: Requant, bound: int, what: str, out_limit: int | None = None) -> None:
-            """bound: the largest |accumulator| (int8 inputs are at most 127 in magnitude)."""
-            worst = rq.mult.long() * bound + rq.round.long()
-            if bool((worst > INT32_LIMIT).any()) or bool((rq.shift < 1).any()) or bool((rq.shift > 30).any()):
-                raise ValueError(f"model exceeds the int32 requantisation bound in {what}")
-            if out_limit is not None and bool(((worst >> rq.shift.long()) >= out_limit).any()):
-                raise ValueError(f"model's {what} can exceed {out_limit}")
-
-        for i, L in enumerate(self.layers):
-            check(L.qkv.requant, cfg.d_model * 127 * 127, f"layer {i} qkv")
-            check(L.proj.requant, cfg.d_model * 127 * 127, f"layer {i} proj")
-            check(L.up.requant, cfg.d_model * 127 * 127, f"layer {i} up")
-            check(L.down.requant, cfg.d_ff * 127 * 127, f"layer {i} down")
-            check(L.score, hd * 127 * 127, f"layer {i} scores", SCORE_LIMIT)
-            check(L.attn_out, 127 * 2**PROB_BITS, f"layer {i} attention output")
-            reach = cfg.window + cfg.block * (self.ring + 1)
-            if int(L.alibi.abs().max()) * reach >= SCORE_LIMIT:
-                raise ValueError("ALiBi bias out of range")
-        check(self.head.requant, cfg.d_model * 127 * 127, "output head", SCORE_LIMIT)
-        emb = int(self.features.abs().max()) * N_FEATURES + int(self.phase.abs().max())
-        if emb >= 2**30:
-            raise ValueError("embeddings out of range")
-        if self.exp_table.shape != (256,) or int(self.exp_table.max()) > 2**EXP_BITS or int(self.exp_table.min()) < 0:
-            raise ValueError("bad exp table")
 
     # -- shared pieces ---------------------------------------------------------------------
     def embed(self, feats: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:

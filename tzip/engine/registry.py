@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tzip.engine.modelfile import ModelFileError, load
-from tzip.engine.reference import IntModel
+from tzip.engine.base import Model
+from tzip.engine.modelfile import IntModelFile, ModelFileError, load
 from tzip.errors import TzipError
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "tzip-small.tzm"
-_cache: dict[str, IntModel] = {}
+_cache: dict[str, Model] = {}
 _ids: dict[Path, str] = {}
 
 
@@ -24,13 +24,35 @@ def search_path() -> list[Path]:
     return [*extra, MODELS_DIR]
 
 
-def _load_path(path: Path) -> IntModel:
+def from_file(mf: IntModelFile) -> Model:
+    """The model on the fastest CPU engine here: the C library, else the PyTorch reference (torch
+    is imported only then)."""
+    from tzip.engine import native
+
+    if native.available():
+        from tzip.engine.cpu import CpuModel
+
+        try:
+            return CpuModel(mf)
+        except ValueError as e:
+            if "does not cover" not in str(e):
+                raise
+    try:
+        from tzip.engine.reference import IntModel
+    except ImportError:
+        raise TzipError(f"no engine can run model {mf.model_id}: the C engine is unavailable "
+                        f"({native.unavailable_reason() or 'unsupported model shape'}) and torch, "
+                        "which the reference engine needs, is not installed") from None
+    return IntModel(mf)
+
+
+def _load_path(path: Path) -> Model:
     try:
         mf = load(path)
+        if mf.model_id not in _cache:
+            _cache[mf.model_id] = from_file(mf)
     except (OSError, ModelFileError, ValueError) as e:
         raise TzipError(f"cannot load model {path}: {e}") from None
-    if mf.model_id not in _cache:
-        _cache[mf.model_id] = IntModel(mf)
     _ids[path.resolve()] = mf.model_id
     return _cache[mf.model_id]
 
@@ -45,7 +67,7 @@ def candidates() -> list[Path]:
     return out
 
 
-def get_model(spec: str | os.PathLike | None = None) -> IntModel:
+def get_model(spec: str | os.PathLike | None = None) -> Model:
     """A model by file path, by model id, or (None) the default model."""
     if spec is None:
         spec = os.environ.get("TZIP_MODEL") or DEFAULT_MODEL
@@ -60,7 +82,7 @@ def get_model(spec: str | os.PathLike | None = None) -> IntModel:
     raise TzipError(f"model {spec} not found (searched {', '.join(map(str, search_path()))})")
 
 
-def model_by_id(model_id: str) -> IntModel:
+def model_by_id(model_id: str) -> Model:
     if model_id in _cache:
         return _cache[model_id]
     for p in candidates():
@@ -76,26 +98,38 @@ def model_by_id(model_id: str) -> IntModel:
 
 
 DEVICES = ("auto", "cpu", "cuda")
-_on_device: dict[tuple[str, str], IntModel] = {}
+_on_device: dict[tuple[str, str], Model] = {}
+
+
+def _nvidia_driver() -> bool:
+    """An NVIDIA driver is loaded (checked without importing torch, which costs seconds)."""
+    return os.path.exists("/proc/driver/nvidia/version")
 
 
 def resolve_device(device: str) -> str:
-    """'auto' is the Triton backend where CUDA is present, else the CPU engine."""
+    """'auto' is the Triton backend where CUDA is present and torch and triton are installed,
+    else the CPU engine; torch is imported only where a GPU may be used."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}")
-    import torch
-
+    if device == "cpu" or (device == "auto" and not _nvidia_driver()):
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if device == "auto":
+            return "cpu"
+        raise TzipError("--device cuda needs torch and triton: pip install 'tzip[gpu]'") from None
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise TzipError("--device cuda: no CUDA device is available here (use --device cpu)")
     return device
 
 
-def on_device(model: IntModel, device: str) -> IntModel:
+def on_device(model: Model, device: str) -> Model:
     """The model on the engine for `device`: the PyTorch CPU engine or the Triton kernels."""
     device = resolve_device(device)
-    if device == "cpu" or model.device.type == device:
+    if device == "cpu" or getattr(getattr(model, "device", None), "type", "cpu") == device:
         return model
     key = (model.model_id, device)
     if key not in _on_device:
@@ -105,3 +139,11 @@ def on_device(model: IntModel, device: str) -> IntModel:
             raise TzipError(f"the GPU backend needs triton ({e}); pip install triton") from None
         _on_device[key] = TritonModel(model.file, device)
     return _on_device[key]
+
+
+def reference(model: Model) -> Model:
+    """The same model on the PyTorch reference engine (needs torch): what tests and tools compare
+    the other engines with."""
+    from tzip.engine.reference import IntModel
+
+    return model if isinstance(model, IntModel) else IntModel(model.file)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tzip.format.layout import AUDIO, BINARY, IMAGE, TEXT, Layout
+from tzip.format.layout import AUDIO, IMAGE, MODALITY_NAMES, Layout
 
 DETECT_BYTES = 1 << 16
 UNBOUNDED = 1 << 62
@@ -234,11 +234,9 @@ def detect(head: bytes, mode: str | None = None) -> Split:
     if mode in (None, "image", "audio"):
         for parser in (parse_wav, parse_pnm, parse_bmp, parse_tiff):
             got = parser(head)
-            if got is not None and (mode is None or MODES[got.layout.modality] == mode):
+            if got is not None and (mode is None or MODALITY_NAMES[got.layout.modality] == mode):
                 return got
     if mode == "text" or (mode is None and looks_like_text(head[:65536])):
         return Split(0, UNBOUNDED, Layout.text(), "text")
     return Split(0, UNBOUNDED, Layout.binary(), "binary")
 
-
-MODES = {TEXT: "text", IMAGE: "image", AUDIO: "audio", BINARY: "binary"}

@@ -20,3 +20,22 @@ int64_t tzip_abi_sizeof(int32_t what) {
     default: return -1;
     }
 }
+
+int32_t tzip_cpu_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 12)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512vnni")) return TZIP_CPU_AVX512_VNNI;
+    if (__builtin_cpu_supports("x86-64-v3")) return TZIP_CPU_AVX2;
+#endif
+    return TZIP_CPU_PORTABLE;
+}
+
+int32_t tzip_build_level(void) {
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    return TZIP_CPU_AVX512_VNNI;
+#elif defined(__AVX2__)
+    return TZIP_CPU_AVX2;
+#else
+    return TZIP_CPU_PORTABLE;
+#endif
+}

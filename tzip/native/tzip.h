@@ -150,6 +150,21 @@ typedef struct bits_state bits_state;
 
 /* ---- The ABI itself -------------------------------------------------------------------------- */
 
+/* The instruction sets a build may use, best last: the package builds the library once per level
+ * and the loader takes the best one this CPU runs (every level computes the same integers). */
+enum tzip_cpu_level {
+    TZIP_CPU_PORTABLE,    /* x86-64 baseline, or any other architecture */
+    TZIP_CPU_AVX2,        /* x86-64-v3: AVX2, FMA, BMI1/2 */
+    TZIP_CPU_AVX512_VNNI, /* x86-64-v4 with AVX-512 VNNI: engine.c's int8 tiles */
+    TZIP_CPU_LEVEL_COUNT
+};
+
+/* The best tzip_cpu_level this CPU runs (asked of the portable build). */
+TZIP_API int32_t tzip_cpu_level(void);
+
+/* The level this library was built for. */
+TZIP_API int32_t tzip_build_level(void);
+
 TZIP_API int64_t tzip_abi_version(void);
 TZIP_API int64_t tzip_abi_sizeof(int32_t what);
 

@@ -23,19 +23,49 @@ MIX_MAX = 4 << 16
 MIX_RATE = 7  # weight step: gradient (1/1024 bit) * 64 >> MIX_RATE (0.008 per bit)
 
 
-def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The logistic CDF (CDF_ONE * sigma(i/32)), log2(1 + i/256) and 2^-(i/1024), exactly rounded.
+_EXACT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)
+_LN2 = _EXACT.ln(decimal.Decimal(2))
 
-    Decimal arithmetic in its own context is specified to the digit, so every machine (and any
-    caller's decimal settings) gives these same integers; a float libm need not."""
-    D = decimal.Decimal
-    with decimal.localcontext(decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)):
-        ln2 = D(2).ln()
-        steps = range(-CDF_RANGE * CDF_STEPS, CDF_RANGE * CDF_STEPS + 1)
-        cdf = [CDF_ONE / (1 + (D(-i) / CDF_STEPS).exp()) for i in steps]
-        log = [(1 + D(i) / 256).ln() / ln2 * LOG_ONE for i in range(257)]
-        exp = [(-D(i) / LOG_ONE * ln2).exp() * (1 << 24) for i in range(LOG_ONE)]
-        return tuple(np.array([int(v.to_integral_value()) for v in t], np.int64) for t in (cdf, log, exp))
+
+def _rounded(approx: np.ndarray, exact) -> np.ndarray:
+    """Integers as Decimal arithmetic rounds the true values (half to even), from float64
+    approximations within 1e-6 of them: only where a value lies that near a half does `exact(i)`,
+    Decimal in its own 40-digit context, decide. Decimal is specified to the digit, so every
+    machine (and any caller's decimal settings) gets these integers; a float libm alone need not."""
+    out = np.floor(approx + 0.5)
+    for i in np.flatnonzero(np.abs(approx - np.floor(approx) - 0.5) < 1e-6):
+        out[i] = int(exact(int(i)).to_integral_value(context=_EXACT))
+    return out.astype(np.int64)
+
+
+def _cdf_exact(i: int) -> decimal.Decimal:
+    """CDF_ONE * sigma(i / CDF_STEPS)."""
+    return _EXACT.divide(CDF_ONE, 1 + _EXACT.exp(_EXACT.divide(-i, CDF_STEPS)))
+
+
+def _log_exact(i: int) -> decimal.Decimal:
+    """log2(1 + i/256) in 1/LOG_ONE bit."""
+    return _EXACT.multiply(_EXACT.divide(_EXACT.ln(1 + _EXACT.divide(i, 256)), _LN2), LOG_ONE)
+
+
+def _exp_exact(i: int) -> decimal.Decimal:
+    """2^-(i/LOG_ONE) * 2^24."""
+    return _EXACT.multiply(_EXACT.exp(_EXACT.multiply(_EXACT.divide(-i, LOG_ONE), _LN2)), 1 << 24)
+
+
+def _squash_exact(i: int) -> decimal.Decimal:
+    """4096 / (1 + e^(-d/256)) at d = i - 2048."""
+    return _EXACT.divide(4096, 1 + _EXACT.exp(_EXACT.divide(2048 - i, 256)))
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The logistic CDF (CDF_ONE * sigma(i/32)) for |i| <= 32 CDF_RANGE, log2(1 + i/256) and
+    2^-(i/1024), exactly rounded."""
+    z = np.arange(-CDF_RANGE * CDF_STEPS, CDF_RANGE * CDF_STEPS + 1)
+    cdf = _rounded(CDF_ONE / (1 + np.exp(-z / CDF_STEPS)), lambda i: _cdf_exact(int(z[i])))
+    log = _rounded(np.log2(1 + np.arange(257) / 256) * LOG_ONE, _log_exact)
+    exp = _rounded(np.exp2(-np.arange(LOG_ONE) / LOG_ONE) * (1 << 24), _exp_exact)
+    return cdf, log, exp
 
 
 CDF, LOG_FRAC, EXP2 = _tables()
@@ -45,7 +75,7 @@ def _log2_table() -> np.ndarray:
     """-log2(f / 2^16) in 1/1024 bit for f = 0..2^16 (entry 0 unused): a cost, never negative."""
     f = np.arange(ONE + 1, dtype=np.int64)
     f[0] = 1
-    e = np.array([int(v).bit_length() - 1 for v in f], dtype=np.int64)
+    e = np.frexp(f.astype(np.float64))[1].astype(np.int64) - 1  # bit length - 1, exact
     m = (f << 16) >> e  # mantissa in [2^16, 2^17)
     i, low = (m - (1 << 16)) >> 8, m & 255
     frac = LOG_FRAC[i] + (((LOG_FRAC[np.minimum(i + 1, 256)] - LOG_FRAC[i]) * low) >> 8)
@@ -124,15 +154,12 @@ def logistic_tables() -> tuple[int, int, int]:
 
 def _squash_tables() -> tuple[np.ndarray, np.ndarray]:
     """squash(d) = 4096 / (1 + e^(-d/256)) rounded, clamped to 1..4095, for d = -2048..2047, and
-    stretch(p), the least d in -2047..2047 with squash(d) >= p (2047 if none), for p = 0..4095.
-    Decimal arithmetic in its own context gives every machine these integers (as the logistic tables above)."""
-    D = decimal.Decimal
-    with decimal.localcontext(decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)):
-        squash = [min(4095, max(1, int((D(4096) / (1 + (D(-d) / 256).exp())).to_integral_value())))
-                  for d in range(-2048, 2048)]
-    inner = np.array(squash[1:], dtype=np.int64)  # d = -2047..2047
+    stretch(p), the least d in -2047..2047 with squash(d) >= p (2047 if none), for p = 0..4095."""
+    d = np.arange(-2048, 2048)
+    squash = np.clip(_rounded(4096 / (1 + np.exp(-d / 256)), _squash_exact), 1, 4095)
+    inner = squash[1:]  # d = -2047..2047
     stretch = np.minimum(np.searchsorted(inner, np.arange(4096), side="left"), len(inner) - 1) - 2047
-    return np.array(squash, dtype=np.int64), stretch.astype(np.int64)
+    return squash.astype(np.int64), stretch.astype(np.int64)
 
 
 SQUASH, STRETCH = _squash_tables()
