@@ -1,7 +1,7 @@
 """Write a model card (markdown) from the model file, its training log and measured figures.
 
-    python -m bench.card --model models/tzip-small.tzm --measured modelcard.json \\
-        --log runs/small/log.jsonl --shard train.shard > models/tzip-small.md
+    python -m bench.card --model tzip/models/tzip-small.tzm --measured modelcard.json \\
+        --log runs/small/log.jsonl --shard train.shard > tzip/models/tzip-small.md
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Measure a model for its model card: real coded sizes by the exact engine, and the QAT gap.
 
-    python -m bench.modelcard --model models/tzip-small.tzm [--ckpt runs/small/ckpt.pt] [--limit BYTES]
+    python -m bench.modelcard --model tzip/models/tzip-small.tzm [--ckpt runs/small/ckpt.pt] [--limit BYTES]
 
 For each bench modality (files chosen as in bench.run with --limit): the size of the complete
 .tz file `tzip.compress` writes at the default segment size (bits per byte of the original),
@@ -87,7 +87,7 @@ def measure(model_path: str, ckpt: str | None, cache: Path, limit: int, modaliti
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/tzip-small.tzm")
+    ap.add_argument("--model", default="tzip/models/tzip-small.tzm")
     ap.add_argument("--ckpt", default=None, help="float checkpoint, for the QAT gap")
     ap.add_argument("--cache", type=Path, default=default_cache())
     ap.add_argument("--limit", type=int, default=1 << 20, help="bytes per modality (0: all)")

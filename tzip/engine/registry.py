@@ -1,7 +1,7 @@
 """Finding and loading integer model files: by path, by model id, or the shipped default.
 
-Search path: $TZIP_MODEL_PATH (os.pathsep-separated directories or files), then the repository's
-models/ directory. Loaded models are cached per (id, device).
+Search path: $TZIP_MODEL_PATH (os.pathsep-separated directories or files), then the
+package's models/ folder (tzip/models). Loaded models are cached per id.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tzip.engine.base import Model
 from tzip.engine.modelfile import IntModelFile, ModelFileError, load
 from tzip.errors import TzipError
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # package data: the shipped models and their cards
 DEFAULT_MODEL = "tzip-small.tzm"
 _cache: dict[str, Model] = {}
 _ids: dict[Path, str] = {}
