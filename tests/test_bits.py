@@ -101,18 +101,32 @@ def test_damaged_bits_segment_fails_cleanly():
     damaged_fails(packed, C.BITS)
 
 
-def test_the_encoder_in_place_equals_the_copying_one():
-    """best_way with `recompute` works in the network's own array; where a way other than the
-    last stage wins (here on noise) it recomputes the network's frequencies and codes the same."""
-    from tzip.codec.encoder import best_way
+def test_the_encoder_in_pieces_codes_the_cheapest_way_of_one_pass():
+    """encode_segment takes the network's frequencies a piece of rows at a time and runs the stages
+    on in place; it picks the way whose whole-segment frequencies (pipeline.way_frequencies) have
+    the shortest ideal code and codes exactly those, whether that is the last stage computed or
+    (here on noise) another way it codes in a second pass."""
+    from tzip.codec.encoder import code_length, encode_segment
+    from tzip.codec.pipeline import WAYS, way_frequencies
+    from tzip.codec.rangecoder import encode_symbols
+
+    class Network:
+        def __init__(self, freqs):
+            self.freqs = freqs
+
+        def segment_frequencies(self, symbols, layout, rows):
+            return self.freqs[rows[0] : rows[0] + rows[1]].copy()
 
     rng = np.random.default_rng(4)
     winners = set()
     for x in (ALICE[:3000], rng.integers(0, 256, 3000, dtype=np.uint8)):
         f = network_like(x, 7)
-        for ways in (("neural", "match", "context", "bits"), ("match", "bits"), ("neural", "bits")):
-            want = best_way(x, f.copy(), ways, Layout.text())
-            got = best_way(x, f.copy(), ways, Layout.text(), recompute=f.copy)
-            assert got[0] == want[0] and np.array_equal(got[1], want[1]), ways
-            winners.add(got[0])
+        for ways in (("neural", "match", "context", "bits"), ("match", "bits"), ("neural", "bits"),
+                     ("neural", "match", "context1", "context")):
+            costs = {w: code_length(x, way_frequencies(w, x, f, Layout.text())) for w in ways}
+            want = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
+            for piece_rows in (700, 1024, 5000):
+                got = encode_segment(Network(f), x, Layout.text(), ways, piece_rows)
+                assert got == (want, encode_symbols(x, way_frequencies(want, x, f, Layout.text()))), (ways, piece_rows)
+            winners.add(want)
     assert "bits" in winners and winners - {"bits"}  # both paths were taken

@@ -26,6 +26,11 @@ TEXT = Layout.text()
 needs_c = pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
 
 
+def scan_segment(c: chain.Chain, symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """A segment's bytes onto the chain, then its rows through the chain's stages in one piece."""
+    return c.scan(c.add(symbols), freqs)
+
+
 def methods_of(packed: bytes) -> list[int]:
     """The method of each segment frame of a one-stream container."""
     [(_, frames)] = C.streams(packed)
@@ -37,7 +42,11 @@ def test_a_fresh_chain_codes_a_segment_as_it_would_alone(way):
     symbols = np.frombuffer(ALICE[:3000], dtype=np.uint8)
     freqs = network_like(symbols, 3)
     alone = way_frequencies(way, symbols, freqs, TEXT)
-    assert np.array_equal(chain.Chain(way, TEXT, 4096).scan(symbols, freqs.copy()), alone)
+    assert np.array_equal(scan_segment(chain.Chain(way, TEXT, 4096), symbols, freqs.copy()), alone)
+    pieces = chain.Chain(way, TEXT, 4096)  # rows in pieces: the states carry on from one to the next
+    start = pieces.add(symbols)
+    got = np.concatenate([pieces.scan(start + t0, freqs[t0 : t0 + 1100].copy()) for t0 in range(0, 3000, 1100)])
+    assert np.array_equal(got, alone)
 
 
 @pytest.mark.parametrize("engine", ["c", "python"])
@@ -52,7 +61,7 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatc
     segs = [np.frombuffer(ALICE[i : i + 700], dtype=np.uint8) for i in (0, 700, 1400)]
     freqs = [network_like(s, i) for i, s in enumerate(segs)]
     scanned = chain.Chain("bits", TEXT, 700)
-    got = [scanned.scan(s, f.copy()) for s, f in zip(segs, freqs)]
+    got = [scan_segment(scanned, s, f.copy()) for s, f in zip(segs, freqs)]
     assert scanned.length == 2100 and bytes(scanned.history[0, :2100]) == ALICE[:2100]
     stepped = chain.Chain("bits", TEXT, 700)
     for s, f, g in zip(segs, freqs, got):
@@ -66,7 +75,7 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatc
         for m in (match, counts, bits):
             monkeypatch.setattr(m, "library", lambda: None)
         reference = chain.Chain("bits", TEXT, 700)
-        assert all(np.array_equal(reference.scan(s, f.copy()), g) for s, f, g in zip(segs, freqs, got))
+        assert all(np.array_equal(scan_segment(reference, s, f.copy()), g) for s, f, g in zip(segs, freqs, got))
     # the second segment gains from the first: a chain is not a fresh start
     alone = way_frequencies("bits", segs[1], freqs[1], TEXT)
     assert code_length(segs[1], got[1]) < code_length(segs[1], alone)

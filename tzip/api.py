@@ -19,9 +19,9 @@ import zstandard
 
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import chain_way
+from tzip.codec.encoder import PIECE_ROWS, chain_way
 from tzip.codec.pipeline import WAYS
-from tzip.codec.rangecoder import CoderError, encode_symbols
+from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
 from tzip.engine.registry import get_model, model_by_id, on_device
@@ -194,29 +194,37 @@ class TzipCompressor:
 
     def _code_chained(self, raws: list[bytes]) -> bytes:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
-        from the segment before. The network's pass over the next segment runs on a thread
-        meanwhile (both are C calls that release the GIL), so the two share the cores."""
+        from the segment before, a piece of rows at a time (bounded memory). The network's pass
+        over the next piece runs on a thread meanwhile (both are C calls that release the GIL), so
+        the two share the cores."""
         layout, out = self.split.layout, []
+        symbols = [np.frombuffer(raw, dtype=np.uint8) for raw in raws]
+        pieces = [(i, t0, min(PIECE_ROWS, len(x) - t0)) for i, x in enumerate(symbols)
+                  for t0 in range(0, len(x), PIECE_ROWS)]
 
-        def network(raw: bytes) -> np.ndarray:
-            if not raw:
-                return np.zeros((0, 256), dtype=np.int32)
-            freqs = self.model.segment_frequencies(np.frombuffer(raw, dtype=np.uint8), layout)
-            return np.ascontiguousarray(freqs, dtype=np.int32)
+        def network(piece: tuple[int, int, int]) -> np.ndarray:
+            i, t0, n = piece
+            return np.ascontiguousarray(self.model.segment_frequencies(symbols[i], layout, rows=(t0, n)),
+                                        dtype=np.int32)
 
         with ThreadPoolExecutor(1) as ahead:
-            pending = ahead.submit(network, raws[0]) if raws else None
-            for i, raw in enumerate(raws):
-                freqs = pending.result()
-                pending = ahead.submit(network, raws[i + 1]) if i + 1 < len(raws) else None
+            pending = [ahead.submit(network, pieces[0])] if pieces else []
+            k = 0  # the next piece to take
+            for i, (raw, x) in enumerate(zip(raws, symbols)):
                 if self.chain is None or not self.chain.continues(self.chain_way):
                     self.chain = None  # the old chain's state is freed before the new one is made
                     self.chain = Chain(self.chain_way, layout, self.segment_size)
-                symbols = np.frombuffer(raw, dtype=np.uint8)
-                coded = encode_symbols(symbols, self.chain.scan(symbols, freqs))
-                del freqs  # 1 KB a byte: at most this segment's and the next one's are alive
+                start, coder = self.chain.add(x), SymbolEncoder()
+                while k < len(pieces) and pieces[k][0] == i:
+                    _, t0, n = pieces[k]
+                    freqs = pending.pop().result()  # 1 KB a byte: this piece's and the next one's are alive
+                    k += 1
+                    if k < len(pieces):
+                        pending.append(ahead.submit(network, pieces[k]))
+                    coder.add(x[t0 : t0 + n], self.chain.scan(start + t0, freqs))
+                    del freqs
                 way = METHOD_OF[self.chain_way]
-                out.append(self._frame(raw, [(way, coded)]))
+                out.append(self._frame(raw, [(way, coder.bytes())]))
                 if self.stats[-1][0] != way:
                     self.chain = None  # another method won: the decoder ends the chain here too
         return b"".join(out)

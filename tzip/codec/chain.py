@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from tzip.codec.pipeline import batch_stages
+from tzip.codec.pipeline import RowScan
 from tzip.format.layout import TEXT, Layout
-from tzip.format.methods import CHAINABLE
-from tzip.stages.protocol import NativeStages, segment_arrays
+from tzip.format.methods import CHAINABLE, method
 
 CHAIN_LIMIT = 16 << 20  # a chain holding this many bytes ends before its next segment
 CHAINED_BY_DEFAULT = (TEXT,)  # modalities whose streams chain unless asked not to
 
 
 class Chain:
-    """One chain's stages (a decode batch of one, pipeline.batch_stages) and the history they have seen."""
+    """One chain's stages (a batch of one, pipeline.RowScan) and the history they have seen."""
 
     def __init__(self, way: str, layout: Layout, segment_size: int):
         if way not in CHAINABLE:
@@ -36,24 +35,22 @@ class Chain:
         self.way, self.length = way, 0
         # calloc'd: pages cost memory only once written
         self.history = np.zeros((1, CHAIN_LIMIT + segment_size), dtype=np.uint8)
-        self.stages = NativeStages.of(batch_stages([way], self.history, layout), self.history)
-        self.stages.set_active(np.ones(1, dtype=bool))
+        self.rows = RowScan(method(way).stages, self.history, layout)
+        self.stages = self.rows.run  # what decoding continues (decoder.decode_segments)
 
     def continues(self, way: str) -> bool:
         """Whether the next segment, coded `way`, carries on this chain (else a new one starts)."""
         return way == self.way and self.length < CHAIN_LIMIT
 
-    def scan(self, symbols: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-        """Compression: the segment's network frequencies [T, 256] (int32, C order) rewritten in
-        place by the chain's stages, which learn the segment; its bytes join the history."""
-        data, freqs = segment_arrays(symbols, freqs, in_place=True)
+    def add(self, symbols: np.ndarray) -> int:
+        """Compression: the next segment's bytes join the history; returns where they start, the
+        position `scan` takes its rows from."""
         t0 = self.length
-        self.history[0, t0 : t0 + len(data)] = data
-        if isinstance(self.stages, NativeStages):
-            self.stages.scan(t0, freqs)
-        else:
-            for t in range(len(data)):
-                freqs[t] = self.stages.adjust(freqs[t : t + 1], t0 + t)[0]
-                self.stages.update(t0 + t)
-        self.length += len(data)
-        return freqs
+        self.history[0, t0 : t0 + len(symbols)] = symbols
+        self.length += len(symbols)
+        return t0
+
+    def scan(self, t0: int, freqs: np.ndarray) -> np.ndarray:
+        """Rows t0.. of the history's network frequencies (int32 [n, 256], C order) rewritten in
+        place by the chain's stages, which learn them."""
+        return self.rows.scan(t0, freqs)

@@ -1,24 +1,21 @@
 """The encoder's policy: which method codes a segment, and the segment's coded bytes.
 
-Independent segments take the allowed method with the shortest ideal code (`best_way`, from
-one pass of the network); a chained stream codes every segment with one method (`chain_way`),
-the most refined that fits the layout, whose stages carry on from segment to segment. Either
-way the caller then keeps the smallest of that, stored and zstd (api.TzipCompressor._frame).
+Independent segments take the allowed method with the shortest ideal code (`encode_segment`,
+from one pass of the network, in pieces of rows so memory stays bounded); a chained stream
+codes every segment with one method (`chain_way`), the most refined that fits the layout, whose
+stages carry on from segment to segment. Either way the caller then keeps the smallest of
+that, stored and zstd (api.TzipCompressor._frame).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import numpy as np
 
-from tzip.codec.pipeline import LAST, WAYS, fits, uses_counts, way_frequencies
-from tzip.codec.rangecoder import encode_symbols
+from tzip.codec.pipeline import LAST, WAYS, RowScan, fits, stages_of, uses_counts
+from tzip.codec.rangecoder import SymbolEncoder, encode_symbols
 from tzip.engine.constants import FREQ_BITS
 from tzip.format.layout import Layout
 from tzip.format.methods import CHAINABLE
-from tzip.stages import counts, match
 
 
 def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
@@ -29,59 +26,9 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
     return float(-np.log2(f / (1 << FREQ_BITS)).sum())
 
 
-def best_way(symbols: np.ndarray, freqs: np.ndarray, ways: tuple[str, ...],
-             layout: Layout = Layout.text(), recompute: Callable[[], np.ndarray] | None = None
-             ) -> tuple[str, np.ndarray]:
-    """The allowed way with the shortest ideal code, and its frequencies, from the network's.
-
-    The ways build on each other (match, then context counts, then the pixel model or the bit
-    mixer; or match, then the sample model), so one working copy is rewritten stage by stage in
-    place, and a second one for "context1": at most two [T, 256] arrays live besides the
-    network's (256 MB each for a 256 KiB segment). A way that wins but is not the last stage
-    computed is recomputed (the stages take milliseconds to a fraction of a second; the
-    network's pass dominates). Where the pixel or sample model or the bit mixer does not apply
-    (not an image, not 16-bit audio, not text or binary), that way codes as "context"; where the
-    sample model runs, "context" is not tried (its counts gain audio 0.1 % and would cost a pass).
-
-    With `recompute` (which gives the network's frequencies again) the working copy is `freqs`
-    itself (copying a 256 KiB segment's cost a tenth of the stages' time); a winner that needs
-    the network's frequencies back, rare, recomputes them.
-    """
-    ways = tuple(dict.fromkeys("context" if not fits(w, layout) else w for w in ways))
-    costs = {"neural": code_length(symbols, freqs)} if "neural" in ways else {}
-    if ways == ("neural",):
-        return "neural", freqs
-    work = match.apply(symbols, freqs, in_place=recompute is not None)
-    last = "match"
-    if "match" in ways:
-        costs["match"] = code_length(symbols, work)
-    if "context1" in ways:
-        first = counts.apply(symbols, work, counts.config("context1", layout.modality))
-        costs["context1"] = code_length(symbols, first)
-        del first
-    mixed = [w for w in LAST if w in ways]  # at most one applies to a layout
-    on_match = [w for w in mixed if not uses_counts(w)]  # the sample model: counts not tried beside it
-    if ("context" in ways or mixed) and not on_match:
-        counts.apply(symbols, work, counts.config("context", layout.modality), in_place=True)
-        last = "context"
-        if "context" in ways:
-            costs["context"] = code_length(symbols, work)
-    for w in mixed:
-        LAST[w].apply(symbols, work, layout, in_place=True)
-        last = w
-        costs[w] = code_length(symbols, work)
-    way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
-    if way == last:
-        return way, work
-    if recompute is not None:
-        del work, freqs
-        freqs = recompute()
-    return way, freqs if way == "neural" else way_frequencies(way, symbols, freqs, layout)
-
-
 def chain_way(methods, layout: Layout) -> str | None:
     """The way a chained stream codes its segments: the most refined allowed way for the layout
-    (the one best_way picks on text), or None where that way cannot chain (the pixel and sample
+    (the one encode_segment picks on text), or None where that way cannot chain (the pixel and sample
     models keep per-segment arrays) or none with stages is allowed."""
     for way in (*LAST, "context", "match"):
         if way in methods and fits(way, layout):
@@ -89,14 +36,74 @@ def chain_way(methods, layout: Layout) -> str | None:
     return None
 
 
+PIECE_ROWS = 1 << 16  # positions whose frequencies (1 KB each) are in memory at once, per array
+
+
+def _pieces(model, symbols: np.ndarray, layout: Layout, piece_rows: int):
+    """(row0, the piece's bytes, its network frequencies [n, 256] int32) in order."""
+    for t0 in range(0, len(symbols), piece_rows):
+        n = min(piece_rows, len(symbols) - t0)
+        freqs = np.ascontiguousarray(model.segment_frequencies(symbols, layout, rows=(t0, n)), dtype=np.int32)
+        yield t0, symbols[t0 : t0 + n], freqs
+
+
+def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, ...],
+                   piece_rows: int = PIECE_ROWS) -> tuple[str, bytes]:
+    """The allowed way with the shortest ideal code, and the segment coded with it, in memory
+    bounded by piece_rows: the network's frequencies come a piece of rows at a time, the
+    stages rewrite each piece in place as they build on each other (their states carry on from
+    piece to piece: the same integers as one pass), and the cost of each allowed way is summed.
+    The most refined way computed is range-coded as it goes; where another way wins (rare), a
+    second pass codes that one."""
+    # the ways build on each other (match, then the context counts, then the pixel model or the bit
+    # mixer; or match, then the sample model); where the last stage does not fit the layout the
+    # way codes as "context", and beside the sample model "context" is not tried (its counts gain
+    # audio 0.1 % and would cost a pass)
+    ways = tuple(dict.fromkeys("context" if not fits(w, layout) else w for w in ways))
+    mixed = [w for w in LAST if w in ways]  # at most one applies to a layout
+    on_match = [w for w in mixed if not uses_counts(w)]  # the sample model: counts not tried beside it
+    plan = ["match"] if any(w != "neural" for w in ways) else []
+    if ("context" in ways or mixed) and not on_match:
+        plan.append("counts")
+    plan += [w for w in mixed]
+    last = {"match": "match", "counts": "context"}.get(plan[-1], plan[-1]) if plan else "neural"
+    history = np.ascontiguousarray(symbols, dtype=np.uint8)[None]
+    scans = {stage: RowScan((stage,), history, layout) for stage in plan}
+    first = RowScan(("counts1",), history, layout) if "context1" in ways else None
+    computed = ["neural", *(("match", "context1") if plan else ()), *(["context"] if "counts" in plan else []), *mixed]
+    costs = {w: 0.0 for w in computed if w in ways}
+    coder = SymbolEncoder()
+    for t0, x, f in _pieces(model, symbols, layout, piece_rows):
+        if "neural" in ways:
+            costs["neural"] += code_length(x, f)
+        for stage in plan:
+            scans[stage].scan(t0, f)
+            way = {"match": "match", "counts": "context"}.get(stage, stage)
+            if stage == "match" and first is not None:
+                costs["context1"] += code_length(x, first.scan(t0, f.copy()))
+            if way in costs:
+                costs[way] += code_length(x, f)
+        coder.add(x, f)
+        del f
+    way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
+    if way == last:
+        return way, coder.bytes()
+    del coder, scans, first
+    redo = RowScan(stages_of(way), history, layout) if stages_of(way) else None
+    coder = SymbolEncoder()
+    for t0, x, f in _pieces(model, symbols, layout, piece_rows):
+        coder.add(x, redo.scan(t0, f) if redo is not None else f)
+    return way, coder.bytes()
+
+
 def encode_segments(model, segments: list[bytes], layout: Layout,
                     ways: tuple[str, ...] = WAYS) -> list[tuple[str, bytes]]:
-    """Teacher-forced pass over each segment (`IntModel.segment_frequencies`), then one range-coder stream each.
+    """Each segment coded by `encode_segment`: (way, coded bytes) per segment.
 
     `ways` says which codings may be used (WAYS: the network's frequencies as they are, rescaled by
     the match model, or by the match model then blended with the segment's context counts, or
     mixed with the pixel or sample model); of those, the one with the shortest ideal code length
-    is coded. Returns (way, coded bytes) per segment.
+    is coded.
 
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
@@ -109,7 +116,5 @@ def encode_segments(model, segments: list[bytes], layout: Layout,
         if not s:
             out.append((ways[0], encode_symbols(symbols, None)))
             continue
-        network = functools.partial(model.segment_frequencies, symbols, layout)
-        way, freqs = best_way(symbols, network(), ways, layout, network)
-        out.append((way, encode_symbols(symbols, freqs)))
+        out.append(encode_segment(model, symbols, layout, ways))
     return out

@@ -14,6 +14,7 @@ from tzip.codec.rangecoder import CoderError
 from tzip.format.layout import Layout
 from tzip.format.methods import CODED, method
 from tzip.stages import bits, counts, match, pixels, samples
+from tzip.stages.protocol import NativeStages, scan_rows
 
 WAYS = CODED  # the range-coded methods by name, in id order (ties go to the earlier)
 LAST = {"pixels": pixels, "samples": samples, "bits": bits}  # the last stages, each for its own layouts
@@ -57,20 +58,35 @@ def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: La
     return out
 
 
+def stage_batch(stage: str, use: list[bool], history: np.ndarray, layout: Layout):
+    """One stage's decode batch over `history` [B, length] for the segments flagged in `use`."""
+    if stage == "match":
+        return match.MatchBatch(use, history)
+    if stage in COUNTS_CONFIG:
+        return counts.CountsBatch(use, history, counts.config(COUNTS_CONFIG[stage], layout.modality))
+    if not LAST[stage].applies(layout):
+        raise CoderError(f"a segment says it was coded with the {stage} model, which does not fit this layout")
+    return LAST_BATCH[stage](use, history, layout)
+
+
 def batch_stages(ways: list[str], history: np.ndarray, layout: Layout) -> list:
     """The decode batch's stages over `history` [B, length] for segments coded `ways[i]` (each
     stage flags the segments whose way includes it); shared with chain.Chain (a batch of one)."""
-    stages = []
-    if any(stages_of(w) for w in ways):
-        stages.append(match.MatchBatch(["match" in stages_of(w) for w in ways], history))
-    for name, config in COUNTS_CONFIG.items():
-        use = [name in stages_of(w) for w in ways]
-        if any(use):
-            stages.append(counts.CountsBatch(use, history, counts.config(config, layout.modality)))
-    for name, module in LAST.items():
-        use = [last_stage(w) == name for w in ways]
-        if any(use):
-            if not module.applies(layout):
-                raise CoderError(f"a segment says it was coded with the {name} model, which does not fit this layout")
-            stages.append(LAST_BATCH[name](use, history, layout))
-    return stages
+    order = ["match", *COUNTS_CONFIG, *LAST]
+    uses = {stage: [stage in stages_of(w) for w in ways] for stage in order}
+    return [stage_batch(stage, uses[stage], history, layout) for stage in order if any(uses[stage])]
+
+
+class RowScan:
+    """Stages run over one segment's rows in order, a piece at a time, as one batch of one whose
+    states carry on from piece to piece (compression in bounded memory; a chain)."""
+
+    def __init__(self, stages: tuple[str, ...], history: np.ndarray, layout: Layout):
+        self.history = history  # [1, length]: the bytes the stages read, filled before they scan them
+        self.run = NativeStages.of([stage_batch(s, [True], history, layout) for s in stages], history)
+        self.run.set_active(np.ones(1, dtype=bool))
+
+    def scan(self, t0: int, freqs: np.ndarray) -> np.ndarray:
+        """Rows t0.. rewritten in place (int32 [n, 256], C order); the stages learn their bytes."""
+        scan_rows(self.run, t0, freqs)
+        return freqs

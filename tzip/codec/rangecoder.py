@@ -19,13 +19,27 @@ class CoderError(ValueError):
     """Coded bytes that no encoder could have produced."""
 
 
+class SymbolEncoder:
+    """One segment's range encoder, fed its rows in pieces: add(symbols [n], frequencies [n, 256])."""
+
+    def __init__(self):
+        self._enc = constriction.stream.queue.RangeEncoder()
+
+    def add(self, symbols: np.ndarray, freqs: np.ndarray) -> None:
+        for i in range(0, len(symbols), ENCODE_ROWS):
+            rows = slice(i, i + ENCODE_ROWS)
+            self._enc.encode(symbols[rows].astype(np.int32), _FAMILY, freqs[rows].astype(np.float32))
+
+    def bytes(self) -> bytes:
+        return self._enc.get_compressed().astype("<u4").tobytes()
+
+
 def encode_symbols(symbols: np.ndarray, freqs: np.ndarray | None) -> bytes:
     """One segment's range-coded bytes: symbols [T] under frequencies [T, 256] (total 2^16 a row)."""
-    enc = constriction.stream.queue.RangeEncoder()
-    for i in range(0, len(symbols), ENCODE_ROWS):
-        rows = slice(i, i + ENCODE_ROWS)
-        enc.encode(symbols[rows].astype(np.int32), _FAMILY, freqs[rows].astype(np.float32))
-    return enc.get_compressed().astype("<u4").tobytes()
+    enc = SymbolEncoder()
+    if len(symbols):
+        enc.add(symbols, freqs)
+    return enc.bytes()
 
 
 class SymbolDecoder:

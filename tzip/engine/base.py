@@ -36,8 +36,10 @@ class Model:
         """An incremental pass over a batch of segments: step_numpy() -> [B, 256], push(bytes)."""
         raise NotImplementedError
 
-    def segment_frequencies(self, symbols: np.ndarray, layout: Layout) -> np.ndarray:
-        """Teacher-forced frequencies [T, 256] (int32) of one segment."""
+    def segment_frequencies(self, symbols: np.ndarray, layout: Layout,
+                            rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Teacher-forced frequencies [T, 256] (int32) of one segment; with rows = (row0, n) only
+        those n positions' (the same integers), so a caller bounds its memory."""
         raise NotImplementedError
 
 

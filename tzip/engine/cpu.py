@@ -26,5 +26,6 @@ class CpuModel(Model):
     def decoder(self, layouts: list[Layout], max_len: int) -> native.NativeDecoder:
         return native.NativeDecoder(self, layouts, max_len)
 
-    def segment_frequencies(self, symbols: np.ndarray, layout: Layout) -> np.ndarray:
-        return native.parallel(self, symbols, layout)
+    def segment_frequencies(self, symbols: np.ndarray, layout: Layout,
+                            rows: tuple[int, int] | None = None) -> np.ndarray:
+        return native.parallel(self, symbols, layout, rows=rows)

@@ -128,20 +128,25 @@ def _require(model: Model) -> ctypes.CDLL:
 PASS_THREADS = min(2, os.cpu_count() or 1)  # threads of one segment's pass; the output never depends on it
 
 
-def parallel(model: Model, symbols: np.ndarray, layout: Layout, threads: int | None = None) -> np.ndarray:
-    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with).
+def parallel(model: Model, symbols: np.ndarray, layout: Layout, threads: int | None = None,
+             rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with);
+    with rows = (row0, n), only positions row0..row0+n-1, [n, 256], the same integers.
 
-    threads: 2 runs the segment's second half on a second thread (PASS_THREADS by default: a
-    file of one segment would otherwise leave the second core idle; with a worker per core
-    busy, the threads only share the cores)."""
+    threads: 2 runs the rows' second half on a second thread (PASS_THREADS by default: a file
+    of one segment would otherwise leave the second core idle; with a worker per core busy, the
+    threads only share the cores)."""
     lib = _require(model)
     data = np.ascontiguousarray(symbols, dtype=np.uint8)
-    out = np.empty((len(data), 256), dtype=np.int32)
+    row0, n = rows if rows is not None else (0, len(data))
+    if not (0 <= row0 and 0 <= n and row0 + n <= len(data)):
+        raise ValueError("rows outside the segment")
+    out = np.empty((n, 256), dtype=np.int32)
     offsets = np.array(layout.offsets, dtype=np.int32)
     w = weights(model)
-    status = lib.tzip_parallel(w.cfg.ctypes.data, ctypes.addressof(w.pointers), data.ctypes.data, len(data),
-                               offsets.ctypes.data, layout.modality, layout.period, out.ctypes.data,
-                               PASS_THREADS if threads is None else threads)
+    status = lib.tzip_parallel_rows(w.cfg.ctypes.data, ctypes.addressof(w.pointers), data.ctypes.data, len(data),
+                                    offsets.ctypes.data, layout.modality, layout.period, row0, n, out.ctypes.data,
+                                    PASS_THREADS if threads is None else threads)
     if status == -2:
         raise MemoryError("the C pass could not allocate its buffers")
     if status != 0:

@@ -161,13 +161,17 @@ class IntModel(Model):
             return native.NativeDecoder(self, layouts, max_len)
         return Decoder(self, layouts, max_len)
 
-    def segment_frequencies(self, symbols: np.ndarray, layout: Layout) -> np.ndarray:
-        """Teacher-forced frequencies [T, 256] of one segment: the C pass where it builds, else `parallel`."""
+    def segment_frequencies(self, symbols: np.ndarray, layout: Layout,
+                            rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Teacher-forced frequencies [T, 256] of one segment (or rows = (row0, n) of it): the C pass
+        where it builds, else `parallel` over the segment up to the rows' end."""
         from tzip.engine import native
 
         if native.usable(self):
-            return native.parallel(self, symbols, layout)
-        return self.parallel(torch.from_numpy(symbols.copy())[None], [layout])[0].cpu().numpy()
+            return native.parallel(self, symbols, layout, rows=rows)
+        row0, n = rows if rows is not None else (0, len(symbols))
+        x = torch.from_numpy(np.array(symbols[: row0 + n], dtype=np.uint8))[None]
+        return np.ascontiguousarray(self.parallel(x, [layout])[0, row0:].cpu().numpy())
 
     # -- shared pieces ---------------------------------------------------------------------
     def embed(self, feats: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:

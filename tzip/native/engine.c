@@ -562,8 +562,20 @@ static void *run_chunk(void *arg) {
 
 #define SPLIT_MIN 16384  /* segments shorter than this are not split between threads */
 
-/* Teacher-forced pass over one segment of T bytes (compression): freq [T][256] for every
- * position, the same integers as the decode step gives. Layer by layer over all positions;
+/* Rows row0..row0+rows-1 as a chunk starting `reach` positions (a whole number of memory blocks)
+ * earlier, or at the segment's start: from there on every value equals the whole pass's. */
+static parallel_chunk rows_chunk(const int32_t *cfg, void **params, const uint8_t *data, const int32_t *offsets,
+                                 int32_t modality, int32_t period, int64_t row0, int64_t rows, int64_t reach,
+                                 int32_t *freq) {
+    const int c = cfg[TZIP_CFG_BLOCK];
+    const int64_t t0 = row0 > reach ? (row0 - reach) / c * c : 0;
+    parallel_chunk ch = {cfg, params, data, t0, row0 + rows - t0, row0 - t0, offsets, modality, period, freq, 0};
+    return ch;
+}
+
+/* Teacher-forced pass over one segment of T bytes (compression): freq [rows][256] for positions
+ * row0..row0+rows-1 (a caller bounds its memory by asking for a segment's rows in pieces), the
+ * same integers as the decode step gives. Layer by layer over all positions;
  * each query attends to exactly its visible keys (window positions, then memory slots), which
  * equals the step's masked ring because a masked key's weight is exactly 0.
  * With threads = 2 the second half runs on a second thread, started `reach` positions early
@@ -571,25 +583,26 @@ static void *run_chunk(void *arg) {
  * layer (window, the block in progress, the memory slots), so from there on every value equals
  * the one-thread pass (tests pin it), and the positions before are computed and dropped.
  * Returns 0, -1 for a configuration outside the limits, -2 when memory runs out. */
-int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
-                  int32_t modality, int32_t period, int32_t *freq, int32_t threads) {
+int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
+                       int32_t modality, int32_t period, int64_t row0, int64_t rows, int32_t *freq, int32_t threads) {
     const int d = cfg[TZIP_CFG_D_MODEL], nh = cfg[TZIP_CFG_N_HEADS], nkv = cfg[TZIP_CFG_N_KV_HEADS];
     const int ff = cfg[TZIP_CFG_D_FF], w = cfg[TZIP_CFG_WINDOW], c = cfg[TZIP_CFG_BLOCK], m = cfg[TZIP_CFG_MEM_SLOTS];
     if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv ||
         (d & (d - 1)))
         return -1;
-    if (T <= 0) return 0;
+    if (row0 < 0 || rows < 0 || row0 + rows > T) return -1;
+    if (rows == 0) return 0;
     const int64_t per_layer = w - 1 + c + (cfg[TZIP_CFG_USE_MEMORY] ? (int64_t)m * c : 0);
     const int64_t reach = (cfg[TZIP_CFG_N_LAYERS] * per_layer / c + 2) * c;
-    const int64_t half = T / 2 / c * c;
-    parallel_chunk whole = {cfg, params, data, 0, T, 0, offsets, modality, period, freq, 0};
-    if (threads < 2 || T < SPLIT_MIN || half <= reach) {
+    const int64_t half = rows / 2 / c * c;
+    parallel_chunk whole = rows_chunk(cfg, params, data, offsets, modality, period, row0, rows, reach, freq);
+    if (threads < 2 || rows < SPLIT_MIN || half <= reach) {
         run_chunk(&whole);
         return whole.status;
     }
-    parallel_chunk first = whole, second = whole;
-    first.T = half;
-    second.t0 = half - reach; second.T = T - second.t0; second.skip = reach; second.freq = freq + half * 256;
+    parallel_chunk first = rows_chunk(cfg, params, data, offsets, modality, period, row0, half, reach, freq);
+    parallel_chunk second = rows_chunk(cfg, params, data, offsets, modality, period, row0 + half, rows - half, reach,
+                                       freq + half * 256);
     pthread_t other;
     if (pthread_create(&other, NULL, run_chunk, &second) != 0) {
         run_chunk(&whole);
@@ -598,4 +611,9 @@ int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_
     run_chunk(&first);
     pthread_join(other, NULL);
     return first.status ? first.status : second.status;
+}
+
+int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
+                  int32_t modality, int32_t period, int32_t *freq, int32_t threads) {
+    return tzip_parallel_rows(cfg, params, data, T, offsets, modality, period, 0, T, freq, threads);
 }

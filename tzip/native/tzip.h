@@ -183,6 +183,13 @@ TZIP_API int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch, 
 TZIP_API int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
                            int32_t modality, int32_t period, int32_t *freq, int32_t threads);
 
+/* The same for rows row0..row0+rows-1 only (freq [rows][256]): each piece starts a receptive
+ * field early, so a segment coded in pieces gets exactly the whole pass's integers. -1 also for
+ * a range outside 0..T. */
+TZIP_API int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t *data, int64_t T,
+                                const int32_t *offsets, int32_t modality, int32_t period, int64_t row0, int64_t rows,
+                                int32_t *freq, int32_t threads);
+
 /* ---- The stages -------------------------------------------------------------------------------
  * Each stage rewrites frequencies [256] (summing to 2^16) of position t from the bytes before it.
  * _scan: a whole segment sym[0..n-1], freqs [n][256] rewritten in place; 0, or -2 when a state

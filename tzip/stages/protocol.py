@@ -177,3 +177,16 @@ class NativeStages:
         """Raise where a stage update failed (its number plus one), as tzip_stages_update reports it."""
         if failed:
             raise MemoryError(f"{self.stages[failed - 1].what} could not grow its state")
+
+
+def scan_rows(stages: NativeStages | StagesInTurn, t0: int, freqs: np.ndarray) -> None:
+    """Rows t0, t0 + 1, ... of a batch of one rewritten in place (freqs int32 [n, 256], C order) by
+    its stages, which learn each row's byte from their history: one C call where every stage is
+    native, else the Python stages position by position. Rows scanned in pieces give exactly what
+    one scan gives (the states carry on)."""
+    if isinstance(stages, NativeStages):
+        stages.scan(t0, freqs)
+        return
+    for t in range(len(freqs)):
+        freqs[t] = stages.adjust(freqs[t : t + 1], t0 + t)[0]
+        stages.update(t0 + t)
