@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Set up, then compress and decompress real files with the shipped default model, next to xz.
+# Install tzip as a user would (pip install ., no torch), then compress and decompress real files
+# with the shipped default model, next to xz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q .
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+.venv/bin/tzip --version
 for f in README.md tests/data/alice_head.txt tests/data/speech.wav; do
   cp "$f" "$out/"
   name=$(basename "$f")
@@ -13,4 +18,3 @@ for f in README.md tests/data/alice_head.txt tests/data/speech.wav; do
   echo "  $name: $(stat -c %s "$f") bytes -> tzip $(stat -c %s "$out/$name.tz"), xz -9e $(stat -c %s "$out/$name.xz") (round trip ok)"
 done
 .venv/bin/tzip info "$out/alice_head.txt.tz"
-rm -rf "$out"

@@ -179,3 +179,17 @@ def test_version_names_the_default_model_and_the_engine(env, tiny):
         out = tz(env, flag).stdout.decode()
         assert out.startswith(f"tzip {tzip.__version__}; default model ") and f"(id {tiny.model_id})" in out
         assert "engine" in out
+
+
+def test_list_shows_sizes_ratio_modality_and_methods_like_xz(env, tmp_path, samples):
+    a, b = tmp_path / "a.txt", tmp_path / "b.wav"
+    a.write_bytes(samples["text"][:3000])
+    b.write_bytes(samples["wav_mono"])
+    tz(env, a, b)
+    out = tz(env, "-l", f"{a}.tz", f"{b}.tz").stdout.decode().splitlines()
+    assert out[0].split() == ["compressed", "uncompressed", "ratio", "modality", "methods", "name"]
+    row = out[1].split()
+    assert row[0] == f"{(tmp_path / 'a.txt.tz').stat().st_size:,}" and row[1] == "3,000" and row[3] == "text"
+    assert row[-1] == f"{a}.tz" and "audio" in out[2] and out[3].endswith("(2 files)")
+    bad = tz(env, "--list", f"{a}.tz", str(a), check=False)
+    assert bad.returncode == 1 and b"not a tzip stream" in bad.stderr and f"{a}.tz".encode() in bad.stdout

@@ -20,7 +20,7 @@ import zstandard
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import PIECE_ROWS, chain_way
-from tzip.codec.pipeline import WAYS
+from tzip.codec.pipeline import WAYS, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
@@ -44,7 +44,8 @@ SEGMENT_BY_MODALITY = {TEXT: 256 * 1024, IMAGE: 64 * 1024, AUDIO: 128 * 1024, BI
 IMAGE_ROWS = 256  # an image's default segment holds at least this many rows...
 IMAGE_SEGMENT_CEILING = 256 * 1024  # ...where that stays under this many bytes
 DEFAULT_SEGMENT = None  # None: the modality's size from SEGMENT_BY_MODALITY
-BATCH_BYTES = 4 << 20  # neural segments are decoded together in batches of up to this many bytes
+BATCH_BYTES = 4 << 20  # range-coded segments are decoded together in batches of up to this many bytes...
+BATCH_STATE_BYTES = 160 << 20  # ...whose stages hold about this much at most (pipeline.state_bytes)
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
 READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
@@ -289,9 +290,11 @@ class TzipDecompressor:
                 break
             frame, pos = got
             if frame.kind == C.FRAME_SEGMENT:
+                if self._batch_full_without(frame):
+                    self._drain()
                 self.queue.append(frame)
                 self.frames.append((C.METHOD_NAMES[frame.method], frame.raw_len, len(frame.body)))
-                if self.header.chained or sum(f.raw_len for f in self.queue if f.method in C.CODED) >= BATCH_BYTES:
+                if self.header.chained:
                     self._drain()
                 continue
             self._drain()
@@ -304,6 +307,16 @@ class TzipDecompressor:
                 self.ended = True
                 self.unused_data = bytes(self.buf[pos:])
         del self.buf[:pos]
+
+    def _batch_full_without(self, frame: C.Frame) -> bool:
+        """Whether the queued range-coded segments must decode before `frame` joins them: together
+        they would exceed BATCH_BYTES or hold more than BATCH_STATE_BYTES of stage state."""
+        coded = [f for f in self.queue if f.method in C.CODED]
+        if not coded or frame.method not in C.CODED:
+            return False
+        size = sum(f.raw_len for f in coded) + frame.raw_len
+        state = sum(state_bytes(C.METHOD_NAMES[f.method], f.raw_len) for f in [*coded, frame])
+        return size > BATCH_BYTES or state > BATCH_STATE_BYTES
 
     def _decode_chained(self, frame: C.Frame) -> bytes:
         """One range-coded segment of a chained stream: it carries on the current chain if its way

@@ -300,6 +300,7 @@ def start_engine(device: Device) -> str:
 def compress_cmd(
     files: list[str] = typer.Argument(None, help="files to compress ('-' for stdin)"),
     decompress: bool = typer.Option(False, "-d", "--decompress", help="decompress instead"),
+    list_: bool = typer.Option(False, "-l", "--list", help="list .tz FILEs: sizes, ratio, modality, methods"),
     stdout: bool = STDOUT_OPT, output: str | None = OUTPUT_OPT, force: bool = FORCE_OPT,
     keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
     mode: Mode | None = typer.Option(None, "--mode", help="override content detection"),
@@ -313,7 +314,9 @@ def compress_cmd(
                                           "(text otherwise chains its segments' adaptive stages: about 3 % smaller)"),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
 ) -> None:
-    """Compress FILEs (or decompress with -d)."""
+    """Compress FILEs (or decompress with -d, list with -l)."""
+    if list_:
+        raise typer.Exit(list_files(files or []))
     opts = {"model": model, "workers": threads, "device": start_engine(device)}
     if not decompress:
         opts.update(modality=mode.value if mode else None, segment_size=segment_size,
@@ -337,6 +340,37 @@ def decompress_cmd(
     """Decompress .tz FILEs."""
     opts = {"model": model, "workers": threads, "device": start_engine(device)}
     raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, opts, False))
+
+
+def list_files(files: list[str]) -> int:
+    """`tzip -l`, like `xz -l`: a line per file (every stream in it together), then a total line."""
+    if not files:
+        say("-l needs .tz files")
+        return 2
+    print(f"{'compressed':>12} {'uncompressed':>13} {'ratio':>6}  {'modality':<8} {'methods':<24} name")
+    status, total_c, total_u, listed = 0, 0, 0, 0
+    for name in files:
+        try:
+            src, _ = open_input(name)
+            data = src.read()
+            streams = C.streams(data)
+        except TzipError as e:
+            say(f"{name}: {e}")
+            status = 1
+            continue
+        raw = sum(frames[-1].total for _, frames in streams)
+        counts: dict[str, int] = {}
+        for _, frames in streams:
+            for f in frames:
+                if f.kind == C.FRAME_SEGMENT:
+                    counts[C.METHOD_NAMES[f.method]] = counts.get(C.METHOD_NAMES[f.method], 0) + 1
+        methods = ", ".join(f"{n} {m}" for m, n in counts.items()) or "-"
+        modality = "+".join(dict.fromkeys(MODALITY_NAMES[h.layout.modality] for h, _ in streams))
+        print(f"{len(data):>12,} {raw:>13,} {len(data) / max(1, raw):>6.3f}  {modality:<8} {methods:<24} {name}")
+        total_c, total_u, listed = total_c + len(data), total_u + raw, listed + 1
+    if listed > 1:
+        print(f"{total_c:>12,} {total_u:>13,} {total_c / max(1, total_u):>6.3f}  {'':<8} {'':<24} ({listed} files)")
+    return status
 
 
 @app.command("info")

@@ -22,7 +22,7 @@ from tzip.codec.pipeline import RowScan
 from tzip.format.layout import TEXT, Layout
 from tzip.format.methods import CHAINABLE, method
 
-CHAIN_LIMIT = 16 << 20  # a chain holding this many bytes ends before its next segment
+CHAIN_LIMIT = 8 << 20  # a chain holding this many bytes ends before its next segment (its tables: ~20 B a byte)
 CHAINED_BY_DEFAULT = (TEXT,)  # modalities whose streams chain unless asked not to
 
 

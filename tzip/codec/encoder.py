@@ -36,7 +36,7 @@ def chain_way(methods, layout: Layout) -> str | None:
     return None
 
 
-PIECE_ROWS = 1 << 16  # positions whose frequencies (1 KB each) are in memory at once, per array
+PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at once, per array
 
 
 def _pieces(model, symbols: np.ndarray, layout: Layout, piece_rows: int):
