@@ -20,17 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tzip.engine import constants as K
 from tzip.engine.config import exp_full
-from tzip.engine.constants import (
-    EXP_BITS,
-    FREQ_BITS,
-    MASKED,
-    NORM_RECIP_BITS,
-    NORM_SCALE,
-    PROB_BITS,
-    RES_LIMIT,
-    U_MAX,
-)
 from tzip.engine.library import available, header, library, unavailable_reason
 from tzip.format.layout import N_FEATURES, PHASES, Layout
 
@@ -56,12 +47,12 @@ class NativeWeights:
 
     def __init__(self, model: Model):
         cfg, t = model.cfg, model.file.tensors
-        norm_shift = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))  # as reference.rmsnorm
+        norm_shift = K.NORM_RECIP_BITS - int(math.log2(16 * K.NORM_SCALE))  # as reference.rmsnorm
         values = dict(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_kv_heads,
                       d_ff=cfg.d_ff, window=cfg.window, block=cfg.block, mem_slots=cfg.mem_slots, ring=model.ring,
-                      use_memory=int(cfg.use_memory), n_features=N_FEATURES, phases=PHASES, u_max=U_MAX,
-                      prob_bits=PROB_BITS, exp_bits=EXP_BITS, freq_bits=FREQ_BITS, norm_shift=norm_shift,
-                      res_limit=RES_LIMIT, masked=MASKED)
+                      use_memory=int(cfg.use_memory), n_features=N_FEATURES, phases=PHASES, u_max=K.U_MAX,
+                      prob_bits=K.PROB_BITS, exp_bits=K.EXP_BITS, freq_bits=K.FREQ_BITS, norm_shift=norm_shift,
+                      res_limit=K.RES_LIMIT, masked=K.MASKED)
         self.cfg = np.zeros(CFG["TZIP_CFG_COUNT"], dtype=np.int32)
         for name, value in values.items():
             self.cfg[CFG[f"TZIP_CFG_{name.upper()}"]] = value
