@@ -20,7 +20,7 @@ import zstandard
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import PIECE_ROWS, chain_way
-from tzip.codec.pipeline import WAYS, state_bytes
+from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
@@ -200,8 +200,7 @@ class TzipCompressor:
         the two share the cores."""
         layout, out = self.split.layout, []
         symbols = [np.frombuffer(raw, dtype=np.uint8) for raw in raws]
-        pieces = [(i, t0, min(PIECE_ROWS, len(x) - t0)) for i, x in enumerate(symbols)
-                  for t0 in range(0, len(x), PIECE_ROWS)]
+        pieces = [(i, t0, n) for i, x in enumerate(symbols) for t0, n in piece_bounds(len(x), PIECE_ROWS)]
 
         def network(piece: tuple[int, int, int]) -> np.ndarray:
             i, t0, n = piece

@@ -27,8 +27,7 @@ def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray
     float32 frequencies to decode with; learn(ts), after `symbols` holds the decoded bytes. In two C
     calls where the step and every stage run in C (DecodeTurns), else step by step."""
     if isinstance(dec, NativeDecoder) and (isinstance(stages, NativeStages) or not stages.stages):
-        turns = DecodeTurns(dec, stages.args if isinstance(stages, NativeStages) else None, history,
-                                   symbols)
+        turns = DecodeTurns(dec, stages.args if isinstance(stages, NativeStages) else None, history, symbols)
 
         def learn_native(ts: int) -> None:
             failed = turns.learn(ts)

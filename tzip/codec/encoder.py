@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tzip.codec.pipeline import LAST, WAYS, RowScan, fits, stages_of, uses_counts
+from tzip.codec.pipeline import LAST, WAYS, RowScan, fits, piece_bounds, stages_of, uses_counts
 from tzip.codec.rangecoder import SymbolEncoder, encode_symbols
 from tzip.engine.constants import FREQ_BITS
 from tzip.format.layout import Layout
@@ -37,12 +37,12 @@ def chain_way(methods, layout: Layout) -> str | None:
 
 
 PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at once, per array
+STAGE_WAY = {"match": "match", "counts": "context"}  # the way a stage completes (the last stages are ways)
 
 
 def _pieces(model, symbols: np.ndarray, layout: Layout, piece_rows: int):
     """(row0, the piece's bytes, its network frequencies [n, 256] int32) in order."""
-    for t0 in range(0, len(symbols), piece_rows):
-        n = min(piece_rows, len(symbols) - t0)
+    for t0, n in piece_bounds(len(symbols), piece_rows):
         freqs = np.ascontiguousarray(model.segment_frequencies(symbols, layout, rows=(t0, n)), dtype=np.int32)
         yield t0, symbols[t0 : t0 + n], freqs
 
@@ -65,24 +65,25 @@ def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, 
     plan = ["match"] if any(w != "neural" for w in ways) else []
     if ("context" in ways or mixed) and not on_match:
         plan.append("counts")
-    plan += [w for w in mixed]
-    last = {"match": "match", "counts": "context"}.get(plan[-1], plan[-1]) if plan else "neural"
+    plan += mixed
+    last = STAGE_WAY.get(plan[-1], plan[-1]) if plan else "neural"
     history = np.ascontiguousarray(symbols, dtype=np.uint8)[None]
     scans = {stage: RowScan((stage,), history, layout) for stage in plan}
     first = RowScan(("counts1",), history, layout) if "context1" in ways else None
-    computed = ["neural", *(("match", "context1") if plan else ()), *(["context"] if "counts" in plan else []), *mixed]
-    costs = {w: 0.0 for w in computed if w in ways}
+    costs: dict[str, float] = {}  # the allowed ways computed, and their code lengths so far
+
+    def cost(way: str, x: np.ndarray, f: np.ndarray) -> None:
+        if way in ways:
+            costs[way] = costs.get(way, 0.0) + code_length(x, f)
+
     coder = SymbolEncoder()
     for t0, x, f in _pieces(model, symbols, layout, piece_rows):
-        if "neural" in ways:
-            costs["neural"] += code_length(x, f)
+        cost("neural", x, f)
         for stage in plan:
             scans[stage].scan(t0, f)
-            way = {"match": "match", "counts": "context"}.get(stage, stage)
             if stage == "match" and first is not None:
-                costs["context1"] += code_length(x, first.scan(t0, f.copy()))
-            if way in costs:
-                costs[way] += code_length(x, f)
+                cost("context1", x, first.scan(t0, f.copy()))
+            cost(STAGE_WAY.get(stage, stage), x, f)
         coder.add(x, f)
         del f
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))

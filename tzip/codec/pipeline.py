@@ -22,6 +22,12 @@ LAST_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch, "bi
 COUNTS_CONFIG = {"counts1": "context1", "counts": "context"}  # a counts stage's configuration (counts.config)
 
 
+def piece_bounds(length: int, piece_rows: int):
+    """(row0, n) of each piece of at most piece_rows rows of a segment of `length` bytes, in order."""
+    for t0 in range(0, length, piece_rows):
+        yield t0, min(piece_rows, length - t0)
+
+
 def stages_of(way: str) -> tuple[str, ...]:
     return method(way).stages or ()
 
@@ -59,15 +65,13 @@ def state_bytes(way: str, n: int) -> int:
 def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: Layout) -> np.ndarray:
     """The frequencies [T, 256] a way codes with, from the network's (left as they are)."""
     out = freqs
-    for i, stage in enumerate(stages_of(way)):
+    for stage in stages_of(way):  # the table starts every staged method with the match model: a copy
         if stage == "match":
             out = match.apply(symbols, freqs)
         elif stage in COUNTS_CONFIG:
             counts.apply(symbols, out, counts.config(COUNTS_CONFIG[stage], layout.modality), in_place=True)
         else:
             LAST[stage].apply(symbols, out, layout, in_place=True)
-        if i == 0 and stage != "match":
-            raise ValueError("every staged method starts with the match model")
     return out
 
 

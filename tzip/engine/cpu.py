@@ -16,11 +16,15 @@ from tzip.engine.modelfile import IntModelFile
 from tzip.format.layout import Layout
 
 
+class UnsupportedShape(ValueError):
+    """A model shape engine.c does not cover (native.supports): the reference engine runs it."""
+
+
 class CpuModel(Model):
     def __init__(self, mf: IntModelFile):
         super().__init__(mf)
         if not native.supports(self):
-            raise ValueError("the C engine does not cover this model's shape")
+            raise UnsupportedShape("the C engine does not cover this model's shape")
         self._native = native.NativeWeights(self)
 
     def decoder(self, layouts: list[Layout], max_len: int) -> native.NativeDecoder:

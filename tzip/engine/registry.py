@@ -30,13 +30,12 @@ def from_file(mf: IntModelFile) -> Model:
     from tzip.engine import native
 
     if native.available():
-        from tzip.engine.cpu import CpuModel
+        from tzip.engine.cpu import CpuModel, UnsupportedShape
 
         try:
             return CpuModel(mf)
-        except ValueError as e:
-            if "does not cover" not in str(e):
-                raise
+        except UnsupportedShape:
+            pass
     try:
         from tzip.engine.reference import IntModel
     except ImportError:
@@ -129,7 +128,7 @@ def resolve_device(device: str) -> str:
 def on_device(model: Model, device: str) -> Model:
     """The model on the engine for `device`: the PyTorch CPU engine or the Triton kernels."""
     device = resolve_device(device)
-    if device == "cpu" or getattr(getattr(model, "device", None), "type", "cpu") == device:
+    if device == "cpu" or not model.on_cpu:  # a model on the GPU already is on the one GPU device
         return model
     key = (model.model_id, device)
     if key not in _on_device:
