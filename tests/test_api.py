@@ -284,9 +284,11 @@ def test_streams_of_a_model_with_an_audio_predictor(samples, tmp_path):
     model = IntModel(parse(export(build_tiny(cfg=cfg)).to_bytes()))
     for key in ("wav_mono", "wav_stereo"):
         wav = samples[key]
-        for methods in (("neural",), ("zstd",), ("stored",), ("neural", "zstd", "stored")):
+        for methods in (("neural",), ("zstd",), ("stored",), ("neural", "zstd", "stored"), ("stored", "lzma")):
             blob = tzip.compress(wav, model=model, methods=methods, segment_size=1000)
             assert C.Header.unpack(blob[: C.HEADER_SIZE]).predictor == 2
+            # an lzma block holds several segments' residuals: the decoder undoes each on its own
+            assert ("lzma" in methods) == (C.LZMA in [f.method for _, fs in C.streams(blob) for f in fs])
             assert tzip.decompress(blob, model=model) == wav
     text = tzip.compress(samples["text"][:500], model=model)
     assert C.Header.unpack(text[: C.HEADER_SIZE]).predictor == 0

@@ -17,6 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import zstandard
 
+from tzip.codec import floor
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import PIECE_ROWS, chain_way
@@ -73,7 +74,8 @@ class TzipCompressor:
         methods: the coding methods each segment may use (format/methods.py; the smallest output
         wins): "neural" is the network alone, "match" adds the match model, "context" the
         context counts, "pixels" (images), "samples" (16-bit audio) and "bits" (text and binary)
-        a last, layout-specific stage; "stored" and "zstd" skip the network.
+        a last, layout-specific stage; "stored" and "zstd" skip the network; "lzma" codes a
+        block of segments with LZMA2 where that is smaller (codec/floor.py).
         transcoded_from: "png" or "flac" where the input is already that file's pixels or
         samples as PNM or WAV (format/transcode.py; `compress(transcode=True)` does it).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
@@ -102,6 +104,7 @@ class TzipCompressor:
         self.zstd = zstandard.ZstdCompressor(level=19)
         self.stats: list[tuple[int, int, int]] = []  # (method, raw, coded) per segment
         self.chain_request, self.chain_way, self.chain = chain, None, None
+        self.block: list[tuple[bytes, bytes]] = []  # (segment in modelling order, its frame) not yet written
 
     def compress(self, data: bytes) -> bytes:
         if self.done:
@@ -171,18 +174,42 @@ class TzipCompressor:
         if self.pending:
             self.batch.append(bytes(self.pending))
             self.pending.clear()
-        return self._code_batch()
+        return self._code_batch() + self._close_block()
 
     def _code_batch(self) -> bytes:
+        """The batch's segments coded; their frames join the open block, which is written once full."""
+        if not self.batch:
+            return b""
         sp, channels = self.split, pcm16_channels(self.split.layout)
         raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
         self.batch = []
+        # an lzma frame holds at most MAX_SEGMENT bytes, and a chained block is settled before the
+        # chain codes on from it
+        out = self._close_block() if sum(len(r) for r, _ in self.block) + sum(map(len, raws)) > C.MAX_SEGMENT else b""
         if self.chain_way is not None:
-            return self._code_chained(raws)
-        ways = tuple(w for w in WAYS if w in self.methods)
-        network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
-        return b"".join(self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
-                        for raw, nc in zip(raws, network))
+            frames = self._code_chained(raws)
+        else:
+            ways = tuple(w for w in WAYS if w in self.methods)
+            network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
+            frames = [self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
+                      for raw, nc in zip(raws, network)]
+        self.block += zip(raws, frames)
+        return out + (self._close_block() if sum(len(r) for r, _ in self.block) >= floor.BLOCK else b"")
+
+    def _close_block(self) -> bytes:
+        """The open block's frames, or one lzma frame of its bytes where that is smaller (the floor)."""
+        block, self.block = self.block, []
+        frames = b"".join(f for _, f in block)
+        if "lzma" not in self.methods or not block:
+            return frames
+        raw = b"".join(r for r, _ in block)
+        body = floor.smallest(raw, self.split.layout.modality == BINARY)
+        if C.SEGMENT.size + 1 + len(body) >= len(frames):
+            return frames
+        del self.stats[len(self.stats) - len(block):]
+        self.stats.append((C.LZMA, len(raw), len(body)))
+        self.chain = None  # the decoder never saw the block's segments on a chain
+        return C.segment_frame(C.LZMA, raw, body)
 
     def _frame(self, raw: bytes, coded: list[tuple[int, bytes]]) -> bytes:
         """The segment's frame by the smallest of `coded` (method, bytes) and stored and zstd where allowed."""
@@ -193,7 +220,7 @@ class TzipCompressor:
         self.stats.append((method, len(raw), len(body)))
         return C.segment_frame(method, raw, body)
 
-    def _code_chained(self, raws: list[bytes]) -> bytes:
+    def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
         over the next piece runs on a thread meanwhile (both are C calls that release the GIL), so
@@ -227,7 +254,7 @@ class TzipCompressor:
                 out.append(self._frame(raw, [(way, coder.bytes())]))
                 if self.stats[-1][0] != way:
                     self.chain = None  # another method won: the decoder ends the chain here too
-        return b"".join(out)
+        return out
 
 
 class TzipDecompressor:
@@ -351,10 +378,13 @@ class TzipDecompressor:
                 raise TzipError(f"corrupted tzip stream (range decoder failed: {e})") from None
             decoded = {id(f): r for f, r in zip(network, raws)}
         if self.header.chained and not network:
-            self.chain = None  # a stored or zstd segment ends the chain
+            self.chain = None  # a stored, zstd or lzma segment ends the chain
+        h = self.header
         for f in self.queue:
             if f.method == C.STORED:
                 raw = f.body
+            elif f.method == C.LZMA:
+                raw = floor.decode(f.body, f.raw_len)
             elif f.method == C.ZSTD:
                 try:
                     raw = zstandard.ZstdDecompressor().decompress(f.body, max_output_size=f.raw_len)
@@ -364,8 +394,9 @@ class TzipDecompressor:
                 raw = decoded[id(f)]
             if len(raw) != f.raw_len or zlib.crc32(raw) != f.crc:
                 raise TzipError("corrupted tzip stream (segment checksum mismatch)")
-            h = self.header
-            self._emit(from_model_order(raw, h.swapped, h.predictor, pcm16_channels(h.layout)))
+            for i in range(0, len(raw), h.segment_size):  # an lzma segment holds several
+                self._emit(from_model_order(raw[i : i + h.segment_size], h.swapped, h.predictor,
+                                            pcm16_channels(h.layout)))
         self.queue = []
 
 

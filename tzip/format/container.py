@@ -24,8 +24,9 @@ SEGMENT = struct.Struct("<BIII")  # method, raw length, coded length, crc32(raw)
 VERBATIM = struct.Struct("<II")  # length, crc32
 END = struct.Struct("<QI")  # total original length, crc32(original)
 FRAME_SEGMENT, FRAME_VERBATIM, FRAME_END = b"S", b"V", b"E"
-STORED, ZSTD, NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES, BITS = (
-    BY_NAME[n].id for n in ("stored", "zstd", "neural", "match", "context1", "context", "pixels", "samples", "bits"))
+STORED, ZSTD, NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES, BITS, LZMA = (
+    BY_NAME[n].id
+    for n in ("stored", "zstd", "neural", "match", "context1", "context", "pixels", "samples", "bits", "lzma"))
 METHOD_NAMES = {m.id: m.name for m in METHODS}
 METHOD_LETTERS = {m.id: m.letter for m in METHODS}  # `tzip info -v`
 CODED = tuple(m.id for m in METHODS if m.coded)  # range-coded: their frames may be up to twice the raw size
@@ -119,7 +120,10 @@ def read_frame(buf: bytes | bytearray | memoryview, pos: int, segment_size: int)
             return None
         method, raw_len, coded_len, crc = SEGMENT.unpack_from(buf, pos + 1)
         limit = raw_len + 64 if method not in CODED else 2 * raw_len + 64
-        if method not in METHOD_NAMES or raw_len > segment_size or coded_len > limit:
+        longest = segment_size
+        if method == LZMA:  # a block of segments; LZMA2 adds 3 bytes a 64 KiB chunk to what it cannot pack
+            limit, longest = raw_len + raw_len // 8192 + 64, MAX_SEGMENT
+        if method not in METHOD_NAMES or raw_len > longest or coded_len > limit:
             raise TzipError("corrupted tzip stream (invalid segment frame)")
         start = pos + 1 + SEGMENT.size
         if start + coded_len > len(buf):

@@ -2,8 +2,9 @@
 
 A method names the chain of adaptive stages (tzip/stages/) that rewrite the network's
 frequencies before the range coder uses them, in order; stored and zstd segments skip the
-coder. Every other table (the container's names and letters, the encoder's choices, which
-methods chain, which stages a decode batch builds) is read off this one.
+coder, and an lzma segment is a block of segments coded by LZMA2 (codec/floor.py). Every other
+table (the container's names and letters, the encoder's choices, which methods chain, which
+stages a decode batch builds) is read off this one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ METHODS = (
     Method(6, "pixels", "p", ("match", "counts", "pixels"), frozenset({IMAGE})),
     Method(7, "samples", "a", ("match", "samples"), frozenset({AUDIO})),
     Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True),
+    Method(9, "lzma", "x", None),
 )
 BY_ID = {m.id: m for m in METHODS}
 BY_NAME = {m.name: m for m in METHODS}
