@@ -1,9 +1,10 @@
 """The codecs the benchmark compares, each with a round trip the harness checks.
 
-A codec maps an uncompressed bench file (text, PPM/PGM, WAV) to compressed bytes and back.
-Generic compressors must return the file byte for byte; image and audio codecs must return
-identical pixels / samples (compared on the decoded arrays). A codec whose library or tool
-is missing reports why instead of being dropped.
+A codec maps an uncompressed bench file (text, PPM/PGM, WAV, or any binary file) to compressed
+bytes and back. Generic compressors run on text and binary (xz on every modality) and must
+return the file byte for byte; image and audio codecs must return identical pixels / samples
+(compared on the decoded arrays). A codec whose library or tool is missing reports why instead
+of being dropped.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _probe_audio() -> bytes:
     return buf.getvalue()
 
 
-PROBE = {"text": lambda: b"probe text " * 10, "image": _probe_image, "audio": _probe_audio}
+PROBE = {"text": lambda: b"probe text " * 10, "image": _probe_image, "audio": _probe_audio,
+         "binary": lambda: bytes(range(256)) * 4}
 
 
 # -- pixels and samples ------------------------------------------------------------------
@@ -109,13 +111,14 @@ def _zstd():
 
 
 GENERIC = [
-    Codec("gzip -9", ("text",), lambda d: gzip.compress(d, 9, mtime=0), gzip.decompress),
-    Codec("bzip2 -9", ("text",), lambda d: bz2.compress(d, 9), bz2.decompress),
-    Codec("xz -9e", ("text", "image", "audio"),
+    Codec("gzip -9", ("text", "binary"), lambda d: gzip.compress(d, 9, mtime=0), gzip.decompress),
+    Codec("bzip2 -9", ("text", "binary"), lambda d: bz2.compress(d, 9), bz2.decompress),
+    Codec("xz -9e", ("text", "image", "audio", "binary"),
           lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME), lzma.decompress),
-    Codec("zstd --ultra -22", ("text",), lambda d: _zstd().ZstdCompressor(level=22).compress(d),
+    Codec("zstd --ultra -22", ("text", "binary"), lambda d: _zstd().ZstdCompressor(level=22).compress(d),
           lambda d: _zstd().ZstdDecompressor().decompress(d)),
-    Codec("brotli -q 11", ("text",), lambda d: _brotli().compress(d, quality=11), lambda d: _brotli().decompress(d)),
+    Codec("brotli -q 11", ("text", "binary"), lambda d: _brotli().compress(d, quality=11),
+          lambda d: _brotli().decompress(d)),
 ]
 
 
@@ -205,10 +208,12 @@ AUDIO = [
 
 
 def tzip_codec(model: str | None = None, workers: int = 0) -> Codec:
-    """tzip as the CLI runs it: worker processes on every core (started once, on first use)."""
+    """tzip as the CLI runs it: worker processes on every core (started once, on first use), the
+    modality detected from the bytes (no modality given), as for `tzip -c`."""
     import tzip
 
-    return Codec("tzip", ("text", "image", "audio"), lambda d: tzip.compress(d, model=model, workers=workers),
+    return Codec("tzip", ("text", "image", "audio", "binary"),
+                 lambda d: tzip.compress(d, model=model, workers=workers),
                  lambda d: tzip.decompress(d, model=model, workers=workers))
 
 

@@ -1,9 +1,11 @@
 """Benchmark harness: every codec on the bench sets, sizes, ratios and speeds in one run.
 
-    python -m bench.run [--sets text,image,audio] [--limit BYTES] [--no-tzip] [--out DIR]
+    python -m bench.run [--sets text,image,audio,binary] [--limit BYTES] [--no-tzip] [--out DIR]
 
-Inputs are the bench sets built by `python -m corpora.build text-bench image-bench audio-bench`
-(uncompressed: text, PPM/PGM, WAV). `--limit` takes, per modality, the files in sorted order
+Inputs are the bench sets built by `python -m corpora.build text-bench image-bench audio-bench
+binary-bench` (uncompressed: text, PPM/PGM, WAV; binary: executables and libraries, bytecode, a
+database, a PDF, tars, tables and logs, each file as it is, tzip detecting the modality as
+`tzip -c` does). `--limit` takes, per modality, the files in sorted order
 (smallest first) up to that many bytes, for every codec alike. Each codec's output is decoded and checked
 (bytes, or pixels/samples for image/audio codecs); a failed check is reported as a failure.
 Writes results.json, results.md and ratio.png to --out.
@@ -22,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.codecs import Codec, classical, tzip_codec  # noqa: E402
 from corpora.build import default_cache  # noqa: E402
 
-UNITS = {"text": ("bits/byte", 8), "image": ("bits/subpixel", 8), "audio": ("bits/sample", 16)}
-SETS = {"text": "text-bench", "image": "image-bench", "audio": "audio-bench"}
+UNITS = {"text": ("bits/byte", 8), "image": ("bits/subpixel", 8), "audio": ("bits/sample", 16),
+         "binary": ("bits/byte", 8)}
+SETS = {"text": "text-bench", "image": "image-bench", "audio": "audio-bench", "binary": "binary-bench"}
+DEFAULT_SETS = ",".join(SETS)
 IMAGE_SUFFIXES = (".ppm", ".pgm")
 
 
@@ -156,7 +160,7 @@ def update_readme(md: str, readme: Path = README) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default="text,image,audio")
+    ap.add_argument("--sets", default=DEFAULT_SETS)
     ap.add_argument("--limit", type=int, default=0, help="bytes per modality (0: the whole set)")
     ap.add_argument("--cache", type=Path, default=default_cache())
     ap.add_argument("--out", type=Path, default=Path("bench/results"))

@@ -2,10 +2,12 @@
 
     python -m corpora.build SET [SET ...] [--cache DIR]
 
-SET is one of text-train, image-train, audio-train, text-bench, image-bench, audio-bench, or
-`all`. Outputs go to CACHE/sets/SET/ (default cache: $TZIP_CACHE or ~/.cache/tzip), with a
-manifest.json listing every source package (pinned version, sha256) and every output file
-(sha256). Everything is deterministic: sorted inputs, no timestamps, fixed resampling.
+SET is one of text-train, image-train, audio-train, text-bench, image-bench, audio-bench,
+binary-bench, or `all`. Outputs go to CACHE/sets/SET/ (default cache: $TZIP_CACHE or
+~/.cache/tzip), with a manifest.json listing every source package (pinned version, sha256) and
+every output file (sha256). Everything is deterministic: sorted inputs, no timestamps, fixed resampling; tars with
+mtime 0 and uid/gid 0. binary-bench's .pyc files and SQLite header depend on the Python and SQLite
+versions that build it; its manifest records both.
 Train and bench sets never share a package.
 """
 
@@ -325,10 +327,165 @@ def build_text_bench(cache: Path) -> dict:
     return w.finish(text_bytes=sum(f["bytes"] for f in w.files.values()))
 
 
+# -- binary --------------------------------------------------------------------------------
+ELF_FILES = [  # (package, path in it): an executable, a C shared library, a C++ shared library
+    ("nasm", "usr/bin/nasm"),
+    ("libmpfr6", "usr/lib/x86_64-linux-gnu/libmpfr.so.6.2.0"),
+    ("libboost-regex1.74.0", "usr/lib/x86_64-linux-gnu/libboost_regex.so.1.74.0"),
+]
+BINARY_PACKAGES = [p for p, _ in ELF_FILES] + [
+    "libcommons-collections3-java", "unicode-data", "bash-doc", "ieee-data", "iso-codes",
+    "gcc-12-test-results", "fail2ban"]
+LOG_BYTES = 1_000_000  # the gcc test log is cut to its first lines up to this many bytes
+
+PYC_SCRIPT = """
+import importlib.util, py_compile, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+for src in sorted(root.rglob("*.py")):
+    rel = src.relative_to(root).as_posix()
+    try:
+        py_compile.compile(str(src), root / importlib.util.cache_from_source(rel), dfile=rel, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        pass
+"""
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """A tar whose bytes depend on the members alone: sorted, mtime 0, uid/gid 0, no owner names."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name in sorted(members):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(members[name]), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(members[name]))
+    return buf.getvalue()
+
+
+def with_pycache(sources: dict[str, bytes]) -> dict[str, bytes]:
+    """The tree plus, beside each .py, its __pycache__/*.pyc as this Python compiles it
+    (unchecked-hash pycs: no mtime in them). Compiled in a fresh interpreter, in sorted order, so
+    marshal's reference flags do not depend on what this process has loaded."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        for rel, data in sources.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        subprocess.run([sys.executable, "-I", "-S", "-c", PYC_SCRIPT, str(root)], check=True)
+        pycs = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("__pycache__/*.pyc")}
+    return {**sources, **pycs}
+
+
+def sdist_tree(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def jar_classes(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist() if n.endswith(".class")}
+
+
+def sqlite_bytes(schema: list[str], insert: str, rows: list[tuple]) -> bytes:
+    """An SQLite database file built the same way each time: fixed page size, rows in sorted
+    order, then VACUUM (the file still records the SQLite library's version in its header)."""
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "db.sqlite"
+        con = sqlite3.connect(path)
+        con.execute("PRAGMA page_size = 4096")
+        for statement in schema:
+            con.execute(statement)
+        con.executemany(insert, sorted(rows))
+        con.commit()
+        con.execute("VACUUM")
+        con.close()
+        return path.read_bytes()
+
+
+UNICODE_SCHEMA = [
+    "CREATE TABLE chars (code INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL, "
+    "combining INTEGER NOT NULL, bidi TEXT NOT NULL, decomposition TEXT, numeric TEXT, "
+    "mirrored INTEGER NOT NULL, old_name TEXT, upper INTEGER, lower INTEGER, title INTEGER)",
+    "CREATE INDEX chars_category ON chars (category, code)",
+]
+
+
+def unicode_rows(text: bytes) -> list[tuple]:
+    """UnicodeData.txt's fields as typed columns (code points as integers, empty fields NULL)."""
+    hexa = lambda f: int(f, 16) if f else None  # noqa: E731
+    rows = []
+    for line in text.decode().splitlines():
+        f = line.split(";")
+        rows.append((int(f[0], 16), f[1], f[2], int(f[3]), f[4], f[5] or None, f[8] or None, int(f[9] == "Y"),
+                     f[10] or None, hexa(f[12]), hexa(f[13]), hexa(f[14])))
+    return rows
+
+
+def log_head(data: bytes, limit: int) -> bytes:
+    """The first whole lines of a log, up to limit bytes."""
+    return data[: data.rfind(b"\n", 0, limit) + 1]
+
+
+def build_binary_bench(cache: Path) -> dict:
+    import lzma
+    import sqlite3
+    import sys
+
+    w = SetWriter(cache, "binary-bench")
+    roots = {}
+    for name in BINARY_PACKAGES:
+        roots[name], src = debian_package(name, cache)
+        w.sources.append(src)
+    for name, rel in ELF_FILES:
+        w.write(Path(rel).name, (roots[name] / rel).read_bytes(), kind="elf", origin=f"{name}:/{rel}")
+    rel = "usr/share/java/commons-collections3-3.2.2.jar"
+    classes = jar_classes(roots["libcommons-collections3-java"] / rel)
+    w.write("commons-collections3-classes.tar", tar_bytes(classes), kind="java-class-tar", members=len(classes),
+            origin=f"libcommons-collections3-java:/{rel}")
+    rel = "usr/share/unicode/UnicodeData.txt"
+    rows = [r for r in unicode_rows((roots["unicode-data"] / rel).read_bytes()) if r[0] < 0x10000]  # the BMP
+    w.write("unicode-data.sqlite", sqlite_bytes(UNICODE_SCHEMA, f"INSERT INTO chars VALUES ({','.join('?' * 12)})",
+                                                rows),
+            kind="sqlite", rows=len(rows), sqlite=sqlite3.sqlite_version, origin=f"unicode-data:/{rel}")
+    rel = "usr/share/doc/bash/bashref.pdf"
+    w.write("bashref.pdf", (roots["bash-doc"] / rel).read_bytes(), kind="pdf", origin=f"bash-doc:/{rel}")
+    sdist, src = pypi_file("jinja2", cache)
+    w.sources.append(src)
+    tree = with_pycache({k: v for k, v in sdist_tree(sdist).items() if k.split("/")[1] not in ("docs", "tests")})
+    python = sys.version.split()[0]
+    w.write("jinja2-3.1.4-with-pycache.tar", tar_bytes(tree), kind="source-tar", members=len(tree),
+            python=python, origin=sdist.name)
+    rel = "usr/share/ieee-data/mam.csv"
+    w.write("ieee-mam.csv", (roots["ieee-data"] / rel).read_bytes(), kind="csv", origin=f"ieee-data:/{rel}")
+    rel = "usr/share/iso-codes/json/iso_639-3.json"
+    w.write("iso_639-3.json", (roots["iso-codes"] / rel).read_bytes(), kind="json", origin=f"iso-codes:/{rel}")
+    rel = "usr/share/doc/gcc-12-base/test/jit.log.xz"
+    log_data = log_head(lzma.decompress((roots["gcc-12-test-results"] / rel).read_bytes()), LOG_BYTES)
+    w.write("gcc-12-jit-test.log", log_data, kind="log", origin=f"gcc-12-test-results:/{rel}")
+    logs = sorted((roots["fail2ban"] / "usr/lib/python3/dist-packages/fail2ban/tests/files/logs").rglob("*"))
+    lines = [line for p in logs if p.is_file() for line in p.read_bytes().splitlines()
+             if line.strip() and not line.startswith(b"#")]  # the sample lines, not the tests' annotations
+    w.write("fail2ban-samples.log", b"\n".join(lines) + b"\n", kind="log", files=sum(p.is_file() for p in logs),
+            origin="fail2ban:/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
+    return w.finish(binary_bytes=sum(f["bytes"] for f in w.files.values()), python=python,
+                    sqlite=sqlite3.sqlite_version)
+
+
 BUILDERS = {
     "text-train": build_text_train, "image-train": build_image_train,
     "audio-train": build_audio_train, "text-bench": build_text_bench,
     "image-bench": build_image_bench, "audio-bench": build_audio_bench,
+    "binary-bench": build_binary_bench,
 }
 
 

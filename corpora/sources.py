@@ -33,10 +33,22 @@ DEBIAN = {  # package -> pinned version (Debian 12 "bookworm")
     "avldrums.lv2-soundfont": "0.5.2-2",
     "asterisk-core-sounds-en-wav": "1.6.1-1",
     "sonic-pi-samples": "3.2.2~repack-8",
+    # binary-bench
+    "nasm": "2.16.01-1",
+    "libmpfr6": "4.2.0-1",
+    "libboost-regex1.74.0": "1.74.0+ds1-21",
+    "libcommons-collections3-java": "3.2.2-2",
+    "unicode-data": "15.0.0-1",
+    "bash-doc": "5.2.15-2",
+    "ieee-data": "20220827.1",
+    "iso-codes": "4.15.0-1",
+    "gcc-12-test-results": "12.2.0-14+deb12u1",
+    "fail2ban": "1.0.2-2",
 }
 PYPI = {  # (name, version, kind) -> kind is "sdist" or "wheel"
     "brotli": ("Brotli", "1.2.1", "sdist"),
     "scikit-image": ("scikit-image", "0.25.2", "wheel"),
+    "jinja2": ("Jinja2", "3.1.4", "sdist"),  # binary-bench: a source tree with its __pycache__
 }
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib.util
+import inspect
 import io
 import json
+import sqlite3
+import tarfile
 
 import numpy as np
 import pytest
 import torch
 
 from bench import run as bench_run
-from bench.codecs import GENERIC, IMAGE, Codec, same_pixels
-from corpora import build, pack
+from bench.codecs import GENERIC, IMAGE, Codec, same_pixels, tzip_codec
+from corpora import build, pack, sources
 from tzip.format.detect import pcm16_channels, predict_residual
 from tzip.format.layout import IMAGE as IMAGE_MODALITY
 from tzip.train.shard import Shard
@@ -26,6 +31,10 @@ def make_sets(cache, samples):
     w = build.SetWriter(cache, "image-bench")
     w.write("crop.ppm", samples["ppm"])
     w.write("crop.pgm", samples["pgm"])
+    w.finish()
+    w = build.SetWriter(cache, "binary-bench")
+    w.write("random.bin", samples["random"], kind="random")
+    w.write("speech.wav", samples["wav_mono"], kind="wav")
     w.finish()
     for name in ("text-train", "image-train", "audio-train"):
         w = build.SetWriter(cache, name)
@@ -58,6 +67,54 @@ def test_builder_helpers(tmp_path):
 
     back, rate = sf.read(io.BytesIO(wav), dtype="int16", always_2d=True)
     assert rate == 8000 and np.array_equal(back, samples)
+
+
+UNICODE_LINES = (b"0041;LATIN CAPITAL LETTER A;Lu;0;L;;;;;N;;;;0061;\n"
+                 b"00BD;VULGAR FRACTION ONE HALF;No;0;ON;<fraction> 0031 2044 0032;;;1/2;N;FRACTION ONE HALF;;;;\n"
+                 b"00E9;LATIN SMALL LETTER E WITH ACUTE;Ll;0;L;0065 0301;;;;N;LATIN SMALL LETTER E ACUTE;;00C9;;00C9\n")
+
+
+def test_binary_bench_is_registered_pinned_and_shares_no_train_package():
+    assert build.BUILDERS["binary-bench"] is build.build_binary_bench
+    assert {name for name, _ in build.ELF_FILES} <= set(build.BINARY_PACKAGES)
+    assert all(name in sources.DEBIAN for name in build.BINARY_PACKAGES)
+    assert sources.PYPI["jinja2"] == ("Jinja2", "3.1.4", "sdist")
+    train = "".join(inspect.getsource(f) for f in (build.build_text_train, build.build_image_train,
+                                                   build.build_audio_train))
+    for name in [*build.BINARY_PACKAGES, "jinja2"]:
+        assert f'"{name}"' not in train
+
+
+def test_binary_builder_helpers_are_deterministic(tmp_path):
+    members = {"org/x/A.class": b"\xca\xfe\xba\xbe" + bytes(40), "README": b"hello\n"}
+    tar = build.tar_bytes(members)
+    assert tar == build.tar_bytes(dict(reversed(members.items())))
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        infos = t.getmembers()
+        assert t.extractfile("org/x/A.class").read() == members["org/x/A.class"]
+    assert [i.name for i in infos] == ["README", "org/x/A.class"]
+    assert all(i.mtime == 0 and i.uid == i.gid == 0 and i.uname == i.gname == "" for i in infos)
+
+    tree = {"p-1/src/p/m.py": b"def f(x):\n    return x + 1\n", "p-1/bad.py": b"def (\n", "p-1/README": b"r\n"}
+    built = build.with_pycache(tree)
+    assert built == build.with_pycache(tree)  # the same bytes from a second, fresh interpreter
+    pyc = importlib.util.cache_from_source("p-1/src/p/m.py")
+    assert set(built) == {*tree, pyc}  # the file that does not compile gets no .pyc
+    assert built[pyc][4:8] == (1).to_bytes(4, "little")  # hash-based, unchecked: no mtime in it
+
+    rows = build.unicode_rows(UNICODE_LINES)
+    assert rows[1][:4] == (0xBD, "VULGAR FRACTION ONE HALF", "No", 0) and rows[1][6] == "1/2"
+    assert rows[2][-3:] == (0xC9, None, 0xC9) and rows[0][5] is None
+    insert = f"INSERT INTO chars VALUES ({','.join('?' * 12)})"
+    db = build.sqlite_bytes(build.UNICODE_SCHEMA, insert, rows)
+    assert db == build.sqlite_bytes(build.UNICODE_SCHEMA, insert, rows[::-1])
+    assert db.startswith(b"SQLite format 3\0") and int.from_bytes(db[16:18], "big") == 4096
+    (tmp_path / "u.sqlite").write_bytes(db)
+    con = sqlite3.connect(tmp_path / "u.sqlite")
+    assert con.execute("SELECT name, upper FROM chars WHERE code = 233").fetchone() == (
+        "LATIN SMALL LETTER E WITH ACUTE", 0xC9)
+    con.close()
+    assert build.log_head(b"a\nbb\nccc\n", 6) == b"a\nbb\n"
 
 
 def test_pack_shard_and_training_batches(tmp_path, samples):
@@ -97,6 +154,40 @@ def test_harness_reports_sizes_and_catches_a_broken_codec(tmp_path, samples):
     assert res["modalities"]["image"]["codecs"]["PNG (Pillow, optimize)"]["ok"]
     md = bench_run.markdown(res)
     assert "FAILED" in md and "gzip -9" in md
+
+
+def test_harness_runs_every_byte_codec_on_the_binary_set(tmp_path, samples):
+    make_sets(tmp_path, samples)
+    assert "binary" in bench_run.DEFAULT_SETS.split(",") and bench_run.UNITS["binary"] == ("bits/byte", 8)
+    assert bench_run.SETS["binary"] == "binary-bench" and "binary" in tzip_codec().modalities
+    res = bench_run.run(["binary"], GENERIC + IMAGE, tmp_path, 0, log=lambda *_: None)
+    rows = res["modalities"]["binary"]["codecs"]
+    assert set(rows) == {c.name for c in GENERIC if c.name not in res["missing"]} and "xz -9e" in rows
+    assert all(r["ok"] and r["raw"] == len(samples["random"]) + len(samples["wav_mono"]) for r in rows.values())
+    md = bench_run.markdown(res)
+    assert "### binary (2 files" in md and "| bits/byte |" in md
+
+
+MAGIC = {"elf": lambda d: d[:4] == b"\x7fELF", "sqlite": lambda d: d[:16] == b"SQLite format 3\0",
+         "pdf": lambda d: d[:5] == b"%PDF-", "java-class-tar": lambda d: d[257:262] == b"ustar",
+         "source-tar": lambda d: d[257:262] == b"ustar", "csv": lambda d: d.count(b",") > d.count(b"\n"),
+         "json": lambda d: bool(json.loads(d)), "log": lambda d: d.endswith(b"\n")}
+
+
+def test_built_binary_bench_matches_its_manifest():
+    d = build.default_cache() / "sets" / "binary-bench"
+    if not (d / "manifest.json").exists():
+        pytest.skip("binary-bench is not built: python -m corpora.build binary-bench")
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert {s["package"]: s["version"] for s in manifest["sources"] if s["package"] in sources.DEBIAN} == {
+        name: sources.DEBIAN[name] for name in build.BINARY_PACKAGES}
+    kinds = set()
+    for rel, info in manifest["files"].items():
+        data = (d / rel).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"] and len(data) <= 2_000_000
+        assert MAGIC[info["kind"]](data), rel
+        kinds.add(info["kind"])
+    assert kinds == set(MAGIC) and manifest["summary"]["binary_bytes"] >= 8_000_000
 
 
 def test_missing_codec_is_reported_not_dropped(tmp_path, samples, monkeypatch):
