@@ -84,10 +84,13 @@ def test_blocks_stay_within_a_frame(tiny, monkeypatch):
     monkeypatch.setattr(floor, "BLOCK", 1 << 20)
     monkeypatch.setattr(api, "ENCODE_BATCH_BYTES", 3000)
     data = np.random.default_rng(4).integers(0, 256, 3000, dtype=np.uint8).tobytes() * 10  # repeats across segments
-    packed = tzip.compress(data, model=tiny, segment_size=2048, modality="binary")
+    packed = tzip.compress(data, model=tiny, segment_size=2048, modality="binary", chain=False)
     frames = segments_of(packed)
     assert {f.method for f in frames} == {C.LZMA} and max(f.raw_len for f in frames) <= 8192
     assert sum(f.raw_len for f in frames) == len(data) and tzip.decompress(packed, model=tiny) == data
+    # a chained batch (4 MiB) longer than a frame can hold keeps its segments' own frames
+    packed = tzip.compress(data, model=tiny, segment_size=2048, modality="binary", chain=True)
+    assert C.LZMA not in {f.method for f in segments_of(packed)} and tzip.decompress(packed, model=tiny) == data
 
 
 def test_damaged_lzma_frames_fail_cleanly(tiny):

@@ -134,6 +134,7 @@ class TzipCompressor:
         fits = unit <= C.MAX_SEGMENT
         request = self.segment_request or default_segment(sp)
         self.segment_size = max(unit, request // unit * unit) if fits else request
+        self.block_size = floor.block_size(sp.layout.modality)
         self.predictor = self.model.cfg.audio_predictor if sp.swapped and pcm16_channels(sp.layout) else 0
         if sp.layout.modality in CHAINED_BY_DEFAULT if self.chain_request is None else self.chain_request:
             self.chain_way = chain_way(self.methods, sp.layout)
@@ -194,7 +195,7 @@ class TzipCompressor:
             frames = [self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
                       for raw, nc in zip(raws, network)]
         self.block += zip(raws, frames)
-        return out + (self._close_block() if sum(len(r) for r, _ in self.block) >= floor.BLOCK else b"")
+        return out + (self._close_block() if sum(len(r) for r, _ in self.block) >= self.block_size else b"")
 
     def _close_block(self) -> bytes:
         """The open block's frames, or one lzma frame of its bytes where that is smaller (the floor)."""
@@ -203,6 +204,8 @@ class TzipCompressor:
         if "lzma" not in self.methods or not block:
             return frames
         raw = b"".join(r for r, _ in block)
+        if len(raw) > C.MAX_SEGMENT:  # one batch of huge segments: no frame can hold it
+            return frames
         body = floor.smallest(raw, self.split.layout.modality == BINARY)
         if C.SEGMENT.size + 1 + len(body) >= len(frames):
             return frames

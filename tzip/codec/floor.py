@@ -17,8 +17,13 @@ from __future__ import annotations
 import lzma
 
 from tzip.errors import TzipError
+from tzip.format.layout import AUDIO, IMAGE
 
 BLOCK = 8 << 20  # raw bytes compared with LZMA2 at a time: its dictionary (about 9.5 bytes of memory a byte)
+# Pixels and samples repeat little at long range, and their stages and workers hold the most
+# memory, so their blocks are smaller: LZMA2's 1 MiB dictionary keeps a photo under the memory
+# bound (docs/SPEED.md), where 8 MiB took a 54 MB photo's compression to 517 MiB.
+PIXEL_SAMPLE_BLOCK = 1 << 20
 PRESET = 9 | lzma.PRESET_EXTREME  # xz -9e
 FILTERS = {0: (), 1: ({"id": lzma.FILTER_X86},)}  # the body's first byte: no filter, x86 BCJ
 MIN_DICT = 1 << 12  # LZMA2's smallest dictionary
@@ -31,6 +36,11 @@ def dict_size(n: int) -> int:
 
 def _chain(filter_id: int, n: int) -> list[dict]:
     return [*FILTERS[filter_id], {"id": lzma.FILTER_LZMA2, "preset": PRESET, "dict_size": dict_size(n)}]
+
+
+def block_size(modality: int) -> int:
+    """Raw bytes of segments the compressor collects before it compares them with LZMA2."""
+    return PIXEL_SAMPLE_BLOCK if modality in (IMAGE, AUDIO) else BLOCK
 
 
 def encode(data: bytes, filter_id: int = 0) -> bytes:
