@@ -201,6 +201,25 @@ def verify(path: str, original: str, opts: dict) -> None:
         raise TzipError(f"verification of {path} failed; {original} was kept")
 
 
+def target_for(name: str, decompress: bool, stdout: bool, output: str | None, force: bool) -> str | None:
+    """Where the output of input `name` goes (None: standard output); TzipError where it may not."""
+    if stdout or (name == "-" and not output):
+        target = None
+    elif output:
+        target = output
+    elif decompress:
+        if not name.endswith(SUFFIX):
+            raise TzipError(f"{name}: unknown suffix (expected {SUFFIX}); use -o or -c")
+        target = name[: -len(SUFFIX)]
+    else:
+        if name.endswith(SUFFIX) and not force:
+            raise TzipError(f"{name} already has the {SUFFIX} suffix; use -f to compress it again")
+        target = name + SUFFIX
+    if target is None and not decompress and not force and sys.stdout.isatty():
+        raise TzipError("compressed data not written to a terminal; use -o or redirect (-f to force)")
+    return target
+
+
 def run_files(files: list[str], decompress: bool, stdout: bool, output: str | None, force: bool,
               rm: bool, quiet: bool, verbose: bool, opts: dict, transcode: bool) -> int:
     if not files:
@@ -213,20 +232,7 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
     for name in files:
         target = None
         try:
-            if stdout or (name == "-" and not output):
-                target = None
-            elif output:
-                target = output
-            elif decompress:
-                if not name.endswith(SUFFIX):
-                    raise TzipError(f"{name}: unknown suffix (expected {SUFFIX}); use -o or -c")
-                target = name[: -len(SUFFIX)]
-            else:
-                if name.endswith(SUFFIX) and not force:
-                    raise TzipError(f"{name} already has the {SUFFIX} suffix; use -f to compress it again")
-                target = name + SUFFIX
-            if target is None and not decompress and not force and sys.stdout.isatty():
-                raise TzipError("compressed data not written to a terminal; use -o or redirect (-f to force)")
+            target = target_for(name, decompress, stdout, output, force)
             src, size = open_input(name)
             out = Output(target, force, None if name == "-" else os.stat(name).st_mode & 0o777)
             try:
@@ -257,6 +263,77 @@ def run_files(files: list[str], decompress: bool, stdout: bool, output: str | No
     return status
 
 
+def run_cluster(address: str, files: list[str], decompress: bool, stdout: bool, output: str | None, force: bool,
+                rm: bool, verbose: bool, opts: dict, transcode: bool) -> int:
+    """--scheduler: run_files's outputs, byte for byte, with the coding done on the Dask cluster at
+    `address` (tzip.integrations.dask): files side by side, a large file's independent segments
+    too. The model runs on the workers, on opts["device"] as each resolves it."""
+    try:
+        from tzip.integrations import dask as cluster
+    except ImportError as e:
+        say(f"--scheduler needs dask.distributed ({e}); pip install 'tzip[cluster]'")
+        return 1
+    files = files or ["-"]
+    if output and len(files) > 1:
+        say("-o can be used with a single input only")
+        return 2
+    status, names, targets = 0, [], []
+
+    def failed(name: str, e: Exception) -> None:
+        nonlocal status
+        say(str(e) if str(e).startswith(name) else f"{name}: {e}")
+        status = 1
+
+    for name in files:
+        try:
+            targets.append(target_for(name, decompress, stdout, output, force))
+            names.append(name)
+        except TzipError as e:
+            failed(name, e)
+    try:
+        client, _ = cluster.connect(address)
+    except (OSError, ValueError) as e:
+        say(f"cannot reach the scheduler at {address}: {e}")
+        return 1
+    with client:
+        try:
+            done = cluster_files(cluster, client, names, targets, decompress, force, rm, opts, transcode, failed)
+        except KeyboardInterrupt:
+            say("interrupted")
+            return 1
+    for r in done:
+        if verbose and r.name != "-":
+            n, size = r.written, r.read
+            ratio = (1 - n / size) * 100 if not decompress and size else (1 - size / n) * 100 if n else 0.0
+            say(f"{r.name}: {ratio:5.1f}% -- {'to ' + r.target if r.target else 'to stdout'}")
+        if rm and r.target and r.name != "-":
+            os.unlink(r.name)
+    return status
+
+
+def cluster_files(cluster, client, names: list[str], targets: list[str | None], decompress: bool, force: bool,
+                  rm: bool, opts: dict, transcode: bool, failed) -> list:
+    """run_cluster's work: the files coded on the cluster, written as Output writes them; the
+    results of those that succeeded (and, with --rm, whose outputs were verified)."""
+    kw = dict(targets=targets, model=opts.get("model"), device=opts["device"], on_error=failed,
+              open_output=lambda name, target: Output(target, force,
+                                                      None if name == "-" else os.stat(name).st_mode & 0o777))
+    if decompress:
+        results = cluster.decompress_files(names, client, **kw)
+    else:
+        results = cluster.compress_files(names, client, modality=opts.get("modality"), transcode=transcode,
+                                         segment_size=opts.get("segment_size"), chain=opts.get("chain"), **kw)
+    done = [r for r in results if r.error is None]
+    if rm and not decompress:  # an input goes only once its output decompresses to it, checked on the cluster
+        checked = [r for r in done if r.target and r.name != "-"]
+        for r, ok in zip(checked, cluster.verify_files([r.name for r in checked], [r.target for r in checked],
+                                                      client, model=opts.get("model"), device=opts["device"])):
+            if not ok:
+                failed(r.name, TzipError(f"verification of {r.target} failed; {r.name} was kept"))
+                done.remove(r)
+    return done
+
+
 MODEL_OPT = typer.Option(None, "--model", help="model file or id (default: the shipped default model)")
 DEVICE_OPT = typer.Option(Device.auto, "--device", help="where the engine runs")
 THREADS_OPT = typer.Option(0, "--threads", "-T", min=0,
@@ -270,6 +347,9 @@ KEEP_OPT = typer.Option(True, "-k", "--keep", help="keep inputs (the default)")
 RM_OPT = typer.Option(False, "--rm", help="remove inputs once their output is complete and verified")
 QUIET_OPT = typer.Option(False, "-q", "--quiet")
 VERBOSE_OPT = typer.Option(False, "-v", "--verbose")
+SCHEDULER_OPT = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                             help="code on the Dask distributed cluster at ADDRESS (e.g. tcp://host:8786), "
+                                  "with the same output; needs dask.distributed (the cluster extra)")
 
 
 def report_engine(device: str, quiet: bool, verbose: bool) -> None:
@@ -311,13 +391,15 @@ def compress_cmd(
     transcode: bool = typer.Option(False, "--transcode", help="store PNG/FLAC as pixels/samples"),
     independent: bool = typer.Option(False, "--independent",
                                      help="code every segment on its own, so that decompressing uses every core "
-                                          "(text otherwise chains its segments' adaptive stages: about 3 % smaller)"),
+                                          "(text and binary otherwise chain their segments' adaptive stages: "
+                                          "3-24 % smaller)"),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
+    scheduler: str | None = SCHEDULER_OPT,
 ) -> None:
     """Compress FILEs (or decompress with -d, list with -l)."""
     if list_:
         raise typer.Exit(list_files(files or []))
-    opts = {"model": model, "workers": threads, "device": start_engine(device)}
+    opts = {"model": model, "workers": threads, "device": "cpu" if scheduler else start_engine(device)}
     if not decompress:
         opts.update(modality=mode.value if mode else None, segment_size=segment_size,
                     chain=False if independent else None)
@@ -326,6 +408,9 @@ def compress_cmd(
         except (TzipError, ValueError) as e:
             say(str(e))
             raise typer.Exit(2 if isinstance(e, ValueError) else 1) from None
+    if scheduler:
+        raise typer.Exit(run_cluster(scheduler, files or [], decompress, stdout, output, force, rm, verbose,
+                                     {**opts, "device": device.value}, transcode))
     raise typer.Exit(run_files(files or [], decompress, stdout, output, force, rm, quiet, verbose, opts, transcode))
 
 
@@ -336,8 +421,12 @@ def decompress_cmd(
     keep: bool = KEEP_OPT, rm: bool = RM_OPT, quiet: bool = QUIET_OPT, verbose: bool = VERBOSE_OPT,
     decompress_flag: bool = typer.Option(True, "-d", "--decompress", hidden=True),
     model: str | None = MODEL_OPT, device: Device = DEVICE_OPT, threads: int = THREADS_OPT,
+    scheduler: str | None = SCHEDULER_OPT,
 ) -> None:
     """Decompress .tz FILEs."""
+    if scheduler:
+        raise typer.Exit(run_cluster(scheduler, files or [], True, stdout, output, force, rm, verbose,
+                                     {"model": model, "device": device.value}, False))
     opts = {"model": model, "workers": threads, "device": start_engine(device)}
     raise typer.Exit(run_files(files or [], True, stdout, output, force, rm, quiet, verbose, opts, False))
 
