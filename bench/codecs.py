@@ -217,5 +217,17 @@ def tzip_codec(model: str | None = None, workers: int = 0) -> Codec:
                  lambda d: tzip.decompress(d, model=model, workers=workers))
 
 
+def tzip_classical_codec(model: str | None = None, workers: int = 0) -> Codec:
+    """tzip's classical-only path (bench/classical.py): the same coder and stages as `tzip_codec`,
+    with the model's output head zeroed so the network's distribution is uniform."""
+    import tzip
+    from bench.classical import classical_model
+
+    path = str(classical_model(model))
+    return Codec("tzip classical-only", ("text", "image", "audio", "binary"),
+                 lambda d: tzip.compress(d, model=path, workers=workers),
+                 lambda d: tzip.decompress(d, model=path, workers=workers))
+
+
 def classical() -> list[Codec]:
     return GENERIC + IMAGE + AUDIO

@@ -1,6 +1,6 @@
 """Benchmark harness: every codec on the bench sets, sizes, ratios and speeds in one run.
 
-    python -m bench.run [--sets text,image,audio,binary] [--limit BYTES] [--no-tzip] [--out DIR]
+    python -m bench.run [--sets text,image,audio,binary] [--limit BYTES] [--no-tzip] [--classical-only] [--out DIR]
 
 Inputs are the bench sets built by `python -m corpora.build text-bench image-bench audio-bench
 binary-bench` (uncompressed: text, PPM/PGM, WAV; binary: executables and libraries, bytecode, a
@@ -8,7 +8,9 @@ database, a PDF, tars, tables and logs, each file as it is, tzip detecting the m
 `tzip -c` does). `--limit` takes, per modality, the files in sorted order
 (smallest first) up to that many bytes, for every codec alike. Each codec's output is decoded and checked
 (bytes, or pixels/samples for image/audio codecs); a failed check is reported as a failure.
-Writes results.json, results.md and ratio.png to --out.
+`--classical-only` adds tzip's classical-only path beside tzip (bench/classical.py: the same
+coder and stages with the network's distribution uniform), so what the network is worth stays
+measured. Writes results.json, results.md and ratio.png to --out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.codecs import Codec, classical, tzip_codec  # noqa: E402
+from bench.codecs import Codec, classical, tzip_classical_codec, tzip_codec  # noqa: E402
 from corpora.build import default_cache  # noqa: E402
 
 UNITS = {"text": ("bits/byte", 8), "image": ("bits/subpixel", 8), "audio": ("bits/sample", 16),
@@ -136,7 +138,8 @@ def chart(results: dict, path: Path) -> None:
         rows = sorted(results["modalities"][m]["codecs"].items(), key=lambda kv: kv[1]["ratio"])
         names = [n for n, _ in rows]
         ax.barh(names, [r["ratio"] for _, r in rows],
-                color=["tab:red" if n == "tzip" else "tab:blue" for n in names])
+                color=["tab:red" if n == "tzip" else "tab:orange" if n.startswith("tzip") else "tab:blue"
+                       for n in names])
         ax.set_title(f"{m}: compressed / raw (lower is better)")
         ax.invert_yaxis()
     fig.tight_layout()
@@ -165,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=default_cache())
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--no-tzip", action="store_true")
+    ap.add_argument("--classical-only", action="store_true",
+                    help="also run tzip with the model's output head zeroed (the stages alone, bench/classical.py)")
     ap.add_argument("--model", default=None, help="tzip model file or id")
     ap.add_argument("--workers", type=int, default=0, help="tzip worker processes (0: one per core, the CLI's default)")
     ap.add_argument("--readme", action="store_true", help="also write the table into README.md (between its markers)")
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)  # as the CLI: one engine thread per process
     codecs = classical() + ([] if args.no_tzip else [tzip_codec(args.model, args.workers)])
+    if args.classical_only:
+        codecs.append(tzip_classical_codec(args.model, args.workers))
     results = run([s for s in args.sets.split(",") if s], codecs, args.cache, args.limit)
     results["limit"] = args.limit
     args.out.mkdir(parents=True, exist_ok=True)
