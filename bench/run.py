@@ -1,6 +1,7 @@
 """Benchmark harness: every codec on the bench sets, sizes, ratios and speeds in one run.
 
-    python -m bench.run [--sets text,image,audio,binary] [--limit BYTES] [--no-tzip] [--classical-only] [--out DIR]
+    python -m bench.run [--sets text,image,audio,binary] [--limit BYTES[,SET=BYTES]] [--no-tzip] [--classical-only]
+                        [--out DIR] [--readme]
 
 Inputs are the bench sets built by `python -m corpora.build text-bench image-bench audio-bench
 binary-bench` (uncompressed: text, PPM/PGM, WAV; binary: executables and libraries, bytecode, a
@@ -62,14 +63,15 @@ def run_codec(codec: Codec, data: bytes) -> dict:
     return {"bytes": len(blob), "ok": bool(codec.same(data, back)), "enc_s": t1 - t0, "dec_s": t2 - t1}
 
 
-def run(modalities: list[str], codecs: list[Codec], cache: Path, limit: int, log=print) -> dict:
+def run(modalities: list[str], codecs: list[Codec], cache: Path, limit: int | dict[str, int], log=print) -> dict:
+    """limit: bytes per modality, or per modality name with "" for the rest (see `limits`)."""
     results = {"modalities": {}, "missing": {}}
     for codec in codecs:
         reason = codec.available()
         if reason:
             results["missing"][codec.name] = reason
     for m in modalities:
-        files = bench_files(cache, m, limit)
+        files = bench_files(cache, m, limit if isinstance(limit, int) else limit.get(m, limit.get("", 0)))
         rows = {}
         for codec in codecs:
             if m not in codec.modalities or codec.name in results["missing"]:
@@ -126,6 +128,41 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(results: dict) -> str:
+    """The README's one table: every codec's ratio on every set it runs on, then tzip's speeds
+    (kB/s on the run's machine, and as a multiple of xz -9e's in the same run); results.md has
+    the full tables."""
+    mods = list(results["modalities"])
+    names: dict[str, None] = {}
+    for m in mods:
+        names.update(dict.fromkeys(results["modalities"][m]["codecs"]))
+    head = [f"{m} ({len(results['modalities'][m]['files'])} files, "
+            f"{next(iter(results['modalities'][m]['codecs'].values()), {'raw': 0})['raw'] / 1e6:.2f} MB)"
+            for m in mods]
+
+    def ratio(name: str, m: str) -> str:
+        r = results["modalities"][m]["codecs"].get(name)
+        return "–" if r is None else f"{r['ratio']:.4f}" + ("" if r["ok"] else " FAILED")
+
+    def key(name: str) -> tuple:  # tzip first, then codecs of every set, then per set by mean ratio
+        on = [m for m in mods if name in results["modalities"][m]["codecs"]]
+        mean = sum(results["modalities"][m]["codecs"][name]["ratio"] for m in on) / len(on)
+        return (not name.startswith("tzip"), -len(on), mods.index(on[0]), mean)
+
+    lines = ["| codec (ratio = compressed / original) | " + " | ".join(head) + " |",
+             "| --- |" + " ---: |" * len(mods)]
+    lines += [f"| {n} | " + " | ".join(ratio(n, m) for m in mods) + " |" for n in sorted(names, key=key)]
+    for label, k in (("tzip compress kB/s (× xz -9e)", "enc_MBps"), ("tzip decompress kB/s (× xz -9e)", "dec_MBps")):
+        cells = []
+        for m in mods:
+            r, ref = results["modalities"][m]["codecs"].get("tzip"), results["modalities"][m]["codecs"].get(REFERENCE)
+            cells.append("–" if r is None else f"{1e3 * r[k]:,.1f} ({times(r, ref, k)})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if results["missing"]:
+        lines += ["", "Missing: " + "; ".join(f"{k} ({v})" for k, v in results["missing"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def chart(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -161,10 +198,22 @@ def update_readme(md: str, readme: Path = README) -> bool:
     return True
 
 
+def limits(spec: str) -> dict[str, int]:
+    """`--limit`: "N" for every set, "N,binary=M" to give a set its own ("": N for the rest)."""
+    out = {}
+    for part in spec.split(","):
+        name, _, value = part.rpartition("=")
+        if name and name not in SETS:
+            raise argparse.ArgumentTypeError(f"unknown set {name!r} (one of {', '.join(SETS)})")
+        out[name] = int(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default=DEFAULT_SETS)
-    ap.add_argument("--limit", type=int, default=0, help="bytes per modality (0: the whole set)")
+    ap.add_argument("--limit", type=limits, default={}, help="bytes per modality (0: the whole set); "
+                    "BYTES,SET=BYTES,... sets one set's apart, e.g. 1000000,binary=0")
     ap.add_argument("--cache", type=Path, default=default_cache())
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--no-tzip", action="store_true")
@@ -181,13 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.classical_only:
         codecs.append(tzip_classical_codec(args.model, args.workers))
     results = run([s for s in args.sets.split(",") if s], codecs, args.cache, args.limit)
-    results["limit"] = args.limit
+    results["limit"] = {m: args.limit.get(m, args.limit.get("", 0)) for m in results["modalities"]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     md = markdown(results)
     (args.out / "results.md").write_text(md)
     chart(results, args.out / "ratio.png")
-    if args.readme and not update_readme(md):
+    if args.readme and not update_readme(summary(results)):
         print(f"README.md has no {BEGIN} ... {END} markers: table not written there", file=sys.stderr)
     print(md)
     failed = [n for r in results["modalities"].values() for n, c in r["codecs"].items() if not c["ok"]]

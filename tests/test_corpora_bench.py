@@ -294,6 +294,29 @@ def test_prior_fit_learns_a_table_that_codes_shorter(tmp_path, capsys):
     assert config.orders == (2, 3, 4) and fitted < flat
 
 
+def test_bench_run_limits_are_per_set():
+    assert bench_run.limits("1000000") == {"": 1000000}
+    assert bench_run.limits("1000000,binary=0") == {"": 1000000, "binary": 0}
+    with pytest.raises(Exception, match="unknown set"):
+        bench_run.limits("5,nosuch=1")
+
+
+def test_the_readme_summary_is_one_table_of_every_codec_and_set():
+    def row(ratio, ok=True):
+        return {"raw": 1000, "ratio": ratio, "ok": ok, "enc_MBps": 0.05, "dec_MBps": 0.02}
+
+    results = {"missing": {"cjxl": "not found"}, "modalities": {
+        "text": {"files": ["a"], "codecs": {"xz -9e": {**row(0.3), "enc_MBps": 2.0, "dec_MBps": 50.0},
+                                            "gzip -9": row(0.35), "tzip": row(0.22)}},
+        "image": {"files": ["b", "c"], "codecs": {"xz -9e": row(0.64), "PNG": row(0.59, ok=False), "tzip": row(0.5)}}}}
+    lines = bench_run.summary(results).splitlines()
+    assert lines[0].startswith("| codec") and "text (1 files" in lines[0] and "image (2 files" in lines[0]
+    assert [ln.split(" | ")[0][2:] for ln in lines[2:6]] == ["tzip", "xz -9e", "gzip -9", "PNG"]
+    assert lines[4] == "| gzip -9 | 0.3500 | – |" and "0.5900 FAILED" in lines[5]
+    assert lines[6] == "| tzip compress kB/s (× xz -9e) | 50.0 (0.025) | 50.0 (1) |"
+    assert lines[-1] == "Missing: cjxl (not found)."
+
+
 def test_bench_run_writes_its_table_between_the_readme_markers(tmp_path):
     from bench.run import BEGIN, END, update_readme
 
