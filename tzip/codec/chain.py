@@ -11,9 +11,9 @@ per-segment pass and bounded memory; decoding a chain is sequential, one byte at
 
 Binary data chains too: its repeats (a tar's members, a database's pages, a library's symbol
 tables) lie farther apart than a segment, and the binary bench set's source tar with its
-bytecode codes 24 % smaller chained (docs/SPEED.md gives the decode-speed trade).
+bytecode codes 24 % smaller chained, at the price of decoding on one core.
 
-A segment coded otherwise (stored, zstd, the network alone) ends the chain, and a chain that
+A segment coded otherwise (stored, zstd, lzma, the network alone) ends the chain, and a chain that
 holds CHAIN_LIMIT bytes ends before its next segment, which bounds the history and the counts'
 tables. Encoder and decoder apply the same rule (`continues`).
 """

@@ -20,9 +20,8 @@ from tzip.errors import TzipError
 from tzip.format.layout import AUDIO, IMAGE
 
 BLOCK = 8 << 20  # raw bytes compared with LZMA2 at a time: its dictionary (about 9.5 bytes of memory a byte)
-# Pixels and samples repeat little at long range, and their stages and workers hold the most
-# memory, so their blocks are smaller: LZMA2's 1 MiB dictionary keeps a photo under the memory
-# bound (docs/SPEED.md), where 8 MiB took a 54 MB photo's compression to 517 MiB.
+# Pixels and samples repeat little at long range, and their stages and workers already hold the
+# most memory, so their blocks (and LZMA2's dictionary) are 1 MiB: a smaller, quicker pass.
 PIXEL_SAMPLE_BLOCK = 1 << 20
 PRESET = 9 | lzma.PRESET_EXTREME  # xz -9e
 FILTERS = {0: (), 1: ({"id": lzma.FILTER_X86},)}  # the body's first byte: no filter, x86 BCJ

@@ -7,7 +7,7 @@ dask.dataframe.read_csv("*.csv.tz"), pandas through fsspec.open, xarray — read
 files with no code of its own. The opener is the library's TzipFile, so the bytes written are
 those `tzip.open` writes and any .tz file reads back.
 
-fsspec (2026.9) reads no entry-point group for compressions (filesystem_spec issue #1187), so
+fsspec (2026.9) reads no entry-point group for compressions, so
 registration happens when this module or `tzip.integrations` is imported; the package also
 declares the entry point `fsspec.compression: tzip` for fsspec releases that load that group.
 """
