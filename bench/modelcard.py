@@ -31,6 +31,7 @@ from tzip.engine.config import ModelConfig
 from tzip.engine.features import feature_indices, phase_indices
 from tzip.engine.registry import get_model
 from tzip.format.detect import split_bytes
+from tzip.stages.hints import hints_for
 from tzip.train.model import TzipModel
 
 GAP_SEGMENT = 8192
@@ -38,8 +39,11 @@ GAP_SEGMENT = 8192
 
 def float_bits(model: TzipModel, segment: bytes, layout) -> float:
     x = torch.frombuffer(bytearray(segment), dtype=torch.uint8)[None]
+    hints = None  # a model with hint slots sees the segment's (cold at its start, as the coder's)
+    if model.cfg.hint_slots:
+        hints = torch.from_numpy(hints_for(segment, layout).astype("int64"))[None]
     with torch.no_grad():
-        logits = model(feature_indices(x, layout), phase_indices(torch.arange(len(segment)), layout)[None])
+        logits = model(feature_indices(x, layout), phase_indices(torch.arange(len(segment)), layout)[None], hints)
     return F.cross_entropy(logits[0].float(), x[0].long(), reduction="sum").item() / math.log(2)
 
 

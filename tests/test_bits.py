@@ -9,6 +9,7 @@ import pytest
 import tzip
 from tzip.codec.encoder import code_length
 from tzip.engine import native
+from tzip.engine.config import ModelConfig
 from tzip.format import container as C
 from tzip.format.layout import Layout
 from tzip.stages import bits, mixing
@@ -111,10 +112,12 @@ def test_the_encoder_in_pieces_codes_the_cheapest_way_of_one_pass():
     from tzip.codec.rangecoder import encode_symbols
 
     class Network:
+        cfg = ModelConfig()  # no hint slots
+
         def __init__(self, freqs):
             self.freqs = freqs
 
-        def segment_frequencies(self, symbols, layout, rows):
+        def segment_frequencies(self, symbols, layout, rows, hints=None):
             return self.freqs[rows[0] : rows[0] + rows[1]].copy()
 
     rng = np.random.default_rng(4)

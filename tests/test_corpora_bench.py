@@ -128,8 +128,8 @@ def test_pack_shard_and_training_batches(tmp_path, samples):
     image = next(d for d in shard.docs if d.layout.modality == IMAGE_MODALITY)
     assert image.layout.offsets[1] == 48 * 3  # a PPM row: 48 RGB pixels
     cfg = TrainConfig(shard=str(out), seq=256)
-    feats, phase, y, mods = Batches(shard, cfg, val=False, seed=0).batch(8)
-    assert feats.shape == (8, 256, 4) and y.shape == (8, 256) and len(mods) == 8
+    feats, phase, y, mods, hints = Batches(shard, cfg, val=False, seed=0).batch(8)
+    assert feats.shape == (8, 256, 4) and y.shape == (8, 256) and len(mods) == 8 and hints is None
     # features are the real earlier bytes, even before the crop start
     assert int(feats[..., 0].max()) <= 256 and int(phase.max()) < 64
     # with an audio predictor, any frame-aligned crop is the residual of its whole doc, as coded
@@ -139,7 +139,7 @@ def test_pack_shard_and_training_batches(tmp_path, samples):
     for start in (0, 2 * channels, 100 * channels):
         assert model_order(shard, audio, start, 4000, 2).tobytes() == full[start:]
     assert model_order(shard, image, 0, 500, 2).tobytes() == bytes(shard.bytes_of(image, 0, 500))
-    _, _, y2, _ = Batches(shard, cfg, val=False, seed=0, predictor=2).batch(8)
+    _, _, y2, _, _ = Batches(shard, cfg, val=False, seed=0, predictor=2).batch(8)
     assert y2.shape == y.shape
 
 

@@ -20,7 +20,7 @@ import zstandard
 from tzip.codec import floor
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import PIECE_ROWS, chain_way
+from tzip.codec.encoder import PIECE_ROWS, chain_way, network_hints
 from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
@@ -232,10 +232,15 @@ class TzipCompressor:
         symbols = [np.frombuffer(raw, dtype=np.uint8) for raw in raws]
         pieces = [(i, t0, n) for i, x in enumerate(symbols) for t0, n in piece_bounds(len(x), PIECE_ROWS)]
 
+        hints: dict[int, np.ndarray | None] = {}  # a segment's, for all its pieces
+
         def network(piece: tuple[int, int, int]) -> np.ndarray:
             i, t0, n = piece
-            return np.ascontiguousarray(self.model.segment_frequencies(symbols[i], layout, rows=(t0, n)),
-                                        dtype=np.int32)
+            if i not in hints:
+                hints.clear()
+                hints[i] = network_hints(self.model, symbols[i], layout)
+            return np.ascontiguousarray(self.model.segment_frequencies(symbols[i], layout, rows=(t0, n),
+                                                                       hints=hints[i]), dtype=np.int32)
 
         with ThreadPoolExecutor(1) as ahead:
             pending = [ahead.submit(network, pieces[0])] if pieces else []

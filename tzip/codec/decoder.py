@@ -80,6 +80,8 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
             live = [(i, decoders[i]) for i in np.flatnonzero(active)]
             symbols[~active] = 0
             stages.set_active(active)
+            if hasattr(dec, "set_active"):  # a model with hints stops those of the segments that ended
+                dec.set_active(active)
         probs = predict(offset + t)
         for i, decoder in live:
             symbols[i] = decoder.decode(probs[i : i + 1])

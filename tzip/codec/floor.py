@@ -9,11 +9,15 @@ filter (call and jump targets made absolute, so repeated calls to one function r
 
 An "lzma" segment frame's body is one filter byte (FILTERS) then raw LZMA2 data (no .xz
 container: the frame already has lengths and a CRC); the dictionary is the smallest power of
-two that holds the block, so memory follows the block, not xz -9's 64 MiB.
+two that holds the block, so memory follows the block, not xz -9's 64 MiB. LZMA2's encoder
+frees its match finder (about 10 bytes a byte of the block) when a block is done, and the
+pages go back to the system then (`release_heap`): glibc would keep them for the process's
+lifetime, and the compressor's process would hold them while its workers reach their peaks.
 """
 
 from __future__ import annotations
 
+import ctypes
 import lzma
 
 from tzip.errors import TzipError
@@ -26,6 +30,20 @@ PIXEL_SAMPLE_BLOCK = 1 << 20
 PRESET = 9 | lzma.PRESET_EXTREME  # xz -9e
 FILTERS = {0: (), 1: ({"id": lzma.FILTER_X86},)}  # the body's first byte: no filter, x86 BCJ
 MIN_DICT = 1 << 12  # LZMA2's smallest dictionary
+
+try:  # glibc's: returns the free pages of every heap to the system; elsewhere frees go back unaided
+    _malloc_trim = ctypes.CDLL(None).malloc_trim
+    _malloc_trim.argtypes, _malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+except (AttributeError, OSError, TypeError):
+    _malloc_trim = None
+
+
+def release_heap() -> None:
+    """Hand the process's freed heap pages back to the system (a no-op off glibc). A large free
+    raises glibc's mmap threshold, after which buffers like LZMA2's come from the heap and stay
+    resident once freed."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def dict_size(n: int) -> int:
@@ -43,8 +61,11 @@ def block_size(modality: int) -> int:
 
 
 def encode(data: bytes, filter_id: int = 0) -> bytes:
-    """The frame body of `data` coded with LZMA2 after filter `filter_id`."""
-    return bytes([filter_id]) + lzma.compress(data, lzma.FORMAT_RAW, filters=_chain(filter_id, len(data)))
+    """The frame body of `data` coded with LZMA2 after filter `filter_id`; the encoder's memory
+    is back with the system on return."""
+    body = bytes([filter_id]) + lzma.compress(data, lzma.FORMAT_RAW, filters=_chain(filter_id, len(data)))
+    release_heap()
+    return body
 
 
 def smallest(data: bytes, binary: bool) -> bytes:

@@ -37,9 +37,10 @@ class Model:
         raise NotImplementedError
 
     def segment_frequencies(self, symbols: np.ndarray, layout: Layout,
-                            rows: tuple[int, int] | None = None) -> np.ndarray:
+                            rows: tuple[int, int] | None = None, hints: np.ndarray | None = None) -> np.ndarray:
         """Teacher-forced frequencies [T, 256] (int32) of one segment; with rows = (row0, n) only
-        those n positions' (the same integers), so a caller bounds its memory."""
+        those n positions' (the same integers), so a caller bounds its memory. hints: the whole
+        segment's (stages.hints.hints_for) for a model with hint slots; computed where not given."""
         raise NotImplementedError
 
 
@@ -82,7 +83,10 @@ def check_bounds(mf: IntModelFile, cfg: ModelConfig, ring: int) -> None:
             raise ValueError("ALiBi bias out of range")
     check("head", cfg.d_model * 127 * 127, "output head", SCORE_LIMIT)
     features, phase = (np.abs(np.asarray(t[k]).astype(np.int64)) for k in ("embed.features", "embed.phase"))
-    if int(features.max()) * N_FEATURES + int(phase.max()) >= 2**30:
+    hints = np.abs(np.asarray(t["embed.hints"]).astype(np.int64)) if cfg.hint_slots else np.zeros(1, np.int64)
+    if cfg.hint_slots and np.asarray(t["embed.hints"]).shape != (cfg.hint_slots, 257, cfg.d_model):
+        raise ValueError("bad hint tables")
+    if int(features.max()) * N_FEATURES + int(hints.max()) * cfg.hint_slots + int(phase.max()) >= 2**30:
         raise ValueError("embeddings out of range")
     exp_table = np.asarray(t["exp_table"]).astype(np.int64)
     if exp_table.shape != (256,) or int(exp_table.max()) > 2**EXP_BITS or int(exp_table.min()) < 0:

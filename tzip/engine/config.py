@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tzip.engine.constants import SCORE_FRAC, U_MAX
+from tzip.format.layout import N_HINTS
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ModelConfig:
     use_memory: bool = True
     use_features: bool = True  # image/audio neighbour-byte features (slots 1..3)
     audio_predictor: int = 0  # 16-bit audio: order of the fixed predictor subtracted first (0 none, 1, 2)
+    hint_slots: int = 0  # the stages' predictions as extra input embeddings (0 none, or N_HINTS; §8)
 
     def __post_init__(self):
         if self.n_kv_heads == 0:
@@ -30,6 +32,8 @@ class ModelConfig:
             raise ValueError("n_heads must divide d_model and be a multiple of n_kv_heads")
         if self.audio_predictor not in (0, 1, 2):
             raise ValueError("audio_predictor must be 0, 1 or 2")
+        if self.hint_slots not in (0, N_HINTS):
+            raise ValueError(f"hint_slots must be 0 or {N_HINTS}")
 
     @property
     def kv_dim(self) -> int:
@@ -37,7 +41,12 @@ class ModelConfig:
         return self.n_kv_heads * (self.d_model // self.n_heads)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as the model file records them; hint_slots only where used, so a model
+        without hints exports the same bytes (and id) as before the field existed."""
+        out = asdict(self)
+        if not self.hint_slots:
+            del out["hint_slots"]
+        return out
 
 
 def ring_slots(cfg: ModelConfig) -> int:

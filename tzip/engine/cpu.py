@@ -31,5 +31,5 @@ class CpuModel(Model):
         return native.NativeDecoder(self, layouts, max_len)
 
     def segment_frequencies(self, symbols: np.ndarray, layout: Layout,
-                            rows: tuple[int, int] | None = None) -> np.ndarray:
-        return native.parallel(self, symbols, layout, rows=rows)
+                            rows: tuple[int, int] | None = None, hints: np.ndarray | None = None) -> np.ndarray:
+        return native.parallel(self, symbols, layout, rows=rows, hints=hints)

@@ -23,7 +23,7 @@ import numpy as np
 from tzip.engine import constants as K
 from tzip.engine.config import exp_full
 from tzip.engine.library import available, header, library, unavailable_reason
-from tzip.format.layout import N_FEATURES, PHASES, Layout
+from tzip.format.layout import N_FEATURES, N_HINTS, PHASES, Layout
 
 if TYPE_CHECKING:
     from tzip.engine.base import Model
@@ -52,7 +52,7 @@ class NativeWeights:
                       d_ff=cfg.d_ff, window=cfg.window, block=cfg.block, mem_slots=cfg.mem_slots, ring=model.ring,
                       use_memory=int(cfg.use_memory), n_features=N_FEATURES, phases=PHASES, u_max=K.U_MAX,
                       prob_bits=K.PROB_BITS, exp_bits=K.EXP_BITS, freq_bits=K.FREQ_BITS, norm_shift=norm_shift,
-                      res_limit=K.RES_LIMIT, masked=K.MASKED)
+                      res_limit=K.RES_LIMIT, masked=K.MASKED, n_hints=cfg.hint_slots)
         self.cfg = np.zeros(CFG["TZIP_CFG_COUNT"], dtype=np.int32)
         for name, value in values.items():
             self.cfg[CFG[f"TZIP_CFG_{name.upper()}"]] = value
@@ -88,7 +88,8 @@ class NativeWeights:
 
         self.arrays = [arr("embed.features", np.int32), arr("embed.phase", np.int32),
                        np.ascontiguousarray(exp_full(t["exp_table"])), arr("layers.0.alibi", np.int32),
-                       *linear("head")]
+                       *linear("head"),
+                       arr("embed.hints", np.int32) if cfg.hint_slots else np.zeros(1, dtype=np.int32)]
         for i in range(cfg.n_layers):  # supports() has checked one score multiplier per layer
             L = f"layers.{i}"
             self.arrays += [*linear(f"{L}.qkv"), *linear(f"{L}.proj"), *linear(f"{L}.up"), *linear(f"{L}.down"),
@@ -120,9 +121,10 @@ PASS_THREADS = min(2, os.cpu_count() or 1)  # threads of one segment's pass; the
 
 
 def parallel(model: Model, symbols: np.ndarray, layout: Layout, threads: int | None = None,
-             rows: tuple[int, int] | None = None) -> np.ndarray:
+             rows: tuple[int, int] | None = None, hints: np.ndarray | None = None) -> np.ndarray:
     """Frequencies [T, 256] int32 of one segment, teacher-forced (what compression codes with);
-    with rows = (row0, n), only positions row0..row0+n-1, [n, 256], the same integers.
+    with rows = (row0, n), only positions row0..row0+n-1, [n, 256], the same integers. hints: the
+    whole segment's [T, N_HINTS] (stages.hints.hints_for), for a model with hint slots.
 
     threads: 2 runs the rows' second half on a second thread (PASS_THREADS by default: a file
     of one segment would otherwise leave the second core idle; with a worker per core busy, the
@@ -135,14 +137,31 @@ def parallel(model: Model, symbols: np.ndarray, layout: Layout, threads: int | N
     out = np.empty((n, 256), dtype=np.int32)
     offsets = np.array(layout.offsets, dtype=np.int32)
     w = weights(model)
+    hints = segment_hints(model, data, layout, hints)
     status = lib.tzip_parallel_rows(w.cfg.ctypes.data, ctypes.addressof(w.pointers), data.ctypes.data, len(data),
-                                    offsets.ctypes.data, layout.modality, layout.period, row0, n, out.ctypes.data,
+                                    offsets.ctypes.data, layout.modality, layout.period,
+                                    None if hints is None else hints.ctypes.data, row0, n, out.ctypes.data,
                                     PASS_THREADS if threads is None else threads)
     if status == -2:
         raise MemoryError("the C pass could not allocate its buffers")
     if status != 0:
         raise RuntimeError("the C pass rejected this model configuration")
     return out
+
+
+def segment_hints(model: Model, data: np.ndarray, layout: Layout, hints: np.ndarray | None) -> np.ndarray | None:
+    """The hints a pass over `data` embeds: None for a model without hint slots, else `hints`
+    (checked) or, where not given, the segment's own (stages.hints.hints_for)."""
+    if not model.cfg.hint_slots:
+        return None
+    if hints is None:
+        from tzip.stages.hints import hints_for
+
+        return hints_for(data, layout)
+    hints = np.ascontiguousarray(hints, dtype=np.int16)
+    if hints.shape != (len(data), N_HINTS):
+        raise ValueError("one row of hints per byte of the segment")
+    return hints
 
 
 class NativeDecoder:
@@ -163,15 +182,34 @@ class NativeDecoder:
         self.vals = np.zeros((cfg.n_layers, b, cfg.n_kv_heads, self.w.n_keys, hd), dtype=np.int16)
         self.block_sum = np.zeros((cfg.n_layers, b, cfg.d_model), dtype=np.int32)
         self.freq = np.zeros((b, 256), dtype=np.int32)
+        # a model with hint slots steps its segments' hints beside it (one layout per batch)
+        self.hints = None
+        if cfg.hint_slots:
+            from tzip.stages.hints import HintsBatch
+
+            self.hints = HintsBatch(self.history, layouts[0])
+        if self.hints is not None and any(lay != layouts[0] for lay in layouts):
+            raise ValueError("a decode batch of a model with hints has one layout")
         self._args = [self.w.cfg.ctypes.data, ctypes.addressof(self.w.pointers)]
         self._state = [self.history.ctypes.data, self.history.shape[1], self.offsets.ctypes.data,
                        self.modality.ctypes.data, self.period.ctypes.data, self.keys.ctypes.data,
                        self.vals.ctypes.data, self.block_sum.ctypes.data, self.freq.ctypes.data]
 
+    def set_active(self, active: np.ndarray) -> None:
+        """The segments still decoding (the others' hints are left alone)."""
+        if self.hints is not None:
+            self.hints.set_active(active)
+
     def step_numpy(self) -> np.ndarray:
         """Frequencies [B, 256] int32 for position t (a buffer reused by the next step)."""
         self.check_room()
-        self.check_step(self.lib.tzip_step(*self._args, self.t, self.b, *self._state))
+        state = self._state
+        if self.hints is not None:
+            rows = self.hints.predict(self.t)
+            state = [*state[:5], rows.ctypes.data, *state[5:]]
+        else:
+            state = [*state[:5], None, *state[5:]]
+        self.check_step(self.lib.tzip_step(*self._args, self.t, self.b, *state))
         return self.freq
 
     def check_room(self) -> None:
@@ -192,6 +230,8 @@ class NativeDecoder:
     def push(self, symbols) -> None:
         """Record the bytes decoded at position t and advance to t + 1."""
         self.history[:, self.t] = np.asarray(symbols, dtype=np.int64)
+        if self.hints is not None:
+            self.hints.update(self.t)
         self.t += 1
 
 
@@ -210,8 +250,12 @@ class DecodeTurns:
         self.symbols_pointer = symbols.ctypes.data  # once: ndarray.ctypes costs microseconds a call
         self.probs = np.zeros((dec.b, 256), dtype=np.float32)
         stages = stage_args[:4] if stage_args else (0, None, None, None)
+        hints = dec.hints
+        hint_args = (hints.args[0], hints.active.ctypes.data, hints.rows.ctypes.data) if hints else (None, None, None)
+        if hints is not None and hints.lib is None:
+            raise RuntimeError("the decode turns need the hints in C")
         self.args = _TurnArgs(*dec._args, dec.b, *dec._state, *stages, stage_history.ctypes.data,
-                              stage_history.shape[1], self.probs.ctypes.data)
+                              stage_history.shape[1], self.probs.ctypes.data, *hint_args)
         self.pointer = ctypes.addressof(self.args)
 
     def predict(self, ts: int) -> np.ndarray:

@@ -132,6 +132,7 @@ class IntModel(Model):
 
         self.features = t["embed.features"].to(torch.int32)  # [N_FEATURES, 257, d]
         self.phase = t["embed.phase"].to(torch.int32)  # [4*PHASES, d]
+        self.hint_tables = t["embed.hints"].to(torch.int32) if cfg.hint_slots else None  # [hint_slots, 257, d]
         self.layers = [
             Layer(
                 linear(f"layers.{i}.qkv"), linear(f"layers.{i}.proj"), linear(f"layers.{i}.up"),
@@ -162,24 +163,45 @@ class IntModel(Model):
         return Decoder(self, layouts, max_len)
 
     def segment_frequencies(self, symbols: np.ndarray, layout: Layout,
-                            rows: tuple[int, int] | None = None) -> np.ndarray:
+                            rows: tuple[int, int] | None = None, hints: np.ndarray | None = None) -> np.ndarray:
         """Teacher-forced frequencies [T, 256] of one segment (or rows = (row0, n) of it): the C pass
         where it builds, else `parallel` over the segment up to the rows' end."""
         from tzip.engine import native
 
         if native.usable(self):
-            return native.parallel(self, symbols, layout, rows=rows)
+            return native.parallel(self, symbols, layout, rows=rows, hints=hints)
         row0, n = rows if rows is not None else (0, len(symbols))
-        x = torch.from_numpy(np.array(symbols[: row0 + n], dtype=np.uint8))[None]
-        return np.ascontiguousarray(self.parallel(x, [layout])[0, row0:].cpu().numpy())
+        data = np.array(symbols, dtype=np.uint8)
+        if self.hint_tables is not None and hints is None:
+            hints = segment_hints(data, layout)
+        x = torch.from_numpy(data[: row0 + n])[None]
+        part = None if hints is None else torch.as_tensor(np.asarray(hints)[: row0 + n].astype(np.int64))[None]
+        return np.ascontiguousarray(self.parallel(x, [layout], hints=part)[0, row0:].cpu().numpy())
 
     # -- shared pieces ---------------------------------------------------------------------
-    def embed(self, feats: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """int32 residual stream [..., d] from feature bytes and phase indices."""
+    def embed(self, feats: torch.Tensor, phase: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """int32 residual stream [..., d] from feature bytes, phase indices and, for a model with
+        hint slots, the hints [..., hint_slots] (ABSENT for none)."""
         h = self.phase[phase]
         for slot in range(N_FEATURES):
             h += self.features[slot][feats[..., slot]]
+        if self.hint_tables is not None:
+            if hints is None:
+                raise ValueError("this model embeds hints: pass them")
+            hints = torch.where((hints >= 0) & (hints < ABSENT), hints, ABSENT)
+            for slot in range(self.cfg.hint_slots):
+                h += self.hint_tables[slot][hints[..., slot]]
         return h.clamp_(-RES_LIMIT, RES_LIMIT)
+
+    def batch_hints(self, data: torch.Tensor, layouts: list[Layout], hints: torch.Tensor | None) -> torch.Tensor | None:
+        """The hints [B, T, N_HINTS] long a pass over `data` [B, T] embeds: None for a model
+        without hint slots, else `hints` or each row's own (stages.hints.hints_for)."""
+        if self.hint_tables is None:
+            return None
+        if hints is None:
+            rows = [segment_hints(data[i].cpu().numpy(), lay) for i, lay in enumerate(layouts)]
+            hints = torch.from_numpy(np.stack(rows).astype(np.int64))
+        return torch.as_tensor(hints).long().to(self.device)
 
     def exp2(self, u: torch.Tensor) -> torch.Tensor:
         """table[u & 255] >> (u >> SCORE_FRAC) = 2^(-u / 2^SCORE_FRAC) * 2^EXP_BITS, for 0 <= u <= U_MAX."""
@@ -260,8 +282,10 @@ class IntModel(Model):
             self._chunk_bias[key] = (bias[:, :first].transpose(0, 1).contiguous(), bias[:, first].contiguous())
         return self._chunk_bias[key]
 
-    def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = QUERY_CHUNK) -> torch.Tensor:
-        """data [B, T] uint8 (rows padded at the end) -> frequencies [B, T, 256] int32.
+    def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = QUERY_CHUNK,
+                 hints: torch.Tensor | None = None) -> torch.Tensor:
+        """data [B, T] uint8 (rows padded at the end) -> frequencies [B, T, 256] int32; hints
+        [B, T, N_HINTS] for a model with hint slots (each row's own where not given).
 
         `chunk` (queries per band of keys) is a speed knob only: it must be a multiple of the
         memory block c; any other value is rounded to one. Results never depend on it.
@@ -278,7 +302,7 @@ class IntModel(Model):
         pos = torch.arange(t_len)
         phase = torch.stack([phase_indices(pos, lay) for lay in layouts])
         h = torch.zeros(b, tp, d, dtype=torch.int32)
-        h[:, :t_len] = self.embed(feats, phase)
+        h[:, :t_len] = self.embed(feats, phase, self.batch_hints(data, layouts, hints))
         first, steady = self.band_bias(q)  # [n0, H, q, K], [H, q, K]
         first = first.view(-1, nkv, g, q, first.shape[-1]).transpose(0, 1)  # [nkv, n0, g, q, K]
         steady = steady.view(nkv, 1, g, q, -1)
@@ -340,6 +364,34 @@ def band(buf: torch.Tensor, j0: int, n: int, step: int, count: int) -> torch.Ten
                           buf.storage_offset() + j0 * step * hd)
 
 
+def segment_hints(data: np.ndarray, layout: Layout) -> np.ndarray:
+    """A segment's hints (stages.hints: the stages' own predictions, which a model with hint slots embeds)."""
+    from tzip.stages.hints import hints_for
+
+    return hints_for(data, layout)
+
+
+class DecoderHints:
+    """The hints of a decode batch for the PyTorch and Triton decoders: the bytes decoded so far
+    in numpy, where the hint states (stages.hints.HintsBatch) read them."""
+
+    def __init__(self, layouts: list[Layout], max_len: int, device: torch.device):
+        from tzip.stages.hints import HintsBatch
+
+        if any(lay != layouts[0] for lay in layouts):
+            raise ValueError("a decode batch of a model with hints has one layout")
+        self.history = np.zeros((len(layouts), max_len + 1), dtype=np.uint8)
+        self.batch, self.device = HintsBatch(self.history, layouts[0]), device
+
+    def at(self, t: int) -> torch.Tensor:
+        """[B, N_HINTS] long: position t's hints."""
+        return torch.from_numpy(self.batch.predict(t).astype(np.int64)).to(self.device)
+
+    def push(self, t: int, symbols) -> None:
+        self.history[:, t] = torch.as_tensor(symbols).cpu().numpy()
+        self.batch.update(t)
+
+
 class Decoder:
     """Incremental pass: one byte per step for a batch of segments, with window and memory rings.
 
@@ -368,6 +420,7 @@ class Decoder:
         self.warm = cfg.window + c * (self.ring + 1)
         self.bias_period = math.lcm(cfg.window, self.ring * c) if cfg.use_memory else cfg.window
         self._bias: dict[int, torch.Tensor] = {}
+        self.hints = DecoderHints(layouts, max_len, model.device) if cfg.hint_slots else None
 
     def features(self) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.t
@@ -404,7 +457,7 @@ class Decoder:
         c, w, nkv, d = cfg.block, cfg.window, cfg.n_kv_heads, cfg.d_model
         g = cfg.n_heads // nkv
         feats, phase = self.features()
-        h = m.embed(feats, phase)  # [B, d]
+        h = m.embed(feats, phase, self.hints.at(t) if self.hints else None)  # [B, d]
         bias = self.bias(t)
         block_done = cfg.use_memory and (t + 1) % c == 0
         for i, layer in enumerate(m.layers):
@@ -431,4 +484,6 @@ class Decoder:
     def push(self, symbols) -> None:
         """Record the bytes decoded at position t and advance to t + 1."""
         self.history[:, self.t] = torch.as_tensor(symbols).long()
+        if self.hints is not None:
+            self.hints.push(self.t, symbols)
         self.t += 1

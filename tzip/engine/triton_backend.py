@@ -26,7 +26,7 @@ import triton.language as tl
 
 from tzip.engine.constants import EXP_BITS, FREQ_BITS, MASKED, NORM_RECIP_BITS, NORM_SCALE, PROB_BITS, RES_LIMIT, U_MAX
 from tzip.engine.features import feature_indices, phase_indices
-from tzip.engine.reference import Decoder, IntModel, Linear, Requant
+from tzip.engine.reference import Decoder, DecoderHints, IntModel, Linear, Requant
 from tzip.format.layout import Layout
 
 NORM_SHIFT = NORM_RECIP_BITS - int(math.log2(16 * NORM_SCALE))  # as engine.rmsnorm
@@ -153,6 +153,8 @@ class TritonModel(IntModel):
             lin.weight = lin.weight.to(dev)
             lin.requant = Requant(lin.requant.mult.to(dev), lin.requant.shift.to(dev))
         self.features, self.phase = self.features.to(dev), self.phase.to(dev)
+        if self.hint_tables is not None:
+            self.hint_tables = self.hint_tables.to(dev)
         self.exp_full = self.exp_full.to(dev)
         self.slopes = self.layers[0].alibi.to(dev)
 
@@ -224,14 +226,15 @@ class TritonModel(IntModel):
         return self.linear(self.kv[i], self.pool(sums), -127, 127).to(torch.int8)
 
     # -- compress -------------------------------------------------------------------------------
-    def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = 0) -> torch.Tensor:
+    def parallel(self, data: torch.Tensor, layouts: list[Layout], chunk: int = 0,
+                 hints: torch.Tensor | None = None) -> torch.Tensor:
         """data [B, T] uint8 -> frequencies [B, T, 256] int32, as IntModel.parallel."""
         cfg = self.cfg
         d, kvd = cfg.d_model, cfg.kv_dim
         t_len = data.shape[1]
         feats = torch.stack([feature_indices(data[i].cpu(), lay) for i, lay in enumerate(layouts)]).to(self.device)
         phase = torch.stack([phase_indices(torch.arange(t_len), lay) for lay in layouts]).to(self.device)
-        h = self.embed(feats, phase)
+        h = self.embed(feats, phase, self.batch_hints(data, layouts, hints))
         for i, layer in enumerate(self.layers):
             x = self.norm(h)
             qkv = self.linear(layer.qkv, x, -127, 127).to(torch.int8)
@@ -262,11 +265,12 @@ class TritonDecoder:
         self.km = [zeros(self.b, slots, cfg.kv_dim) for _ in model.layers]
         self.vm = [zeros(self.b, slots, cfg.kv_dim) for _ in model.layers]
         self.block_sum = [torch.zeros(self.b, 1, cfg.d_model, dtype=torch.int32, device=dev) for _ in model.layers]
+        self.hints = DecoderHints(layouts, max_len, dev) if cfg.hint_slots else None
 
     def step(self) -> torch.Tensor:
         m, cfg, t = self.m, self.cfg, self.t
         d, kvd, c = cfg.d_model, cfg.kv_dim, cfg.block
-        h = m.embed(*self.features())[:, None]  # [B, 1, d]
+        h = m.embed(*self.features(), self.hints.at(t) if self.hints else None)[:, None]  # [B, 1, d]
         n_slots = (t - cfg.window + 1) // c if t - cfg.window + 1 >= 0 and cfg.use_memory else 0
         for i, layer in enumerate(m.layers):
             x = m.norm(h)
@@ -286,4 +290,6 @@ class TritonDecoder:
 
     def push(self, symbols) -> None:
         self.history[:, self.t] = torch.as_tensor(symbols).long().to(self.history.device)
+        if self.hints is not None:
+            self.hints.push(self.t, symbols)
         self.t += 1

@@ -33,6 +33,7 @@ MODALITY_NAMES = {m: m.name.lower() for m in Modality}
 N_FEATURES = 4  # feature slots per position; slot 0 is always the previous byte
 ABSENT = 256  # embedding index for "no byte here" (before the segment start, unused slot)
 PHASES = 16  # phase embeddings per modality
+N_HINTS = 2  # hint slots per position: a stage's predicted byte and its confidence (docs/DESIGN.md §8)
 
 
 @dataclass(frozen=True)

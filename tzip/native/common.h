@@ -28,4 +28,14 @@ static inline int bit_length(uint32_t v) {
     return n;
 }
 
+/* v's size on a log scale, 0..15: `per_octave` (1 or 2) buckets an octave from bit length and,
+   for 2, the bit below the top one, less `offset`. The confidence of a hint (hints.c). */
+static inline int octave_bucket(int64_t v, int per_octave, int offset) {
+    const uint32_t u = (uint32_t)(v < 1 ? 1 : v > 0x7fffffff ? 0x7fffffff : v);
+    const int n = bit_length(u);
+    int b = per_octave == 2 ? 2 * (n - 1) + (n >= 2 ? (int)((u >> (n - 2)) & 1) : 0) : n - 1;
+    b -= offset;
+    return b < 0 ? 0 : b > 15 ? 15 : b;
+}
+
 #endif

@@ -207,9 +207,10 @@ static void memory_slot(const int32_t *cfg, const int16_t *qkv_w, const int32_t 
         }
 }
 
-/* engine.embed for one position: the phase row plus one table row per feature byte. */
+/* engine.embed for one position: the phase row plus one table row per feature byte and per hint
+   (hint: this position's TZIP_N_HINTS values, or NULL for none). */
 static void embed(const int32_t *cfg, void **params, int64_t t, const uint8_t *bytes, const int32_t *offsets,
-                  int modality, int period, int32_t *h) {
+                  int modality, int period, const int16_t *hint, int32_t *h) {
     const int d = cfg[TZIP_CFG_D_MODEL], nf = cfg[TZIP_CFG_N_FEATURES];
     const int64_t res_limit = cfg[TZIP_CFG_RES_LIMIT];
     const int32_t *features = params[TZIP_PARAM_FEATURES];
@@ -220,6 +221,12 @@ static void embed(const int32_t *cfg, void **params, int64_t t, const uint8_t *b
         int64_t off = offsets[s], src = t - off;
         int f = (off > 0 && src >= 0) ? bytes[src] : 256;
         const int32_t *e = features + ((int64_t)s * 257 + f) * d;
+        for (int k = 0; k < d; k++) h[k] += e[k];
+    }
+    const int32_t *hint_tables = params[TZIP_PARAM_HINTS];
+    for (int s = 0; s < cfg[TZIP_CFG_N_HINTS]; s++) {
+        const int f = hint && hint[s] >= 0 && hint[s] < 256 ? hint[s] : 256;
+        const int32_t *e = hint_tables + ((int64_t)s * 257 + f) * d;
         for (int k = 0; k < d; k++) h[k] += e[k];
     }
     for (int k = 0; k < d; k++) h[k] = clamp32(h[k], -res_limit, res_limit);
@@ -335,7 +342,7 @@ static void output(const int32_t *cfg, void **params, int rows, const int32_t *h
 
 static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
                        const uint8_t *history, int64_t stride, const int32_t *offsets, const int32_t *modality,
-                       const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int64_t key_stride,
+                       const int32_t *period, const int16_t *hints, int16_t *keys, int16_t *vals, int32_t *block_sum, int64_t key_stride,
                        int64_t ring_stride, int64_t sum_stride, int32_t *freq) {
     const int d = cfg[TZIP_CFG_D_MODEL], n_layers = cfg[TZIP_CFG_N_LAYERS], nh = cfg[TZIP_CFG_N_HEADS];
     const int nkv = cfg[TZIP_CFG_N_KV_HEADS], ff = cfg[TZIP_CFG_D_FF], w = cfg[TZIP_CFG_WINDOW];
@@ -351,7 +358,8 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
     int32_t bias[nh][n_keys];
 
     for (int b = 0; b < batch; b++)
-        embed(cfg, params, t, history + b * stride, offsets + b * nf, modality[b], period[b], h[b]);
+        embed(cfg, params, t, history + b * stride, offsets + b * nf, modality[b], period[b],
+              hints ? hints + b * TZIP_N_HINTS : NULL, h[b]);
 
     /* ALiBi bias of every ring slot at position t (Decoder.bias) */
     int64_t hi = t - w + 1 >= 0 ? (t - w + 1) / c : 0, lo = hi - m > 0 ? hi - m : 0;
@@ -424,7 +432,8 @@ static void step_chunk(const int32_t *cfg, void **params, int64_t t, int batch,
  * freq out [batch][256] int32. Returns 0, or -1 for a configuration outside the limits. */
 int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
               const uint8_t *history, int64_t stride, const int32_t *offsets, const int32_t *modality,
-              const int32_t *period, int16_t *keys, int16_t *vals, int32_t *block_sum, int32_t *freq) {
+              const int32_t *period, const int16_t *hints, int16_t *keys, int16_t *vals, int32_t *block_sum,
+              int32_t *freq) {
     const int d = cfg[TZIP_CFG_D_MODEL], nh = cfg[TZIP_CFG_N_HEADS], nkv = cfg[TZIP_CFG_N_KV_HEADS],
               ff = cfg[TZIP_CFG_D_FF];
     const int n_keys = cfg[TZIP_CFG_WINDOW] + (cfg[TZIP_CFG_USE_MEMORY] ? cfg[TZIP_CFG_RING] : 0),
@@ -438,7 +447,7 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
     for (int b0 = 0; b0 < batch; b0 += CHUNK) {
         const int nb = batch - b0 < CHUNK ? batch - b0 : CHUNK;
         step_chunk(cfg, params, t, nb, history + b0 * stride, stride, offsets + b0 * nf, modality + b0,
-                   period + b0, keys + b0 * seg_keys, vals + b0 * seg_ring, block_sum + (int64_t)b0 * d,
+                   period + b0, hints ? hints + b0 * TZIP_N_HINTS : NULL, keys + b0 * seg_keys, vals + b0 * seg_ring, block_sum + (int64_t)b0 * d,
                    batch * seg_keys, ring_stride, sum_stride, freq + (int64_t)b0 * 256);
     }
     return 0;
@@ -449,7 +458,8 @@ int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch,
 /* The layers of the parallel pass over buffers tzip_parallel allocated: h [T][d], sums [blocks][d],
  * q [T][d], k and v [nkv][T][hd], mk and mv [nkv][blocks][hd]. */
 static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *data, int64_t t0, int64_t T,
-                            const int32_t *offsets, int32_t modality, int32_t period, int64_t skip, int32_t *freq,
+                            const int32_t *offsets, int32_t modality, int32_t period, const int16_t *hints,
+                            int64_t skip, int32_t *freq,
                             int32_t *h, int32_t *sums, int16_t *q,
                             int16_t *k, int16_t *v, int16_t *mk, int16_t *mv, int32_t *kt, int32_t *mkt,
                             int64_t n_blocks, int64_t nb1) {
@@ -464,7 +474,9 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
 
     int32_t acc[ROWS * widest], bias[w + m], o[hd], raw[w + m];
     int16_t xn[ROWS * d], a[ROWS * ff], o8[ROWS * d], vbuf[(w + m) * hd];
-    for (int64_t t = 0; t < T; t++) embed(cfg, params, t0 + t, data, offsets, modality, period, h + t * d);
+    for (int64_t t = 0; t < T; t++)
+        embed(cfg, params, t0 + t, data, offsets, modality, period, hints ? hints + (t0 + t) * TZIP_N_HINTS : NULL,
+              h + t * d);
 
     for (int l = 0; l < n_layers; l++) {
         const LayerWeights L = layer_weights(params, l);
@@ -535,7 +547,7 @@ static void parallel_layers(const int32_t *cfg, void **params, const uint8_t *da
  * began at t0, their frequencies from position t0 + skip on written to freq. */
 typedef struct {
     const int32_t *cfg; void **params; const uint8_t *data; int64_t t0, T, skip;
-    const int32_t *offsets; int32_t modality, period; int32_t *freq; int status;
+    const int32_t *offsets; int32_t modality, period; const int16_t *hints; int32_t *freq; int status;
 } parallel_chunk;
 
 static void *run_chunk(void *arg) {
@@ -553,7 +565,7 @@ static void *run_chunk(void *arg) {
     int32_t *kt = malloc(sizeof(int32_t) * nkv * tb * (hd / 2) * KEY_BLOCK);
     int32_t *mkt = malloc(sizeof(int32_t) * nkv * mb * (hd / 2) * KEY_BLOCK);
     const int ok = h && sums && q && k && v && mk && mv && kt && mkt;
-    if (ok) parallel_layers(cfg, ch->params, ch->data, ch->t0, T, ch->offsets, ch->modality, ch->period, ch->skip,
+    if (ok) parallel_layers(cfg, ch->params, ch->data, ch->t0, T, ch->offsets, ch->modality, ch->period, ch->hints, ch->skip,
                             ch->freq, h, sums, q, k, v, mk, mv, kt, mkt, n_blocks, nb1);
     free(h); free(sums); free(q); free(k); free(v); free(mk); free(mv); free(kt); free(mkt);
     ch->status = ok ? 0 : -2;
@@ -565,11 +577,11 @@ static void *run_chunk(void *arg) {
 /* Rows row0..row0+rows-1 as a chunk starting `reach` positions (a whole number of memory blocks)
  * earlier, or at the segment's start: from there on every value equals the whole pass's. */
 static parallel_chunk rows_chunk(const int32_t *cfg, void **params, const uint8_t *data, const int32_t *offsets,
-                                 int32_t modality, int32_t period, int64_t row0, int64_t rows, int64_t reach,
+                                 int32_t modality, int32_t period, const int16_t *hints, int64_t row0, int64_t rows, int64_t reach,
                                  int32_t *freq) {
     const int c = cfg[TZIP_CFG_BLOCK];
     const int64_t t0 = row0 > reach ? (row0 - reach) / c * c : 0;
-    parallel_chunk ch = {cfg, params, data, t0, row0 + rows - t0, row0 - t0, offsets, modality, period, freq, 0};
+    parallel_chunk ch = {cfg, params, data, t0, row0 + rows - t0, row0 - t0, offsets, modality, period, hints, freq, 0};
     return ch;
 }
 
@@ -584,7 +596,7 @@ static parallel_chunk rows_chunk(const int32_t *cfg, void **params, const uint8_
  * the one-thread pass (tests pin it), and the positions before are computed and dropped.
  * Returns 0, -1 for a configuration outside the limits, -2 when memory runs out. */
 int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
-                       int32_t modality, int32_t period, int64_t row0, int64_t rows, int32_t *freq, int32_t threads) {
+                       int32_t modality, int32_t period, const int16_t *hints, int64_t row0, int64_t rows, int32_t *freq, int32_t threads) {
     const int d = cfg[TZIP_CFG_D_MODEL], nh = cfg[TZIP_CFG_N_HEADS], nkv = cfg[TZIP_CFG_N_KV_HEADS];
     const int ff = cfg[TZIP_CFG_D_FF], w = cfg[TZIP_CFG_WINDOW], c = cfg[TZIP_CFG_BLOCK], m = cfg[TZIP_CFG_MEM_SLOTS];
     if (d > MAX_D || ff > MAX_OUT || d + 2 * nkv * (d / nh) > MAX_OUT || w + m > MAX_KEYS || d % nh || nh % nkv ||
@@ -595,13 +607,13 @@ int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t *data, i
     const int64_t per_layer = w - 1 + c + (cfg[TZIP_CFG_USE_MEMORY] ? (int64_t)m * c : 0);
     const int64_t reach = (cfg[TZIP_CFG_N_LAYERS] * per_layer / c + 2) * c;
     const int64_t half = rows / 2 / c * c;
-    parallel_chunk whole = rows_chunk(cfg, params, data, offsets, modality, period, row0, rows, reach, freq);
+    parallel_chunk whole = rows_chunk(cfg, params, data, offsets, modality, period, hints, row0, rows, reach, freq);
     if (threads < 2 || rows < SPLIT_MIN || half <= reach) {
         run_chunk(&whole);
         return whole.status;
     }
-    parallel_chunk first = rows_chunk(cfg, params, data, offsets, modality, period, row0, half, reach, freq);
-    parallel_chunk second = rows_chunk(cfg, params, data, offsets, modality, period, row0 + half, rows - half, reach,
+    parallel_chunk first = rows_chunk(cfg, params, data, offsets, modality, period, hints, row0, half, reach, freq);
+    parallel_chunk second = rows_chunk(cfg, params, data, offsets, modality, period, hints, row0 + half, rows - half, reach,
                                        freq + half * 256);
     pthread_t other;
     if (pthread_create(&other, NULL, run_chunk, &second) != 0) {
@@ -614,6 +626,6 @@ int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t *data, i
 }
 
 int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
-                  int32_t modality, int32_t period, int32_t *freq, int32_t threads) {
-    return tzip_parallel_rows(cfg, params, data, T, offsets, modality, period, 0, T, freq, threads);
+                  int32_t modality, int32_t period, const int16_t *hints, int32_t *freq, int32_t threads) {
+    return tzip_parallel_rows(cfg, params, data, T, offsets, modality, period, hints, 0, T, freq, threads);
 }

@@ -45,7 +45,7 @@ static void match_predict(int32_t *s, const uint8_t *hist, int32_t *f) {
     f[pred] = (int32_t)(MATCH_ONE - (sum - f[pred]));
 }
 
-static void match_update(int32_t *s, const uint8_t *hist, int64_t t) {
+void match_update(int32_t *s, const uint8_t *hist, int64_t t) {
     int sym = hist[t];
     if (s[MS_PRED] >= 0) {
         int32_t *q = &s[MS_Q + s[MS_CELL]];
@@ -65,7 +65,16 @@ static void match_update(int32_t *s, const uint8_t *hist, int64_t t) {
     }
 }
 
-static void match_init(int32_t *s) {
+/* hints.c's view of the match model: the byte that followed the match and the match's length
+   (1..7, then two buckets an octave up to 15); no match, no hint. The hit rates are left alone. */
+void match_hint(int32_t *s, const uint8_t *hist, int16_t *out) {
+    s[MS_PRED] = -1;
+    if (s[MS_LEN] == 0) { out[0] = out[1] = 256; return; }
+    out[0] = hist[s[MS_PTR]];
+    out[1] = (int16_t)(s[MS_LEN] < 8 ? s[MS_LEN] : octave_bucket(s[MS_LEN], 2, -2));
+}
+
+void match_init(int32_t *s) {
     memset(s, 0, sizeof(int32_t) * MS_SIZE);
     s[MS_PRED] = -1;
     for (int l = 0; l < MATCH_LENS; l++)

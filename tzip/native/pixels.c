@@ -51,7 +51,7 @@ struct pixel_state {
     /* pixels.CellStats: bias, mean absolute error and count per cell of each expert */
     int64_t sum_e[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS], sum_a[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS];
     int64_t count[PX_EXPERTS][PX_TEXTURES * PX_CHANNEL_SETS];
-    int64_t P[PX_SUB], pred, base[PX_EXPERTS], mu[PX_EXPERTS];  /* between predict and update */
+    int64_t P[PX_SUB], pred, base[PX_EXPERTS], mu[PX_EXPERTS], mae[PX_EXPERTS];  /* between predict and update */
     int c[PX_EXPERTS];
     int32_t q[PX_EXPERTS][256], out[256], costs[PX_EXPERTS + 1][256];
 };
@@ -109,7 +109,9 @@ pixel_state *tzip_pixels_new(int64_t row, int64_t ch, int64_t len, const int32_t
     return s;
 }
 
-static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+/* The predictor's part of a prediction: the sub-predictors, their blend and corrections, and each
+   expert's centre mu and spread mae (what hints.c reads; the network plays no part in it). */
+static void pixels_centre(pixel_state *s, const uint8_t *h, int64_t t) {
     const int64_t R = s->row, C = s->ch, col = t % R;
     const int left = col >= C, up = t >= R, right = col + C < R;
 #define X(i) (8 * (int64_t)h[i])
@@ -237,18 +239,26 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     s->c[2] = texture * 4 + ((c % PX_CELLS) >> 2) + PX_TEXTURES * channel_set;
     const int64_t local = 8 * beside / 3;
 
-    /* q, q2, q3: logistics at each base plus its cell's bias, scale 0.7 x its mean absolute error
-     * (q's a quarter the errors beside); the CDF at each byte's upper edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
+    /* each expert's centre: its base plus its cell's bias; its spread: its mean absolute error
+     * (q's a quarter the errors beside) */
     for (int m = 0; m < PX_EXPERTS; m++) {
         const int cm = s->c[m];
         int64_t mu = s->base[m] + floor_div64(s->sum_e[m][cm], s->count[m][cm]);
-        mu = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
+        s->mu[m] = mu < 0 ? 0 : mu > 2040 ? 2040 : mu;
         int64_t mae = 8 * s->sum_a[m][cm] / s->count[m][cm];
         if (m == 0) mae = (3 * mae + local) / 4;
-        if (mae < 19) mae = 19;
-        s->mu[m] = mu;
+        s->mae[m] = mae < 19 ? 19 : mae;
+    }
+}
+
+static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+    pixels_centre(s, h, t);
+    const int c = s->c[0], channel_set = s->channel_set;
+    /* q, q2, q3: logistics at each centre, scale 0.7 x the spread; the CDF at each byte's upper
+     * edge, z = (8v + 4 - mu) / (0.7 mae / 8) */
+    for (int m = 0; m < PX_EXPERTS; m++) {
         int64_t cv[256];
-        cdf_steps(s->cdf, 2560 * (4 - mu), 20480, 7 * mae, 255, cv);
+        cdf_steps(s->cdf, 2560 * (4 - s->mu[m]), 20480, 7 * s->mae[m], 255, cv);
         cv[255] = PX_CDF_ONE;
         for (int v = 0; v < 256; v++) s->q[m][v] = (int32_t)(cv[v] - (v ? cv[v - 1] : 0) + 1);
     }
@@ -274,7 +284,8 @@ static void pixels_predict(pixel_state *s, const uint8_t *h, int64_t t, int32_t 
     memcpy(freq, s->out, sizeof s->out);
 }
 
-static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
+/* What the predictor learns from the byte at t (everything but the mixing weights). */
+void pixels_learn(pixel_state *s, const uint8_t *h, int64_t t) {
     const int64_t v = 8 * (int64_t)h[t];
     for (int k = 0; k < PX_SUB; k++) s->errors[t * PX_SUB + k] = (int32_t)abs64(v - s->P[k]);
     s->blend_error[t] = (int32_t)(v - s->pred);
@@ -294,9 +305,21 @@ static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
             s->count[m][c] >>= 1;
         }
     }
+}
+
+static void pixels_update(pixel_state *s, const uint8_t *h, int64_t t) {
+    pixels_learn(s, h, t);
     int64_t steps[PX_EXPERTS + 1];
     mixing_steps(s->out, PX_EXPERTS + 1, s->costs, h[t], steps);
     for (int i = 0; i < PX_WEIGHT_SETS; i++) step_mix(s->weight_sets[i], PX_EXPERTS + 1, steps);
+}
+
+/* hints.c's view of the pixel model: the centre at t, as a byte and a spread bucket (the spread
+   of 19/64 of a level and up, two buckets an octave). */
+void pixels_hint(pixel_state *s, const uint8_t *h, int64_t t, int16_t *out) {
+    pixels_centre(s, h, t);
+    out[0] = (int16_t)((s->mu[0] + 4) >> 3);
+    out[1] = (int16_t)octave_bucket(s->mae[0], 2, 8);
 }
 
 int tzip_pixels_scan(int64_t row, int64_t ch, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,

@@ -60,7 +60,9 @@ sample_state *tzip_samples_new(int64_t channels, int64_t len, const int32_t *cdf
 static inline int64_t sm_signed(int64_t v) { return v >= 32768 ? v - 65536 : v; }
 static inline int64_t sm_clamp(int64_t p) { return p < -SM_PRED_MAX ? -SM_PRED_MAX : p > SM_PRED_MAX ? SM_PRED_MAX : p; }
 
-static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+/* The filters' part of a prediction at t (the network plays no part): at a high byte, the
+   sample's prediction pred (in 1/16), its activity cell and the logistic's scale den. */
+static void samples_centre(sample_state *s, int64_t t) {
     const int64_t frame = t / (2 * s->channels), rest = t % (2 * s->channels), ch = rest >> 1;
     s->active = frame < s->frames;
     if (!s->active) return;
@@ -87,6 +89,13 @@ static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_
         s->cell = c;
         int64_t mae = s->sum_a[ch][c] / s->count[ch][c];
         s->den = 5 * (mae < 8 ? 8 : mae);
+    }
+}
+
+static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_t *freq) {
+    samples_centre(s, t);
+    if (!s->active) return;
+    if (!s->half) {
         int64_t edges[257];
         cdf_steps(s->cdf, 320 * (16 * 256 * -128 - 8 - s->pred), 320 * 16 * 256, s->den, 257, edges);
         edges[0] = 0; edges[256] = PX_CDF_ONE;
@@ -102,12 +111,9 @@ static void samples_predict(sample_state *s, const uint8_t *h, int64_t t, int32_
     memcpy(freq, s->out, sizeof s->out);
 }
 
-static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
-    if (!s->active) return;
-    int64_t steps[2];
-    mixing_steps(s->out, 2, s->costs, h[t], steps);
-    step_mix(s->mix[s->half][s->cell], 2, steps);
-    if (!s->half) return;
+/* What the filters learn from the byte at t (everything but the mixing weights). */
+void samples_learn(sample_state *s, const uint8_t *h, int64_t t) {
+    if (!s->active || !s->half) return;
     const int64_t frame = t / (2 * s->channels), ch = (t % (2 * s->channels)) >> 1;
     const int64_t v = sm_signed(((int64_t)h[t - 1] << 8) | h[t]), e = 16 * v - s->pred, e1 = 16 * v - s->pred1;
     nlms(s->weights[ch], s->taps, SM_ORDER, e1, SM_STEP, SM_NORM_FLOOR, SM_WEIGHT_MAX);
@@ -118,6 +124,31 @@ static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
     s->sum_a[ch][c] += abs64(e);
     if (++s->count[ch][c] > SM_HALVE_AT) { s->sum_a[ch][c] >>= 1; s->count[ch][c] >>= 1; }
     s->recent[ch][2] = s->recent[ch][1]; s->recent[ch][1] = s->recent[ch][0]; s->recent[ch][0] = e;
+}
+
+static void samples_update(sample_state *s, const uint8_t *h, int64_t t) {
+    if (!s->active) return;
+    int64_t steps[2];
+    mixing_steps(s->out, 2, s->costs, h[t], steps);
+    step_mix(s->mix[s->half][s->cell], 2, steps);
+    samples_learn(s, h, t);
+}
+
+/* hints.c's view of the sample model: at a high byte, the predicted sample's high byte; at a low
+   byte, the predicted sample's low byte within the high byte already known; and the spread, an
+   octave a bucket from half a level up. Past the last whole frame: no hint. */
+void samples_hint(sample_state *s, const uint8_t *h, int64_t t, int16_t *out) {
+    samples_centre(s, t);
+    if (!s->active) { out[0] = out[1] = 256; return; }
+    int64_t v = floor_div64(s->pred + 8, 16);
+    v = v < -32768 ? -32768 : v > 32767 ? 32767 : v;
+    if (!s->half) {
+        out[0] = (int16_t)(((v + 65536) >> 8) & 255);
+    } else {
+        const int64_t low = v - sm_signed((int64_t)h[t - 1] << 8);
+        out[0] = (int16_t)(low < 0 ? 0 : low > 255 ? 255 : low);
+    }
+    out[1] = (int16_t)octave_bucket(s->den / 5, 1, 3);
 }
 
 int tzip_samples_scan(int64_t channels, const int32_t *cdf, const int32_t *cost, const int32_t *exp2,

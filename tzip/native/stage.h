@@ -32,4 +32,14 @@
             if (use[i]) NAME##_update(states[i], hist + i * stride, t);                            \
     }
 
+/* The stages' predictor parts, for hints.c: each stage's own prediction at t into out[0..1]
+   (TZIP_N_HINTS), and its learning without the mixing weights. */
+void match_init(int32_t *s);
+void match_hint(int32_t *s, const uint8_t *hist, int16_t *out);
+void match_update(int32_t *s, const uint8_t *hist, int64_t t);
+void pixels_hint(pixel_state *s, const uint8_t *h, int64_t t, int16_t *out);
+void pixels_learn(pixel_state *s, const uint8_t *h, int64_t t);
+void samples_hint(sample_state *s, const uint8_t *h, int64_t t, int16_t *out);
+void samples_learn(sample_state *s, const uint8_t *h, int64_t t);
+
 #endif

@@ -3,6 +3,7 @@
  * microsecond, as much as most stages' work on a byte. The stages of a chain are dispatched on
  * their kind (enum tzip_stage_kind) to each stage's batch entry points.
  */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tzip.h"
@@ -78,8 +79,10 @@ int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *st
 /* The network's step at its position t, every stage's predict at position ts of the stages'
    history, and the frequencies as float32 (exact: integers below 2^24) for the range decoder. */
 int tzip_turn_predict(const tzip_decode_turn *a, int64_t t, int64_t ts) {
+    if (a->hint_states)
+        tzip_hints_predict((hint_state **)a->hint_states, a->batch, a->history, a->stride, t, a->hint_mask, a->hints);
     const int status = tzip_step(a->cfg, a->params, t, (int)a->batch, a->history, a->stride, a->offsets, a->modality,
-                                 a->period, a->keys, a->vals, a->block_sum, a->freq);
+                                 a->period, a->hint_states ? a->hints : NULL, a->keys, a->vals, a->block_sum, a->freq);
     if (status) return status;
     if (a->n_stages)
         tzip_stages_predict(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history, a->stage_stride, ts,
@@ -95,6 +98,8 @@ int64_t tzip_turn_learn(const tzip_decode_turn *a, int64_t t, int64_t ts, const 
         a->history[b * a->stride + t] = (uint8_t)symbols[b];
         a->stage_history[b * a->stage_stride + ts] = (uint8_t)symbols[b];
     }
+    if (a->hint_states)
+        tzip_hints_update((hint_state **)a->hint_states, a->batch, a->history, a->stride, t, a->hint_mask);
     return a->n_stages ? tzip_stages_update(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history,
                                             a->stage_stride, ts)
                        : 0;

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define TZIP_ABI_VERSION 1
+#define TZIP_ABI_VERSION 2
 
 #if defined(__GNUC__)
 #define TZIP_API __attribute__((visibility("default")))
@@ -51,6 +51,7 @@ enum tzip_cfg {
     TZIP_CFG_NORM_SHIFT,
     TZIP_CFG_RES_LIMIT,
     TZIP_CFG_MASKED,
+    TZIP_CFG_N_HINTS, /* hint slots the model embeds (0 or TZIP_N_HINTS) */
     TZIP_CFG_COUNT
 };
 
@@ -67,6 +68,7 @@ enum tzip_param {
     TZIP_PARAM_HEAD_M,
     TZIP_PARAM_HEAD_S,
     TZIP_PARAM_HEAD_P,
+    TZIP_PARAM_HINTS, /* [n_hints][257][d] int32, the hints' embedding tables (unread without hints) */
     TZIP_PARAM_COUNT
 };
 
@@ -105,6 +107,18 @@ enum tzip_stage_kind {
     TZIP_STAGE_KIND_COUNT
 };
 
+/* The stage a hint comes from (hints.c): the match model for text and binary, the pixel model's
+ * centre for images, the sample model's for 16-bit audio. */
+enum tzip_hint_kind {
+    TZIP_HINT_MATCH,
+    TZIP_HINT_PIXELS,
+    TZIP_HINT_SAMPLES,
+    TZIP_HINT_KIND_COUNT
+};
+
+/* Hints per position: a predicted byte and its confidence bucket (0..15), 256 for none. */
+#define TZIP_N_HINTS 2
+
 /* What tzip_abi_sizeof reports: TZIP_ABI_SIZEOF_X is sizeof(tzip_X), any other TZIP_ABI_X the value
  * of TZIP_X as the library was built; -1 for an item the library does not know. */
 enum tzip_abi_item {
@@ -117,6 +131,9 @@ enum tzip_abi_item {
     TZIP_ABI_MATCH_STATE_SIZE,
     TZIP_ABI_ITEM_COUNT
 };
+
+/* A batch's hint states (hints.c), opaque to Python. */
+typedef struct hint_state hint_state;
 
 /* The decode loop's work at one position (tzip_turn_predict, tzip_turn_learn): tzip_step's
  * arguments, then tzip_stages_*'s, the stages' history, and probs [batch][256] for the coder. */
@@ -140,6 +157,9 @@ typedef struct tzip_decode_turn {
     uint8_t *stage_history;
     int64_t stage_stride;
     float *probs;
+    hint_state *const *hint_states; /* NULL for a model without hints; else the batch's hints.c states */
+    const uint8_t *hint_mask;
+    int16_t *hints;                 /* [batch][TZIP_N_HINTS], this step's */
 } tzip_decode_turn;
 
 /* The stages' states, opaque to Python (handles from tzip_*_new). */
@@ -170,25 +190,26 @@ TZIP_API int64_t tzip_abi_sizeof(int32_t what);
 
 /* ---- The network (engine.c) ------------------------------------------------------------------
  * tzip_step: one position t for `batch` segments. history [batch][stride] uint8, offsets
- * [batch][n_features], modality/period [batch]; keys [layers][batch][nkv][kpad * hd] int16 in blocks
+ * [batch][n_features], modality/period [batch], hints [batch][TZIP_N_HINTS] int16 (NULL: none); keys [layers][batch][nkv][kpad * hd] int16 in blocks
  * of TZIP_KEY_BLOCK keys (kpad = n_keys rounded up to whole blocks, zeros at first), vals
  * [layers][batch][nkv][n_keys][hd] int16; block_sum [layers][batch][d]; freq out [batch][256] int32.
- * tzip_parallel: the teacher-forced pass over one segment of T bytes, freq [T][256]; threads = 2
+ * tzip_parallel: the teacher-forced pass over one segment of T bytes, hints [T][TZIP_N_HINTS] (or
+ * NULL), freq [T][256]; threads = 2
  * runs the second half on a second thread (the same integers).
  * Both return 0, -1 for a configuration outside the limits, tzip_parallel -2 when memory runs out. */
 
 TZIP_API int tzip_step(const int32_t *cfg, void **params, int64_t t, int batch, const uint8_t *history, int64_t stride,
-                       const int32_t *offsets, const int32_t *modality, const int32_t *period, int16_t *keys,
-                       int16_t *vals, int32_t *block_sum, int32_t *freq);
+                       const int32_t *offsets, const int32_t *modality, const int32_t *period,
+                       const int16_t *hints, int16_t *keys, int16_t *vals, int32_t *block_sum, int32_t *freq);
 TZIP_API int tzip_parallel(const int32_t *cfg, void **params, const uint8_t *data, int64_t T, const int32_t *offsets,
-                           int32_t modality, int32_t period, int32_t *freq, int32_t threads);
+                           int32_t modality, int32_t period, const int16_t *hints, int32_t *freq, int32_t threads);
 
 /* The same for rows row0..row0+rows-1 only (freq [rows][256]): each piece starts a receptive
  * field early, so a segment coded in pieces gets exactly the whole pass's integers. -1 also for
  * a range outside 0..T. */
 TZIP_API int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t *data, int64_t T,
-                                const int32_t *offsets, int32_t modality, int32_t period, int64_t row0, int64_t rows,
-                                int32_t *freq, int32_t threads);
+                                const int32_t *offsets, int32_t modality, int32_t period, const int16_t *hints,
+                                int64_t row0, int64_t rows, int32_t *freq, int32_t threads);
 
 /* ---- The stages -------------------------------------------------------------------------------
  * Each stage rewrites frequencies [256] (summing to 2^16) of position t from the bytes before it.
@@ -240,6 +261,23 @@ TZIP_API void tzip_bits_predict(bits_state **states, int64_t b, const uint8_t *h
                                 const uint8_t *use, int32_t *freqs);
 TZIP_API void tzip_bits_update(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
                                const uint8_t *use);
+
+/* ---- Hints (hints.c) --------------------------------------------------------------------------
+ * The stages' own predictions as the network's inputs: hints [n][TZIP_N_HINTS] int16 of positions
+ * 0..n-1 of a segment, each from the bytes before it (a stage run alone, without the network).
+ * kind: enum tzip_hint_kind; row and channels: an image's row bytes and channels, or audio's
+ * channels (row unused); len: the segment's length. _scan: a whole segment, 0, -1 for bad
+ * arguments, -2 when memory runs out. _predict/_update: one position of a decode batch, hints
+ * [b][TZIP_N_HINTS] out for the segments `use` flags. */
+
+TZIP_API hint_state *tzip_hints_new(int32_t kind, int64_t row, int64_t channels, int64_t len);
+TZIP_API void tzip_hints_free(hint_state *s);
+TZIP_API int tzip_hints_scan(int32_t kind, int64_t row, int64_t channels, const uint8_t *sym, int64_t n,
+                             int16_t *hints);
+TZIP_API void tzip_hints_predict(hint_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                 const uint8_t *use, int16_t *hints);
+TZIP_API void tzip_hints_update(hint_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
+                                const uint8_t *use);
 
 /* ---- A chain of stages in one call (stages.c) -------------------------------------------------
  * kinds [n] (enum tzip_stage_kind), states[k] the match model's state array or another stage's

@@ -174,3 +174,12 @@ def squash_tables() -> tuple[int, int]:
 
 def squash(d: int) -> int:
     return _SQUASH[min(max(d, -2047), 2047) + 2048]
+
+
+def octave_bucket(v: int, per_octave: int, offset: int) -> int:
+    """v's size on a log scale, 0..15 (common.h's octave_bucket): `per_octave` (1 or 2) buckets an
+    octave from bit length and, for 2, the bit below the top one, less `offset`. A hint's confidence."""
+    u = min(max(int(v), 1), 0x7FFFFFFF)
+    n = u.bit_length()
+    b = 2 * (n - 1) + ((u >> (n - 2)) & 1 if n >= 2 else 0) if per_octave == 2 else n - 1
+    return min(max(b - offset, 0), 15)

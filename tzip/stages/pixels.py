@@ -48,6 +48,7 @@ from tzip.stages.mixing import (
     mix,
     mixing_steps,
     nlms,
+    octave_bucket,
     step_weights,
 )
 from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage
@@ -267,6 +268,18 @@ class SegmentPixels:
         freq[:] = self.out
 
     def update(self, hist, t: int) -> None:
+        self.learn(hist, t)
+        steps = mixing_steps(self.out, self.inputs, int(hist[t]))
+        for weights in self.weight_sets:
+            step_weights(weights, steps)
+
+    def hint(self, hist, t: int) -> tuple[int, int]:
+        """The centre at t as a byte and its spread's bucket (hints.py; the network plays no part)."""
+        self._predict(hist, t)
+        return (self.centres[0] + 4) >> 3, octave_bucket(self.scales[0], 2, 8)
+
+    def learn(self, hist, t: int) -> None:
+        """What the predictor learns from byte t: everything but the mixing weights."""
         v = 8 * int(hist[t])
         for k in range(SUB):
             self.errors[t, k] = abs(v - self.P[k])
@@ -278,9 +291,6 @@ class SegmentPixels:
              RESIDUAL_FLOOR, LMS_WEIGHT_MAX)
         for expert, c, base, mu in zip(self.experts, self.cells, self.bases, self.centres):
             expert.update(c, v, base, mu)
-        steps = mixing_steps(self.out, self.inputs, int(hist[t]))
-        for weights in self.weight_sets:
-            step_weights(weights, steps)
 
 
 def applies(layout: Layout) -> bool:

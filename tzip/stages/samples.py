@@ -26,7 +26,7 @@ import numpy as np
 from tzip.engine.library import library
 from tzip.format.detect import pcm16_channels
 from tzip.format.layout import Layout
-from tzip.stages.mixing import CDF_ONE, cdf_at, floor_div, learn, logistic_tables, mix, normalise
+from tzip.stages.mixing import CDF_ONE, cdf_at, floor_div, learn, logistic_tables, mix, normalise, octave_bucket
 from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage
 
 # Filter shapes chosen on training speech (ideal bits/byte: 32 taps 5.148, + the 16-tap second
@@ -116,9 +116,26 @@ class SegmentSamples:
     def update(self, hist, t: int) -> None:
         if self.q is None:
             return
-        n, ch, half = self._sample(t)
+        half = t % (2 * self.channels) & 1
         learn(self.mix_weights[half][self.cell], self.out, (self.f_in, self.q), int(hist[t]))
+        self.learn(hist, t)
+
+    def hint(self, hist, t: int) -> tuple[int, int]:
+        """The predicted sample's byte at t (at a low byte, within the high byte known) and the
+        spread's bucket, or (256, 256) past the last whole frame (hints.py)."""
+        n, ch, half = self._sample(t)
+        if n < 0:
+            return 256, 256
         if half == 0:
+            self._predict(ch, n)
+        v = min(max(floor_div(self.pred + 8, 16), -32768), 32767)
+        byte = (v + 65536) >> 8 & 255 if half == 0 else min(max(v - signed(int(hist[t - 1]) << 8), 0), 255)
+        return byte, octave_bucket(self.den // 5, 1, 3)
+
+    def learn(self, hist, t: int) -> None:
+        """What the filters learn from byte t: everything but the mixing weights."""
+        n, ch, half = self._sample(t)
+        if n < 0 or half == 0:
             return
         v = signed((int(hist[t - 1]) << 8) | int(hist[t]))
         e, e1 = 16 * v - self.pred, 16 * v - self.pred1

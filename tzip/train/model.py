@@ -162,30 +162,44 @@ class TzipModel(nn.Module):
         self.phase = nn.Embedding(4 * PHASES, d)
         for emb in [*self.features, self.phase]:
             nn.init.normal_(emb.weight, std=0.5 if emb is self.features[0] else 0.1)
+        # The stages' predictions (§8), one table per hint slot. Zero at the start, so a model that
+        # gains hints computes exactly what it computed without them until training moves them (and
+        # made without a random draw, so a seed gives the same other weights with or without them).
+        zeros = lambda: nn.Embedding.from_pretrained(torch.zeros(ABSENT + 1, d), freeze=False)  # noqa: E731
+        self.hints = nn.ModuleList(zeros() for _ in range(cfg.hint_slots))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.gain_f = nn.Parameter(torch.ones(d))
         self.head = QLinear(d, 256, self.gain_f)
         self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
 
-    def embed(self, feats: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    def embed(self, feats: torch.Tensor, phase: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         used = N_FEATURES if self.cfg.use_features else 1
         h = self.phase(phase)
         for slot in range(used):
             h = h + self.features[slot](feats[..., slot])
+        for slot, table in enumerate(self.hints):
+            h = h + table(hints[..., slot])
         return quant_residual(h)
 
-    def forward(self, feats: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """feats [B, T, N_FEATURES], phase [B, T] -> logits [B, T, 256].
+    def forward(self, feats: torch.Tensor, phase: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """feats [B, T, N_FEATURES], phase [B, T], hints [B, T, hint_slots] -> logits [B, T, 256].
 
-        T is padded up to a multiple of the window internally (causal: padding changes nothing).
+        hints (values 0..ABSENT) are required exactly when the model has hint slots. T is padded up
+        to a multiple of the window internally (causal: padding changes nothing).
         """
+        slots = self.cfg.hint_slots
+        if (hints is None) != (slots == 0) or (hints is not None and hints.shape[-1] != slots):
+            got = "none" if hints is None else hints.shape[-1]
+            raise ValueError(f"model has {slots} hint slots but was given {got} hints per position")
         t = feats.shape[1]
         pad = -t % self.cfg.window
         if pad:
             feats = F.pad(feats, (0, 0, 0, pad), value=ABSENT)
             phase = F.pad(phase, (0, pad))
+            if hints is not None:
+                hints = F.pad(hints, (0, 0, 0, pad), value=ABSENT)
         bias = attention_bias(t + pad, self.cfg, self.slopes).to(feats.device)
-        h = self.embed(feats, phase)
+        h = self.embed(feats, phase, hints)
         for blk in self.blocks:
             h = blk(h, bias)
         return self.head(quant_norm(h))[:, :t]

@@ -23,9 +23,11 @@ import torch.nn.functional as F
 
 from tzip.engine.config import ModelConfig
 from tzip.engine.features import feature_indices, phase_indices
+from tzip.engine.modelfile import MAGIC as MODEL_MAGIC
+from tzip.engine.modelfile import load
 from tzip.format.detect import pcm16_channels, predict_residual
-from tzip.format.layout import AUDIO, IMAGE, TEXT
-from tzip.train.export import export
+from tzip.format.layout import ABSENT, AUDIO, IMAGE, TEXT
+from tzip.train.export import export, import_model
 from tzip.train.model import TzipModel
 from tzip.train.shard import Shard
 
@@ -49,7 +51,7 @@ class TrainConfig:
     seed: int = 1234
     export_to: str = ""  # integer model file written at the end (default OUT/model.tzm)
     max_minutes: float = 0  # stop (and save) after this much wall time; 0 = no limit
-    init_from: str = ""  # start a new run from another run's ckpt.pt, adapting its weights to this config
+    init_from: str = ""  # start a new run from a ckpt.pt or a model file (.tzm), adapting its weights to this config
 
 
 def model_order(shard: Shard, doc, start: int, end: int, predictor: int) -> np.ndarray:
@@ -64,10 +66,22 @@ def model_order(shard: Shard, doc, start: int, end: int, predictor: int) -> np.n
 
 
 class Batches:
-    """Random crops of length `seq` from the shard's docs, with features seen from the full doc."""
+    """Random crops of length `seq` from the shard's docs, with features seen from the full doc and,
+    for a model with hint slots, the shard's hints of the same positions."""
 
-    def __init__(self, shard: Shard, cfg: TrainConfig, val: bool, seed: int, predictor: int = 0):
-        self.shard, self.seq, self.predictor = shard, cfg.seq, predictor
+    def __init__(self, shard: Shard, cfg: TrainConfig, val: bool, seed: int, predictor: int = 0,
+                 hint_slots: int = 0):
+        self.shard, self.seq, self.predictor, self.hint_slots = shard, cfg.seq, predictor, hint_slots
+        if hint_slots:
+            if shard.hints is None:
+                raise ValueError(f"the model has hint slots but {shard.path} has no hints: "
+                                 f"python -m corpora.pack --add-hints {shard.path}")
+            if shard.hints.shape[1] != hint_slots:
+                raise ValueError(f"{shard.path} has {shard.hints.shape[1]} hints per byte, the model {hint_slots}")
+            if shard.hint_predictor != predictor and any(pcm16_channels(d.layout) for d in shard.docs):
+                raise ValueError(f"{shard.path}'s audio hints are for audio predictor {shard.hint_predictor}, the "
+                                 f"model's is {predictor}: python -m corpora.pack --add-hints {shard.path} "
+                                 f"--predictor {predictor}")
         self.rng = np.random.default_rng(seed)
         self.by_modality: dict[int, list] = {}
         for doc in shard.docs:
@@ -90,11 +104,18 @@ class Batches:
         x = torch.from_numpy(model_order(self.shard, doc, start - back, start + self.seq, self.predictor))
         feats = feature_indices(x, lay)[back:]
         phase = phase_indices(torch.arange(self.seq), lay)
-        return feats, phase, x[back:].long(), m
+        hints = None
+        if self.hint_slots:  # the hint at t is the stages' prediction of byte t, as the feature rows are
+            hints = torch.from_numpy(self.shard.hints_of(doc, start, start + self.seq).astype(np.int64))
+        return feats, phase, x[back:].long(), m, hints
 
     def batch(self, n: int):
+        """feats [n, seq, N_FEATURES], phase [n, seq], targets [n, seq], modalities, hints [n, seq,
+        hint_slots] (None without hint slots)."""
         items = [self.sample() for _ in range(n)]
-        return [torch.stack([it[i] for it in items]) for i in range(3)] + [[it[3] for it in items]]
+        feats, phase, y = (torch.stack([it[i] for it in items]) for i in range(3))
+        hints = torch.stack([it[4] for it in items]) if self.hint_slots else None
+        return feats, phase, y, [it[3] for it in items], hints
 
 
 def lr_at(step: int, cfg: TrainConfig, total: int | None = None) -> float:
@@ -112,8 +133,8 @@ def evaluate(model: TzipModel, data: Batches, device: str, n: int = 8) -> dict[i
     model.eval()
     sums: dict[int, list[float]] = {}
     for _ in range(n):
-        feats, phase, y, mods = data.batch(4)
-        logits = model(feats.to(device), phase.to(device)).float()
+        feats, phase, y, mods, hints = data.batch(4)
+        logits = model(feats.to(device), phase.to(device), to_device(hints, device)).float()
         ce = F.cross_entropy(logits.transpose(1, 2), y.to(device), reduction="none").mean(1)
         for m, v in zip(mods, ce.tolist()):
             sums.setdefault(m, []).append(v / math.log(2))
@@ -121,16 +142,26 @@ def evaluate(model: TzipModel, data: Batches, device: str, n: int = 8) -> dict[i
     return {m: float(np.mean(v)) for m, v in sums.items()}
 
 
+def to_device(x: torch.Tensor | None, device: str) -> torch.Tensor | None:
+    return None if x is None else x.to(device)
+
+
 def adapt_weights(src: dict, src_cfg: ModelConfig, cfg: ModelConfig) -> dict:
     """A state dict from a model of src_cfg, made to fit cfg ("uptraining", Ainslie et al. 2023).
 
     Key/value heads are mean-pooled within each group when cfg has fewer of them; window, block
-    and memory sizes change no weights.
+    and memory sizes change no weights; hint tables are added as zeros, so the model starts out
+    computing exactly what src did.
     """
     out = dict(src)
     d, hd = src_cfg.d_model, src_cfg.d_model // src_cfg.n_heads
     if (d, src_cfg.n_heads, src_cfg.n_layers, src_cfg.d_ff) != (cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff):
         raise ValueError("init_from can change kv heads, window and memory, not the model's width or depth")
+    if cfg.hint_slots != src_cfg.hint_slots:
+        if src_cfg.hint_slots:
+            raise ValueError("init_from can add hint slots to a model without them, not change or remove them")
+        for slot in range(cfg.hint_slots):
+            out[f"hints.{slot}.weight"] = torch.zeros(ABSENT + 1, d)
     if cfg.n_kv_heads != src_cfg.n_kv_heads:
         group = src_cfg.n_kv_heads // cfg.n_kv_heads
         if group < 1 or src_cfg.n_kv_heads % cfg.n_kv_heads:
@@ -141,6 +172,19 @@ def adapt_weights(src: dict, src_cfg: ModelConfig, cfg: ModelConfig) -> dict:
                 pool = lambda z: z.view(cfg.n_kv_heads, group, hd, -1).mean(1).reshape(-1, z.shape[1])  # noqa: E731
                 out[name] = torch.cat([q, pool(k), pool(v)])
     return out
+
+
+def load_init(path: str) -> tuple[dict, ModelConfig, int, float]:
+    """A run's starting weights from a ckpt.pt or an integer model file (import_model: the shipped
+    models have no checkpoints): state dict, its config, and tokens seen and wall time, for the card."""
+    with open(path, "rb") as f:
+        is_model_file = f.read(len(MODEL_MAGIC)) == MODEL_MAGIC
+    if is_model_file:
+        mf = load(path)
+        model = import_model(mf)
+        return model.state_dict(), model.cfg, int(mf.meta.get("tokens", 0)), float(mf.meta.get("wall_s", 0))
+    src = torch.load(path, map_location="cpu", weights_only=False)
+    return src["model"], ModelConfig(**src["model_config"]), src["tokens"], src["wall"]
 
 
 def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
@@ -166,13 +210,14 @@ def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
         step, tokens, wall = ckpt["step"], ckpt["tokens"], ckpt["wall"]
         print(f"resumed {ckpt_path} at step {step} ({tokens / 1e6:.1f}M tokens)")
     elif cfg.init_from:
-        src = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-        model.load_state_dict(adapt_weights(src["model"], ModelConfig(**src["model_config"]), mcfg))
-        tokens, wall = src["tokens"], src["wall"]  # what the weights have seen, for the model card
+        src, src_cfg, tokens, wall = load_init(cfg.init_from)  # tokens, wall: what the weights have seen
+        model.load_state_dict(adapt_weights(src, src_cfg, mcfg))
         print(f"initialised from {cfg.init_from} ({tokens / 1e6:.1f}M tokens)")
     shard = Shard(cfg.shard)
-    train_data = Batches(shard, cfg, val=False, seed=cfg.seed + step, predictor=mcfg.audio_predictor)
-    val_data = Batches(shard, cfg, val=True, seed=0, predictor=mcfg.audio_predictor)
+    hint_slots = mcfg.hint_slots
+    train_data = Batches(shard, cfg, val=False, seed=cfg.seed + step, predictor=mcfg.audio_predictor,
+                         hint_slots=hint_slots)
+    val_data = Batches(shard, cfg, val=True, seed=0, predictor=mcfg.audio_predictor, hint_slots=hint_slots)
     print(f"model: {model.n_params() / 1e6:.2f}M params, {mcfg}")
     on_gpu = device == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
@@ -194,9 +239,9 @@ def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
             total = max(step + 1, min(cfg.steps, reachable))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg, total)
-        feats, phase, y, _ = train_data.batch(cfg.batch)
+        feats, phase, y, _, hints = train_data.batch(cfg.batch)
         with autocast:
-            logits = model(feats.to(device), phase.to(device))
+            logits = model(feats.to(device), phase.to(device), to_device(hints, device))
         loss = F.cross_entropy(logits.float().reshape(-1, 256), y.to(device).reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -231,18 +276,24 @@ def train(cfg: TrainConfig, mcfg: ModelConfig) -> Path:
 
 
 def measure_exported(model: TzipModel, path: Path, shard: Shard, per_doc: int = 8192) -> dict:
-    """Held-out bits/byte per modality: float cross-entropy vs the exported engine's real coder output."""
+    """Held-out bits/byte per modality: float cross-entropy vs the exported engine's real coder output.
+
+    A model with hint slots reads the shard's hints; the encoder computes the same ones itself
+    (stages.hints), cold at the segment's start as the shard's are at the doc's.
+    """
     from tzip.codec.encoder import encode_segments
-    from tzip.engine.modelfile import load
     from tzip.engine.reference import IntModel
 
     engine = IntModel(load(path))
+    with_hints = bool(model.cfg.hint_slots)
     sums: dict[int, list[float]] = {}
     for doc in (d for d in shard.docs if d.val):
         seg = model_order(shard, doc, 0, min(per_doc, doc.length), engine.cfg.audio_predictor).tobytes()
         x = torch.frombuffer(bytearray(seg), dtype=torch.uint8)[None]
+        hints = shard.hints_of(doc, 0, len(seg)) if with_hints else None
         with torch.no_grad():
-            logits = model(feature_indices(x, doc.layout), phase_indices(torch.arange(len(seg)), doc.layout)[None])
+            logits = model(feature_indices(x, doc.layout), phase_indices(torch.arange(len(seg)), doc.layout)[None],
+                           None if hints is None else torch.from_numpy(hints.astype(np.int64))[None])
         ce = F.cross_entropy(logits[0].float(), x[0].long(), reduction="sum").item() / math.log(2)
         coded = 8 * len(encode_segments(engine, [seg], doc.layout, ways=("neural",))[0][1])  # the network alone
         acc = sums.setdefault(doc.layout.modality, [0.0, 0.0, 0])
