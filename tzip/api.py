@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import zstandard
 
-from tzip.codec import floor
+from tzip.codec import floor, x86
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import PIECE_ROWS, chain_way, network_hints
@@ -105,6 +105,7 @@ class TzipCompressor:
         self.stats: list[tuple[int, int, int]] = []  # (method, raw, coded) per segment
         self.chain_request, self.chain_way, self.chain = chain, None, None
         self.block: list[tuple[bytes, bytes]] = []  # (segment in modelling order, its frame) not yet written
+        self.x86, self.coded_pos = False, 0  # the x86 filter (codec/x86.py); payload bytes coded so far
 
     def compress(self, data: bytes) -> bytes:
         if self.done:
@@ -138,8 +139,9 @@ class TzipCompressor:
         self.predictor = self.model.cfg.audio_predictor if sp.swapped and pcm16_channels(sp.layout) else 0
         if sp.layout.modality in CHAINED_BY_DEFAULT if self.chain_request is None else self.chain_request:
             self.chain_way = chain_way(self.methods, sp.layout)
+        self.x86 = sp.layout.modality == BINARY and sp.prefix_len == 0 and x86.is_x86(bytes(self.head))
         header = C.Header(self.model.model_id, sp.layout, self.segment_size, sp.swapped, self.transcoded_from,
-                          self.predictor, self.chain_way is not None)
+                          self.predictor, self.chain_way is not None, self.x86)
         head, self.head = bytes(self.head), bytearray()
         return header.pack() + self._route(head)
 
@@ -183,6 +185,9 @@ class TzipCompressor:
             return b""
         sp, channels = self.split, pcm16_channels(self.split.layout)
         raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
+        if self.x86:
+            raws = [x86.apply(r, self.coded_pos + sum(map(len, raws[:i]))) for i, r in enumerate(raws)]
+        self.coded_pos += sum(map(len, raws))
         self.batch = []
         # an lzma frame holds at most MAX_SEGMENT bytes, and a chained block is settled before the
         # chain codes on from it
@@ -278,6 +283,7 @@ class TzipDecompressor:
         self.ended, self.unused_data, self.needs_input = False, b"", True
         self.frames: list[tuple[str, int, int]] = []  # (kind, raw, coded) for `tzip info`
         self.chain: Chain | None = None  # a chained stream's current chain
+        self.payload_pos = 0  # payload bytes decoded so far (where the x86 filter's segments start)
 
     @property
     def eof(self) -> bool:
@@ -403,8 +409,11 @@ class TzipDecompressor:
             if len(raw) != f.raw_len or zlib.crc32(raw) != f.crc:
                 raise TzipError("corrupted tzip stream (segment checksum mismatch)")
             for i in range(0, len(raw), h.segment_size):  # an lzma segment holds several
-                self._emit(from_model_order(raw[i : i + h.segment_size], h.swapped, h.predictor,
-                                            pcm16_channels(h.layout)))
+                piece = raw[i : i + h.segment_size]
+                if h.x86:
+                    piece = x86.apply(piece, self.payload_pos, decode=True)
+                self.payload_pos += len(piece)
+                self._emit(from_model_order(piece, h.swapped, h.predictor, pcm16_channels(h.layout)))
         self.queue = []
 
 

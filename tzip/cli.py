@@ -481,6 +481,8 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                     unit = "pixels" if header.transcode == "png" else "samples"
                     print(f"  transcoded    from {tag}: decompresses to a {tag} with identical {unit}"
                           ", not identical bytes")
+                if header.x86:
+                    print("  x86 filter    call and jump targets made absolute before modelling")
                 print(f"  layout        offsets {list(header.layout.offsets)}, period {header.layout.period}")
                 print(f"  model id      {header.model_id}")
                 print(f"  segment size  {header.segment_size}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tzip.errors import TzipError
 from tzip.format.detect import pcm16_channels
-from tzip.format.layout import Layout
+from tzip.format.layout import BINARY, Layout
 from tzip.format.methods import BY_NAME, METHODS
 
 MAGIC = b"TZIP"
@@ -34,7 +34,8 @@ FLAG_SWAPPED = 1
 TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC
 PREDICTOR_SHIFT = 3  # bits 3-4: order of the audio predictor whose residual was modelled (0 none)
 FLAG_CHAINED = 1 << 5  # consecutive segments of one stage-bearing method carry their stages on (codec/chain.py)
-UNKNOWN_FLAGS = 0xC0  # bits 6-7: must be 0
+FLAG_X86 = 1 << 6  # the payload's x86 call/jump targets were made absolute, segment by segment (codec/x86.py)
+UNKNOWN_FLAGS = 0x80  # bit 7: must be 0
 TRANSCODES = {0: None, 1: "png", 2: "flac"}
 MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
@@ -57,11 +58,12 @@ class Header:
     transcode: str | None = None
     predictor: int = 0
     chained: bool = False
+    x86: bool = False
 
     def pack(self) -> bytes:
         code = {v: k for k, v in TRANSCODES.items()}[self.transcode]
         flags = ((FLAG_SWAPPED if self.swapped else 0) | (code << TRANSCODE_SHIFT) | (self.predictor << PREDICTOR_SHIFT)
-                 | (FLAG_CHAINED if self.chained else 0))
+                 | (FLAG_CHAINED if self.chained else 0) | (FLAG_X86 if self.x86 else 0))
         body = HEADER.pack(MAGIC, VERSION, flags, bytes.fromhex(self.model_id), self.layout.modality,
                            *self.layout.offsets, self.layout.period, self.segment_size)
         return body + struct.pack("<I", zlib.crc32(body))
@@ -82,10 +84,12 @@ class Header:
         predictor = (flags >> PREDICTOR_SHIFT) & 3
         if (modality > 3 or not 1 <= period <= 64 or not 1 <= seg <= MAX_SEGMENT or transcode == "bad"
                 or flags & UNKNOWN_FLAGS or predictor > 2 or (predictor and not flags & FLAG_SWAPPED)
-                or (predictor and not pcm16_channels(Layout(modality, (o0, o1, o2, o3), period)))):
+                or (predictor and not pcm16_channels(Layout(modality, (o0, o1, o2, o3), period)))
+                or (flags & FLAG_X86 and modality != BINARY)):
             raise TzipError("corrupted tzip stream (invalid header fields)")
         return Header(mid.hex(), Layout(modality, (o0, o1, o2, o3), period), seg,
-                      bool(flags & FLAG_SWAPPED), transcode, predictor, bool(flags & FLAG_CHAINED))
+                      bool(flags & FLAG_SWAPPED), transcode, predictor, bool(flags & FLAG_CHAINED),
+                      bool(flags & FLAG_X86))
 
 
 def segment_frame(method: int, raw: bytes, coded: bytes) -> bytes:

@@ -279,6 +279,12 @@ TZIP_API void tzip_hints_predict(hint_state **states, int64_t b, const uint8_t *
 TZIP_API void tzip_hints_update(hint_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
                                 const uint8_t *use);
 
+/* ---- The x86 filter (x86.c) -------------------------------------------------------------------
+ * buf [n] rewritten in place: E8/E9 call and jump targets made absolute (decode = 0) or relative
+ * again (decode = 1); base: buf[0]'s position in the stream. */
+
+TZIP_API void tzip_x86_filter(uint8_t *buf, int64_t n, int64_t base, int32_t decode);
+
 /* ---- A chain of stages in one call (stages.c) -------------------------------------------------
  * kinds [n] (enum tzip_stage_kind), states[k] the match model's state array or another stage's
  * array of handles, masks[k] its segments. _update and _scan return 0, or the number of the stage
