@@ -302,3 +302,31 @@ def test_streams_of_a_model_with_an_audio_predictor(samples, tmp_path):
     forged = C.Header(h.model_id, h.layout, h.segment_size, True, None, 2).pack()
     with pytest.raises(tzip.TzipError, match="invalid header"):
         C.Header.unpack(forged)
+
+
+def test_the_encoder_frees_each_piece_before_the_network_makes_the_next():
+    """Compression's memory bound (docs/SPEED.md, Memory): a piece's network frequencies (32 MB at
+    PIECE_ROWS) are freed before the pass over the next piece makes its own, in the first pass of
+    encode_segment and in the second, where another way than the last stage's wins."""
+    import weakref
+
+    from tzip.codec.encoder import encode_segment
+    from tzip.engine.config import ModelConfig
+    from tzip.format.layout import Layout
+
+    class Network:
+        cfg = ModelConfig()  # no hint slots
+
+        def __init__(self):
+            self.made = []
+
+        def segment_frequencies(self, symbols, layout, rows, hints=None):
+            assert all(piece() is None for piece in self.made), "an earlier piece is still alive"
+            f = np.full((rows[1], 256), 256, dtype=np.int32)  # uniform: noise codes best as it is
+            self.made.append(weakref.ref(f))
+            return f
+
+    x = np.random.default_rng(5).integers(0, 256, 5000, dtype=np.uint8)
+    net = Network()
+    way, _ = encode_segment(net, x, Layout.text(), ("neural", "match"), piece_rows=1000)
+    assert way == "neural" and len(net.made) == 10  # both passes ran, five pieces each
