@@ -12,6 +12,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import accumulate
 from typing import BinaryIO
 
 import numpy as np
@@ -20,7 +21,7 @@ import zstandard
 from tzip.codec import floor, x86
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import PIECE_ROWS, chain_way, network_hints
+from tzip.codec.encoder import PIECE_ROWS, chain_way
 from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
@@ -34,6 +35,7 @@ from tzip.format.methods import CHAINABLE
 from tzip.format.methods import DEFAULT as DEFAULT_METHODS
 from tzip.format.methods import METHODS as ALL_METHODS
 from tzip.format.transcode import from_intermediate, to_intermediate
+from tzip.stages.hints import model_hints
 
 # Default segment sizes (measured in docs/SPEED.md). A segment restarts the network's context,
 # and, unless the stream chains, what the adaptive stages learnt, so larger is smaller output;
@@ -185,8 +187,9 @@ class TzipCompressor:
             return b""
         sp, channels = self.split, pcm16_channels(self.split.layout)
         raws = [to_model_order(s, sp.swapped, self.predictor, channels) for s in self.batch]
-        if self.x86:
-            raws = [x86.apply(r, self.coded_pos + sum(map(len, raws[:i]))) for i, r in enumerate(raws)]
+        if self.x86:  # each segment from its own payload position
+            starts = accumulate(map(len, raws[:-1]), initial=self.coded_pos)
+            raws = [x86.apply(r, base) for r, base in zip(raws, starts)]
         self.coded_pos += sum(map(len, raws))
         self.batch = []
         # an lzma frame holds at most MAX_SEGMENT bytes, and a chained block is settled before the
@@ -243,7 +246,7 @@ class TzipCompressor:
             i, t0, n = piece
             if i not in hints:
                 hints.clear()
-                hints[i] = network_hints(self.model, symbols[i], layout)
+                hints[i] = model_hints(self.model, symbols[i], layout)
             return np.ascontiguousarray(self.model.segment_frequencies(symbols[i], layout, rows=(t0, n),
                                                                        hints=hints[i]), dtype=np.int32)
 

@@ -16,6 +16,7 @@ from tzip.codec.rangecoder import SymbolEncoder, encode_symbols
 from tzip.engine.constants import FREQ_BITS
 from tzip.format.layout import Layout
 from tzip.format.methods import CHAINABLE
+from tzip.stages.hints import model_hints
 
 
 def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
@@ -40,21 +41,11 @@ PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at
 STAGE_WAY = {"match": "match", "counts": "context"}  # the way a stage completes (the last stages are ways)
 
 
-def network_hints(model, symbols: np.ndarray, layout: Layout) -> np.ndarray | None:
-    """A segment's hints where the model embeds them (stages.hints: the stages' own predictions),
-    computed once for all the segment's pieces; None for a model without hint slots."""
-    if not model.cfg.hint_slots:
-        return None
-    from tzip.stages.hints import hints_for
-
-    return hints_for(symbols, layout)
-
-
 def _pieces(model, symbols: np.ndarray, layout: Layout, piece_rows: int):
     """(row0, the piece's bytes, its network frequencies [n, 256] int32) in order. No reference to
     a yielded piece stays here: the caller's `del` frees it (32 MB) before the network's pass over
     the next piece makes that one, so the two are never alive together."""
-    hints = network_hints(model, symbols, layout)
+    hints = model_hints(model, symbols, layout)  # once for all the pieces
     for t0, n in piece_bounds(len(symbols), piece_rows):
         freqs = np.ascontiguousarray(model.segment_frequencies(symbols, layout, rows=(t0, n), hints=hints),
                                      dtype=np.int32)

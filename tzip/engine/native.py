@@ -194,6 +194,9 @@ class NativeDecoder:
         self._state = [self.history.ctypes.data, self.history.shape[1], self.offsets.ctypes.data,
                        self.modality.ctypes.data, self.period.ctypes.data, self.keys.ctypes.data,
                        self.vals.ctypes.data, self.block_sum.ctypes.data, self.freq.ctypes.data]
+        # tzip_step's arguments: the hints' rows (rewritten in place each step) after the period
+        hint_rows = self.hints.rows.ctypes.data if self.hints is not None else None
+        self._step_state = [*self._state[:5], hint_rows, *self._state[5:]]
 
     def set_active(self, active: np.ndarray) -> None:
         """The segments still decoding (the others' hints are left alone)."""
@@ -203,13 +206,9 @@ class NativeDecoder:
     def step_numpy(self) -> np.ndarray:
         """Frequencies [B, 256] int32 for position t (a buffer reused by the next step)."""
         self.check_room()
-        state = self._state
         if self.hints is not None:
-            rows = self.hints.predict(self.t)
-            state = [*state[:5], rows.ctypes.data, *state[5:]]
-        else:
-            state = [*state[:5], None, *state[5:]]
-        self.check_step(self.lib.tzip_step(*self._args, self.t, self.b, *state))
+            self.hints.predict(self.t)
+        self.check_step(self.lib.tzip_step(*self._args, self.t, self.b, *self._step_state))
         return self.freq
 
     def check_room(self) -> None:
@@ -252,8 +251,6 @@ class DecodeTurns:
         stages = stage_args[:4] if stage_args else (0, None, None, None)
         hints = dec.hints
         hint_args = (hints.args[0], hints.active.ctypes.data, hints.rows.ctypes.data) if hints else (None, None, None)
-        if hints is not None and hints.lib is None:
-            raise RuntimeError("the decode turns need the hints in C")
         self.args = _TurnArgs(*dec._args, dec.b, *dec._state, *stages, stage_history.ctypes.data,
                               stage_history.shape[1], self.probs.ctypes.data, *hint_args)
         self.pointer = ctypes.addressof(self.args)

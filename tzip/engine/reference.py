@@ -173,7 +173,7 @@ class IntModel(Model):
         row0, n = rows if rows is not None else (0, len(symbols))
         data = np.array(symbols, dtype=np.uint8)
         if self.hint_tables is not None and hints is None:
-            hints = segment_hints(data, layout)
+            hints = model_hints(self, data, layout)
         x = torch.from_numpy(data[: row0 + n])[None]
         part = None if hints is None else torch.as_tensor(np.asarray(hints)[: row0 + n].astype(np.int64))[None]
         return np.ascontiguousarray(self.parallel(x, [layout], hints=part)[0, row0:].cpu().numpy())
@@ -199,7 +199,7 @@ class IntModel(Model):
         if self.hint_tables is None:
             return None
         if hints is None:
-            rows = [segment_hints(data[i].cpu().numpy(), lay) for i, lay in enumerate(layouts)]
+            rows = [model_hints(self, data[i].cpu().numpy(), lay) for i, lay in enumerate(layouts)]
             hints = torch.from_numpy(np.stack(rows).astype(np.int64))
         return torch.as_tensor(hints).long().to(self.device)
 
@@ -364,11 +364,11 @@ def band(buf: torch.Tensor, j0: int, n: int, step: int, count: int) -> torch.Ten
                           buf.storage_offset() + j0 * step * hd)
 
 
-def segment_hints(data: np.ndarray, layout: Layout) -> np.ndarray:
-    """A segment's hints (stages.hints: the stages' own predictions, which a model with hint slots embeds)."""
-    from tzip.stages.hints import hints_for
+def model_hints(model: IntModel, data: np.ndarray, layout: Layout) -> np.ndarray | None:
+    """stages.hints.model_hints, imported when a model with hint slots first needs it."""
+    from tzip.stages.hints import model_hints as hints_of
 
-    return hints_for(data, layout)
+    return hints_of(model, data, layout)
 
 
 class DecoderHints:

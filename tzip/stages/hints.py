@@ -66,6 +66,12 @@ def reference_state(layout: Layout, length: int):
     return MatchHints(layout, length)
 
 
+def model_hints(model, data: np.ndarray | bytes, layout: Layout) -> np.ndarray | None:
+    """A segment's hints for `model`: None where it has no hint slots, else hints_for's (computed
+    once by a caller that passes a segment in pieces)."""
+    return hints_for(data, layout) if model.cfg.hint_slots else None
+
+
 def hints_for(data: np.ndarray | bytes, layout: Layout, native: bool = True) -> np.ndarray:
     """The hints [len(data), N_HINTS] int16 of one segment whose stage starts cold at data[0].
     native=False runs the Python references (the tests compare the two)."""
