@@ -69,8 +69,12 @@ build() {  # build LEVEL OUT: the sanitized library for a CPU level (setup.py's 
     esac
     # shellcheck disable=SC2086
     "$CC" $SAN_CFLAGS $march -std=c99 -shared -fPIC -pthread -o "$2" tzip/native/*.c -lm
-    nm -D "$2" | grep -q "__asan_report_load" || fail "$2 has no ASan instrumentation"
-    nm -D "$2" | grep -q "__ubsan_handle_" || fail "$2 has no UBSan instrumentation"
+    # The symbol table is read whole first: `nm | grep -q` under pipefail fails whenever grep exits at
+    # its first match before nm has written everything (nm then dies of SIGPIPE).
+    local symbols
+    symbols=$(nm -D "$2")
+    grep -q "__asan_report_load" <<<"$symbols" || fail "$2 has no ASan instrumentation"
+    grep -q "__ubsan_handle_" <<<"$symbols" || fail "$2 has no UBSan instrumentation"
 }
 rank() { case "$1" in portable) echo 0 ;; avx2) echo 1 ;; avx512) echo 2 ;; *) fail "unknown level $1" ;; esac; }
 
