@@ -20,7 +20,7 @@ import zstandard
 
 from tzip.codec import floor, x86
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
-from tzip.codec.decoder import decode_segments
+from tzip.codec.decoder import UNIFORM, decode_segments
 from tzip.codec.encoder import PIECE_ROWS, chain_way
 from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
@@ -31,7 +31,7 @@ from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.detect import DETECT_BYTES, Split, detect, from_model_order, pcm16_channels, to_model_order
 from tzip.format.layout import AUDIO, BINARY, IMAGE, MODALITY_NAMES, TEXT, Modality
-from tzip.format.methods import CHAINABLE
+from tzip.format.methods import CHAINABLE, method
 from tzip.format.methods import DEFAULT as DEFAULT_METHODS
 from tzip.format.methods import METHODS as ALL_METHODS
 from tzip.format.transcode import from_intermediate, to_intermediate
@@ -51,6 +51,11 @@ BATCH_BYTES = 4 << 20  # range-coded segments are decoded together in batches of
 BATCH_STATE_BYTES = 160 << 20  # ...whose stages hold about this much at most (pipeline.state_bytes)
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
+# A binary chain's first bytes are coded both with the network and without it (the classical
+# method) and the chain carries on the smaller way: a network that has not learnt machine code or
+# bytecode can cost the bit mixer more than it gives (the Java classes of the binary bench set code
+# 12 % larger with it), while on logs and tables it gains. Both chains' states are alive meanwhile.
+TRIAL_BYTES = 1 << 20
 READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
 METHODS = DEFAULT_METHODS  # what the encoder chooses among unless told (format.methods)
 METHOD_OF = {m.name: m.id for m in ALL_METHODS}
@@ -106,6 +111,7 @@ class TzipCompressor:
         self.zstd = zstandard.ZstdCompressor(level=19)
         self.stats: list[tuple[int, int, int]] = []  # (method, raw, coded) per segment
         self.chain_request, self.chain_way, self.chain = chain, None, None
+        self.tried_way: str | None = None  # the way the last trial kept (binary chains: TRIAL_BYTES)
         self.block: list[tuple[bytes, bytes]] = []  # (segment in modelling order, its frame) not yet written
         self.x86, self.coded_pos = False, 0  # the x86 filter (codec/x86.py); payload bytes coded so far
 
@@ -198,7 +204,7 @@ class TzipCompressor:
         if self.chain_way is not None:
             frames = self._code_chained(raws)
         else:
-            ways = tuple(w for w in WAYS if w in self.methods)
+            ways = tuple(w for w in WAYS if w in self.methods and method(w).network)
             network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
             frames = [self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
                       for raw, nc in zip(raws, network)]
@@ -222,20 +228,33 @@ class TzipCompressor:
         self.chain = None  # the decoder never saw the block's segments on a chain
         return C.segment_frame(C.LZMA, raw, body)
 
-    def _frame(self, raw: bytes, coded: list[tuple[int, bytes]]) -> bytes:
-        """The segment's frame by the smallest of `coded` (method, bytes) and stored and zstd where allowed."""
+    def _choose(self, raw: bytes, coded: list[tuple[int, bytes]]) -> tuple[int, bytes]:
+        """(method, body): the smallest of `coded` (method, bytes) and stored and zstd where allowed."""
         options = [(C.STORED, raw)] if "stored" in self.methods else []
         if "zstd" in self.methods:
             options.append((C.ZSTD, self.zstd.compress(raw)))
-        method, body = min(options + coded, key=lambda o: (len(o[1]), -o[0]))
-        self.stats.append((method, len(raw), len(body)))
-        return C.segment_frame(method, raw, body)
+        return min(options + coded, key=lambda o: (len(o[1]), -o[0]))
+
+    def _frame(self, raw: bytes, coded: list[tuple[int, bytes]]) -> bytes:
+        """The segment's frame by the smallest of `coded` (method, bytes) and stored and zstd where allowed."""
+        method_id, body = self._choose(raw, coded)
+        self.stats.append((method_id, len(raw), len(body)))
+        return C.segment_frame(method_id, raw, body)
+
+    def _trials_classical(self) -> bool:
+        """Whether a new chain is coded both with and without the network over its first TRIAL_BYTES."""
+        return (self.split.layout.modality == BINARY and "classical" in self.methods
+                and method(self.chain_way).network)
 
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
         over the next piece runs on a thread meanwhile (both are C calls that release the GIL), so
-        the two share the cores."""
+        the two share the cores. A binary stream's first chain, and each after one that reached
+        CHAIN_LIMIT, starts as a trial: two chains, with and without the network, code its first
+        TRIAL_BYTES, the smaller one's frames are kept and it carries on; a chain that starts
+        after a stored, zstd or lzma segment takes the way the last trial kept (a trial per chain
+        would double the stages' work on data where zstd wins most segments)."""
         layout, out = self.split.layout, []
         symbols = [np.frombuffer(raw, dtype=np.uint8) for raw in raws]
         pieces = [(i, t0, n) for i, x in enumerate(symbols) for t0, n in piece_bounds(len(x), PIECE_ROWS)]
@@ -250,27 +269,71 @@ class TzipCompressor:
             return np.ascontiguousarray(self.model.segment_frequencies(symbols[i], layout, rows=(t0, n),
                                                                        hints=hints[i]), dtype=np.int32)
 
-        with ThreadPoolExecutor(1) as ahead:
+        trial: list[_Trial] | None = None  # the two ways of a new chain, while its trial lasts
+        tried = 0  # the bytes the trial has coded
+        with ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as beside:
             pending = [ahead.submit(network, pieces[0])] if pieces else []
             k = 0  # the next piece to take
             for i, (raw, x) in enumerate(zip(raws, symbols)):
-                if self.chain is None or not self.chain.continues(self.chain_way):
+                if trial is None and (self.chain is None or not self.chain.continues(self.chain.way)):
+                    full = self.chain is not None  # it ended at CHAIN_LIMIT, not at a stored, zstd or lzma segment
                     self.chain = None  # the old chain's state is freed before the new one is made
-                    self.chain = Chain(self.chain_way, layout, self.segment_size)
-                start, coder = self.chain.add(x), SymbolEncoder()
+                    if self._trials_classical() and (self.tried_way is None or full):
+                        trial, tried = [_Trial(self.chain_way), _Trial("classical")], 0
+                    else:
+                        self.chain = Chain(self.tried_way or self.chain_way, layout, self.segment_size)
+                runs = trial or [_Trial(self.chain.way, self.chain)]
+                coders = []
+                for run in runs:
+                    if run.chain is None or not run.chain.continues(run.way):  # a trial's way restarts
+                        run.chain = None
+                        run.chain = Chain(run.way, layout, self.segment_size)
+                    coders.append((run, run.chain.add(x), SymbolEncoder()))
                 while k < len(pieces) and pieces[k][0] == i:
                     _, t0, n = pieces[k]
                     freqs = pending.pop().result()  # 1 KB a byte: this piece's and the next one's are alive
+                    if freqs is None and any(method(run.way).network for run, _, _ in coders):
+                        freqs = network(pieces[k])  # a chain without the network ended: a new trial
                     k += 1
-                    if k < len(pieces):
-                        pending.append(ahead.submit(network, pieces[k]))
-                    coder.add(x[t0 : t0 + n], self.chain.scan(start + t0, freqs))
-                    del freqs
-                way = METHOD_OF[self.chain_way]
-                out.append(self._frame(raw, [(way, coder.bytes())]))
-                if self.stats[-1][0] != way:
-                    self.chain = None  # another method won: the decoder ends the chain here too
+                    if k < len(pieces):  # a chain without the network that carries on needs no pass
+                        wanted = trial is not None or self.chain is None or method(self.chain.way).network
+                        pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
+                    # one way at most uses the network's rows (rewritten in place); a trial's second
+                    # way scans on a thread of its own beside the first (C calls that release the GIL)
+                    rows = [freqs if method(run.way).network else np.full((n, 256), UNIFORM, dtype=np.int32)
+                            for run, _, _ in coders]
+                    scans = [beside.submit(run.chain.scan, start + t0, f)
+                             for (run, start, _), f in zip(coders[1:], rows[1:])]
+                    run, start, coder = coders[0]
+                    coder.add(x[t0 : t0 + n], run.chain.scan(start + t0, rows[0]))
+                    for (_, _, coder), scan in zip(coders[1:], scans):
+                        coder.add(x[t0 : t0 + n], scan.result())
+                    del freqs, rows, scans
+                for run, _, coder in coders:
+                    way = METHOD_OF[run.way]
+                    method_id, body = self._choose(raw, [(way, coder.bytes())])
+                    run.frames.append(C.segment_frame(method_id, raw, body))
+                    run.stats.append((method_id, len(raw), len(body)))
+                    if method_id != way:
+                        run.chain = None  # another method won: the decoder ends the chain here too
+                tried += len(raw)
+                if trial is None or tried >= TRIAL_BYTES or i == len(raws) - 1:
+                    # the trial's smaller way (the network's on a tie), or the one way
+                    best = min(runs, key=lambda r: (sum(map(len, r.frames)), not method(r.way).network))
+                    out += best.frames
+                    self.stats += best.stats
+                    self.chain, trial = best.chain, None
+                    self.tried_way = best.way if self._trials_classical() else None
         return out
+
+
+class _Trial:
+    """One way of coding a run of chained segments: its chain, and the frames it has written."""
+
+    def __init__(self, way: str, chain: Chain | None = None):
+        self.way, self.chain = way, chain
+        self.frames: list[bytes] = []
+        self.stats: list[tuple[int, int, int]] = []
 
 
 class TzipDecompressor:

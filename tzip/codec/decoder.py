@@ -14,19 +14,40 @@ import numpy as np
 
 from tzip.codec.pipeline import WAYS, batch_stages
 from tzip.codec.rangecoder import SymbolDecoder
+from tzip.engine.constants import FREQ_BITS
 from tzip.engine.native import DecodeTurns, NativeDecoder
 from tzip.format.layout import Layout
+from tzip.format.methods import method
 from tzip.stages.protocol import NativeStages
 
 if TYPE_CHECKING:
     from tzip.codec.chain import Chain
 
 
-def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray) -> tuple[Callable, Callable]:
+UNIFORM = 1 << (FREQ_BITS - 8)  # every byte's frequency where a method has no network
+
+
+class UniformDecoder:
+    """The network's place in a batch whose methods all leave it out (format.methods: network=False):
+    every byte value UNIFORM of 2^FREQ_BITS at every position, and nothing computed."""
+
+    def __init__(self, n: int):
+        self.rows = np.full((n, 256), UNIFORM, dtype=np.int32)
+
+    def step_numpy(self) -> np.ndarray:
+        return self.rows.copy()  # the stages rewrite what they are given
+
+    def push(self, symbols) -> None:
+        pass
+
+
+def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray,
+           whole: bool = True) -> tuple[Callable, Callable]:
     """The decode loop's two halves at a position ts of the stages' history: predict(ts), the
     float32 frequencies to decode with; learn(ts), after `symbols` holds the decoded bytes. In two C
-    calls where the step and every stage run in C (DecodeTurns), else step by step."""
-    if isinstance(dec, NativeDecoder) and (isinstance(stages, NativeStages) or not stages.stages):
+    calls where the step and every stage run in C (DecodeTurns) and `whole` (the step's rows are the
+    network's as they are), else step by step."""
+    if whole and isinstance(dec, NativeDecoder) and (isinstance(stages, NativeStages) or not stages.stages):
         turns = DecodeTurns(dec, stages.args if isinstance(stages, NativeStages) else None, history, symbols)
 
         def learn_native(ts: int) -> None:
@@ -59,8 +80,17 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
         raise ValueError(f"unknown way of coding in {set(ways)}")
     decoders = [SymbolDecoder(c) for c in coded]
     n, t_len = len(coded), max(lengths)
-    dec = model.decoder([layout] * n, t_len)
+    flat = np.array([not method(w).network for w in ways])  # segments coded without the network
+    dec = UniformDecoder(n) if flat.all() else model.decoder([layout] * n, t_len)
     step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
+    mixed = flat.any() and not flat.all()
+    if mixed:  # a batch of both: the network's rows replaced where unused, step by step
+        network_step = step
+
+        def step() -> np.ndarray:
+            f = network_step()
+            f[flat] = UNIFORM
+            return f
     if chain is None:
         out, offset = np.zeros((n, t_len), dtype=np.uint8), 0
         # every stage in one C call per step where all are native
@@ -71,7 +101,7 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
         out, offset, stages = chain.history, chain.length, chain.stages
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
-    predict, learn = _turns(dec, step, stages, out, symbols)
+    predict, learn = _turns(dec, step, stages, out, symbols, whole=not mixed)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends
     for t in range(t_len):
         if t == 0 or t == ends[0]:

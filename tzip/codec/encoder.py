@@ -30,8 +30,9 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
 def chain_way(methods, layout: Layout) -> str | None:
     """The way a chained stream codes its segments: the most refined allowed way for the layout
     (the one encode_segment picks on text), or None where that way cannot chain (the pixel and sample
-    models keep per-segment arrays) or none with stages is allowed."""
-    for way in (*LAST, "context", "match"):
+    models keep per-segment arrays) or none with stages is allowed; the stages without the network
+    (classical) only where no way with it is allowed."""
+    for way in (*LAST, "context", "match", "classical"):
         if way in methods and fits(way, layout):
             return way if way in CHAINABLE else None
     return None

@@ -23,6 +23,7 @@ class Method:
     modalities: frozenset[int] | None = None  # the layouts its last stage fits (None: any)
     chainable: bool = False  # its stages can carry on from segment to segment (no per-segment arrays)
     retired: bool = False  # decoded, but the encoder uses it only when asked to
+    network: bool = True  # the stages rewrite the network's frequencies; False: a uniform distribution's
 
     @property
     def coded(self) -> bool:
@@ -41,6 +42,10 @@ METHODS = (
     Method(7, "samples", "a", ("match", "samples"), frozenset({AUDIO})),
     Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True),
     Method(9, "lzma", "x", None),
+    # the bit mixer's stages without the network, which has not learnt machine code or bytecode:
+    # a binary chain codes its first MiB both ways and carries on with the smaller (api)
+    Method(10, "classical", "u", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True,
+           network=False),
 )
 BY_ID = {m.id: m for m in METHODS}
 BY_NAME = {m.name: m for m in METHODS}

@@ -1,0 +1,171 @@
+"""The classical method (format.methods, id 10): the bit mixer's stages over a uniform distribution,
+without the network. It codes exactly what the same stages code under a head-zeroed model, decodes
+without running the network, decodes beside network-coded segments in one batch, and a binary
+chain keeps the smaller of the two ways over its first TRIAL_BYTES."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tzip
+from bench.classical import zero_head
+from tzip import api
+from tzip.codec import chain
+from tzip.codec.decoder import UNIFORM, decode_segments
+from tzip.codec.pipeline import way_frequencies
+from tzip.codec.rangecoder import encode_symbols
+from tzip.engine.modelfile import IntModelFile, parse
+from tzip.engine.reference import IntModel
+from tzip.engine.registry import get_model
+from tzip.format import container as C
+from tzip.format.layout import Layout
+
+from .conftest import DATA
+
+ALICE = (DATA / "alice_head.txt").read_bytes()
+BINARY = Layout.binary()
+
+
+def records(n: int, seed: int = 7) -> bytes:
+    """Binary data that context modelling codes better than zstd: a Markov chain over bytes where
+    each byte has four likely successors (zstd codes literals by their order-0 frequencies)."""
+    rng = np.random.default_rng(seed)
+    successors = rng.integers(0, 256, (256, 4))
+    out, b = bytearray(), 0
+    for pick in rng.geometric(0.5, n):
+        b = int(successors[b, min(pick, 4) - 1])
+        out.append(b)
+    return bytes(out)
+
+
+def frames_of(packed: bytes) -> list[C.Frame]:
+    [(_, frames)] = C.streams(packed)
+    return [f for f in frames if f.kind == C.FRAME_SEGMENT]
+
+
+@pytest.fixture(scope="module")
+def zeroed(tiny) -> IntModel:
+    """The tiny model with its output head zeroed: a uniform distribution at every position."""
+    return IntModel(parse(zero_head(tiny.file).to_bytes()))
+
+
+@pytest.fixture(scope="module")
+def misled(tiny) -> IntModel:
+    """The tiny model with a random output head 16 times as sharp: confident and wrong, worse than
+    no network."""
+    t = dict(tiny.file.tensors)
+    t["head.w"] = np.random.default_rng(3).integers(-127, 128, t["head.w"].shape).astype(t["head.w"].dtype)
+    t["head.shift"] = t["head.shift"] - 4
+    return IntModel(parse(IntModelFile(dict(tiny.file.config), t, dict(tiny.file.meta)).to_bytes()))
+
+
+def test_classical_codes_what_the_stages_code_under_a_uniform_network(tiny, zeroed):
+    data = records(5000)
+    classical = tzip.compress(data, model=tiny, modality="binary", segment_size=2048, methods=("classical",))
+    zeroed_bits = tzip.compress(data, model=zeroed, modality="binary", segment_size=2048, methods=("bits",))
+    got, want = frames_of(classical), frames_of(zeroed_bits)
+    assert [f.method for f in got] == [C.CLASSICAL] * 3 and [f.method for f in want] == [C.BITS] * 3
+    assert [f.body for f in got] == [f.body for f in want]  # the same range coder output, segment by segment
+    assert tzip.decompress(classical, model=tiny) == data
+
+
+def test_a_classical_stream_decodes_without_the_network(tiny, monkeypatch):
+    data = records(3000)
+    packed = tzip.compress(data, model=tiny, modality="binary", segment_size=1024, methods=("classical",))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network ran")
+
+    monkeypatch.setattr(type(tiny), "decoder", no_network)
+    assert tzip.decompress(packed, model=tiny) == data
+
+
+def test_one_batch_decodes_segments_with_and_without_the_network(tiny):
+    """Independent segments of both kinds side by side in one lock-step batch."""
+    segs = [np.frombuffer(records(900, seed), dtype=np.uint8) for seed in (1, 2, 3)]
+    ways = ["bits", "classical", "bits"]
+    coded = []
+    for s, way in zip(segs, ways):
+        base = tiny.segment_frequencies(s, BINARY)
+        if way == "classical":
+            base = np.full_like(base, UNIFORM)
+        coded.append(encode_symbols(s, way_frequencies("bits", s, base, BINARY)))
+    got = decode_segments(tiny, coded, [len(s) for s in segs], BINARY, ways)
+    assert got == [s.tobytes() for s in segs]
+
+
+@pytest.mark.parametrize("case", ["misled network", "trained network"])
+def test_a_binary_chain_keeps_the_smaller_way_of_its_trial(case, misled):
+    """Within TRIAL_BYTES the stream is byte for byte the smaller of the two single-way streams:
+    the classical one under a network worse than none, the network's under the shipped model on text."""
+    model, data = (misled, records(6000)) if case == "misled network" else (get_model(None), ALICE[:6000])
+    sizes = {}
+    for way in ("bits", "classical"):
+        sizes[way] = tzip.compress(data, model=model, modality="binary", segment_size=2048,
+                                   methods=("stored", "zstd", way))
+    both = tzip.compress(data, model=model, modality="binary", segment_size=2048,
+                         methods=("stored", "zstd", "bits", "classical"))
+    winner = "classical" if case == "misled network" else "bits"
+    assert len(sizes[winner]) < len(sizes[{"bits": "classical", "classical": "bits"}[winner]])
+    assert both == sizes[winner]
+    assert tzip.decompress(both, model=model) == data
+
+
+def test_after_the_trial_the_chain_carries_on_with_the_winner(misled, monkeypatch):
+    monkeypatch.setattr(api, "TRIAL_BYTES", 2048)
+    data = records(8192)
+    packed = tzip.compress(data, model=misled, modality="binary", segment_size=1024,
+                           methods=("stored", "zstd", "bits", "classical"))
+    methods = [f.method for f in frames_of(packed)]
+    assert methods == [C.CLASSICAL] * 8
+    assert tzip.decompress(packed, model=misled) == data
+    # the winner's chain carried on: the stream is the single-way stream of that way
+    alone = tzip.compress(data, model=misled, modality="binary", segment_size=1024,
+                          methods=("stored", "zstd", "classical"))
+    assert packed == alone
+
+
+def chains_made(monkeypatch) -> list[str]:
+    """The ways of the chains the compressor makes, in order (api.Chain watched)."""
+    made: list[str] = []
+
+    class Watched(chain.Chain):
+        def __init__(self, way, *args):
+            made.append(way)
+            super().__init__(way, *args)
+
+    monkeypatch.setattr(api, "Chain", Watched)
+    return made
+
+
+def test_a_chain_after_a_stored_segment_takes_the_tried_way(misled, monkeypatch):
+    monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    made = chains_made(monkeypatch)
+    noise = np.random.default_rng(5).integers(0, 256, 1024, dtype=np.uint8).tobytes()
+    data = records(2048) + noise + records(2048, seed=8)
+    packed = tzip.compress(data, model=misled, modality="binary", segment_size=1024,
+                           methods=("stored", "zstd", "bits", "classical"))
+    assert [f.method for f in frames_of(packed)] == [C.CLASSICAL] * 2 + [C.STORED] + [C.CLASSICAL] * 2
+    assert made == ["bits", "classical", "classical"]  # one trial, then the chain after the noise
+    assert tzip.decompress(packed, model=misled) == data
+
+
+def test_a_chain_after_a_full_one_tries_again(misled, monkeypatch):
+    monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    monkeypatch.setattr(chain, "CHAIN_LIMIT", 2048)  # the format's rule, on both sides of this test
+    made = chains_made(monkeypatch)
+    data = records(5000)
+    packed = tzip.compress(data, model=misled, modality="binary", segment_size=1024,
+                           methods=("stored", "zstd", "bits", "classical"))
+    assert made == ["bits", "classical"] * 3  # a trial at each chain of 2048 bytes
+    assert [f.method for f in frames_of(packed)] == [C.CLASSICAL] * 5
+    assert tzip.decompress(packed, model=misled) == data
+
+
+def test_text_streams_do_not_try_the_classical_way(tiny):
+    packed = tzip.compress(ALICE[:3000], model=tiny, segment_size=1024)
+    assert {f.method for f in frames_of(packed)} <= {C.BITS, C.STORED, C.ZSTD}
+    independent = tzip.compress(records(3000), model=tiny, modality="binary", segment_size=1024, chain=False)
+    assert C.CLASSICAL not in {f.method for f in frames_of(independent)}
+    assert tzip.decompress(independent, model=tiny) == records(3000)
