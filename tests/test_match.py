@@ -9,8 +9,7 @@ import pytest
 
 import tzip
 from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import code_length, encode_segments
-from tzip.codec.pipeline import WAYS
+from tzip.codec.encoder import NETWORK_WAYS, code_length, encode_segments
 from tzip.engine import native
 from tzip.errors import TzipError
 from tzip.format import container as C
@@ -146,7 +145,7 @@ def test_batch_steps_equal_whole_segment_scan(engine, monkeypatch):
 def test_coder_round_trip_with_mixed_methods(tiny):
     segs = [bytes(x[:700]) for x in texts()] + [b""]
     lay = Layout.text()
-    for ways in (("neural",), ("match",), ("context",), ("context1",), ("neural", "match"), WAYS):
+    for ways in (("neural",), ("match",), ("context",), ("context1",), ("neural", "match"), NETWORK_WAYS):
         coded = encode_segments(tiny, segs, lay, ways)
         assert {w for w, _ in coded} <= set(ways)
         back = decode_segments(tiny, [c for _, c in coded], [len(s) for s in segs], lay, [w for w, _ in coded])
@@ -156,11 +155,11 @@ def test_coder_round_trip_with_mixed_methods(tiny):
 def test_coder_keeps_the_shortest_coding(tiny):
     repeats = (DATA / "alice_head.txt").read_bytes()[:800] * 4
     coded = {ways: encode_segments(tiny, [repeats], Layout.text(), ways)[0]
-             for ways in (*((w,) for w in WAYS), WAYS)}
+             for ways in (*((w,) for w in NETWORK_WAYS), NETWORK_WAYS)}
     assert len(coded[("match",)][1]) < 0.6 * len(coded[("neural",)][1])
-    way, chosen = coded[WAYS]
+    way, chosen = coded[NETWORK_WAYS]
     assert way != "neural" and chosen == coded[(way,)][1]
-    assert len(chosen) <= min(len(coded[(w,)][1]) for w in WAYS) + 8  # chosen by ideal code length
+    assert len(chosen) <= min(len(coded[(w,)][1]) for w in NETWORK_WAYS) + 8  # chosen by ideal code length
 
 
 def test_api_round_trip_and_methods(tiny):

@@ -15,7 +15,7 @@ from tzip.codec.pipeline import LAST, WAYS, RowScan, fits, piece_bounds, stages_
 from tzip.codec.rangecoder import SymbolEncoder, encode_symbols
 from tzip.engine.constants import FREQ_BITS
 from tzip.format.layout import Layout
-from tzip.format.methods import CHAINABLE
+from tzip.format.methods import CHAINABLE, method
 from tzip.stages.hints import model_hints
 
 
@@ -38,6 +38,9 @@ def chain_way(methods, layout: Layout) -> str | None:
     return None
 
 
+# the ways an independent segment is coded with here: those with the network (the classical way
+# codes chains only, api.TzipCompressor._code_chained)
+NETWORK_WAYS = tuple(w for w in WAYS if method(w).network)
 PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at once, per array
 STAGE_WAY = {"match": "match", "counts": "context"}  # the way a stage completes (the last stages are ways)
 
@@ -117,8 +120,8 @@ def encode_segments(model, segments: list[bytes], layout: Layout,
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
     """
-    if not ways or set(ways) - set(WAYS):
-        raise ValueError(f"ways must be a non-empty subset of {WAYS}")
+    if not ways or set(ways) - set(NETWORK_WAYS):
+        raise ValueError(f"ways must be a non-empty subset of {NETWORK_WAYS}")
     out = []
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
