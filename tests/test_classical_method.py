@@ -12,9 +12,10 @@ import tzip
 from bench.classical import zero_head
 from tzip import api
 from tzip.codec import chain
-from tzip.codec.decoder import UNIFORM, decode_segments
+from tzip.codec.decoder import decode_segments
 from tzip.codec.pipeline import way_frequencies
 from tzip.codec.rangecoder import encode_symbols
+from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.modelfile import IntModelFile, parse
 from tzip.engine.reference import IntModel
 from tzip.engine.registry import get_model
@@ -89,7 +90,7 @@ def test_one_batch_decodes_segments_with_and_without_the_network(tiny):
     for s, way in zip(segs, ways):
         base = tiny.segment_frequencies(s, BINARY)
         if way == "classical":
-            base = np.full_like(base, UNIFORM)
+            base = np.full_like(base, UNIFORM_FREQ)
         coded.append(encode_symbols(s, way_frequencies("bits", s, base, BINARY)))
     got = decode_segments(tiny, coded, [len(s) for s in segs], BINARY, ways)
     assert got == [s.tobytes() for s in segs]

@@ -20,12 +20,13 @@ import zstandard
 
 from tzip.codec import floor, x86
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
-from tzip.codec.decoder import UNIFORM, decode_segments
+from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import PIECE_ROWS, chain_way
 from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
+from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.registry import get_model, model_by_id, on_device
 from tzip.errors import TzipError
 from tzip.format import container as C
@@ -300,7 +301,7 @@ class TzipCompressor:
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
                     # one way at most uses the network's rows (rewritten in place); a trial's second
                     # way scans on a thread of its own beside the first (C calls that release the GIL)
-                    rows = [freqs if method(run.way).network else np.full((n, 256), UNIFORM, dtype=np.int32)
+                    rows = [freqs if method(run.way).network else np.full((n, 256), UNIFORM_FREQ, dtype=np.int32)
                             for run, _, _ in coders]
                     scans = [beside.submit(run.chain.scan, start + t0, f)
                              for (run, start, _), f in zip(coders[1:], rows[1:])]
@@ -317,13 +318,15 @@ class TzipCompressor:
                     if method_id != way:
                         run.chain = None  # another method won: the decoder ends the chain here too
                 tried += len(raw)
-                if trial is None or tried >= TRIAL_BYTES or i == len(raws) - 1:
-                    # the trial's smaller way (the network's on a tie), or the one way
-                    best = min(runs, key=lambda r: (sum(map(len, r.frames)), not method(r.way).network))
-                    out += best.frames
-                    self.stats += best.stats
-                    self.chain, trial = best.chain, None
-                    self.tried_way = best.way if self._trials_classical() else None
+                if trial is not None and tried < TRIAL_BYTES and i < len(raws) - 1:
+                    continue  # the trial goes on
+                # the trial's smaller way (the network's on a tie), or the one way
+                best = min(runs, key=lambda r: (sum(map(len, r.frames)), not method(r.way).network))
+                out += best.frames
+                self.stats += best.stats
+                if trial is not None:
+                    self.tried_way = best.way
+                self.chain, trial = best.chain, None
         return out
 
 

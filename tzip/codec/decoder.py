@@ -14,7 +14,7 @@ import numpy as np
 
 from tzip.codec.pipeline import WAYS, batch_stages
 from tzip.codec.rangecoder import SymbolDecoder
-from tzip.engine.constants import FREQ_BITS
+from tzip.engine.constants import UNIFORM_FREQ as UNIFORM
 from tzip.engine.native import DecodeTurns, NativeDecoder
 from tzip.format.layout import Layout
 from tzip.format.methods import method
@@ -24,12 +24,9 @@ if TYPE_CHECKING:
     from tzip.codec.chain import Chain
 
 
-UNIFORM = 1 << (FREQ_BITS - 8)  # every byte's frequency where a method has no network
-
-
 class UniformDecoder:
     """The network's place in a batch whose methods all leave it out (format.methods: network=False):
-    every byte value UNIFORM of 2^FREQ_BITS at every position, and nothing computed."""
+    every byte value UNIFORM_FREQ at every position, and nothing computed."""
 
     def __init__(self, n: int):
         self.rows = np.full((n, 256), UNIFORM, dtype=np.int32)

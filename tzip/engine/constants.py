@@ -5,6 +5,7 @@ every engine computes (docs/DESIGN.md §2), so they live in one place.
 """
 
 FREQ_BITS = 16  # the coder's frequencies: every byte value >= 1, total exactly 2^FREQ_BITS
+UNIFORM_FREQ = 1 << (FREQ_BITS - 8)  # each byte value's frequency in the uniform distribution
 SCORE_FRAC = 8  # attention scores and logits are in log2 units with 8 fractional bits
 EXP_BITS = 15  # exp table: round(2^15 * 2^(-f/256)); sums over a row stay exact in int32 and float32
 PROB_BITS = 15  # attention probabilities sum to at most 2^15
