@@ -1,5 +1,6 @@
-"""The classical method (format.methods, id 10): the bit mixer's stages over a uniform distribution,
-without the network. It codes exactly what the same stages code under a head-zeroed model, decodes
+"""The classical method (format.methods, id 10): the bit mixer's stages, with binary data's sparse
+contexts, over a uniform distribution, without the network. It codes exactly what those stages code
+over a uniform distribution, decodes
 without running the network, decodes beside network-coded segments in one batch, and a binary
 chain keeps the smaller of the two ways over its first TRIAL_BYTES."""
 
@@ -61,14 +62,26 @@ def misled(tiny) -> IntModel:
     return IntModel(parse(IntModelFile(dict(tiny.file.config), t, dict(tiny.file.meta)).to_bytes()))
 
 
-def test_classical_codes_what_the_stages_code_under_a_uniform_network(tiny, zeroed):
+def test_classical_codes_what_its_stages_code_over_a_uniform_distribution(tiny):
     data = records(5000)
-    classical = tzip.compress(data, model=tiny, modality="binary", segment_size=2048, methods=("classical",))
-    zeroed_bits = tzip.compress(data, model=zeroed, modality="binary", segment_size=2048, methods=("bits",))
-    got, want = frames_of(classical), frames_of(zeroed_bits)
-    assert [f.method for f in got] == [C.CLASSICAL] * 3 and [f.method for f in want] == [C.BITS] * 3
-    assert [f.body for f in got] == [f.body for f in want]  # the same range coder output, segment by segment
+    classical = tzip.compress(data, model=tiny, modality="binary", segment_size=8192, methods=("classical",))
+    [frame] = frames_of(classical)
+    x = np.frombuffer(data, dtype=np.uint8)
+    uniform = np.full((len(x), 256), UNIFORM_FREQ, dtype=np.int32)
+    assert frame.method == C.CLASSICAL
+    assert frame.body == encode_symbols(x, way_frequencies("classical", x, uniform, BINARY))
     assert tzip.decompress(classical, model=tiny) == data
+
+
+def test_a_head_zeroed_network_gives_the_bits_way_a_uniform_distribution(tiny, zeroed):
+    """Method 8 under a head-zeroed model is the text-context variant of the classical way: the same
+    uniform input, so on binary data the sparse contexts are all that make classical smaller."""
+    data = records(5000)
+    x = np.frombuffer(data, dtype=np.uint8)
+    uniform = np.full((len(x), 256), UNIFORM_FREQ, dtype=np.int32)
+    zeroed_bits = tzip.compress(data, model=zeroed, modality="binary", segment_size=8192, methods=("bits",))
+    [frame] = frames_of(zeroed_bits)
+    assert frame.body == encode_symbols(x, way_frequencies("bits", x, uniform, BINARY))
 
 
 def test_a_classical_stream_decodes_without_the_network(tiny, monkeypatch):
@@ -91,7 +104,7 @@ def test_one_batch_decodes_segments_with_and_without_the_network(tiny):
         base = tiny.segment_frequencies(s, BINARY)
         if way == "classical":
             base = np.full_like(base, UNIFORM_FREQ)
-        coded.append(encode_symbols(s, way_frequencies("bits", s, base, BINARY)))
+        coded.append(encode_symbols(s, way_frequencies(way, s, base, BINARY)))
     got = decode_segments(tiny, coded, [len(s) for s in segs], BINARY, ways)
     assert got == [s.tobytes() for s in segs]
 

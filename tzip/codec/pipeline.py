@@ -17,8 +17,10 @@ from tzip.stages import bits, counts, match, pixels, samples
 from tzip.stages.protocol import NativeStages, scan_rows
 
 WAYS = CODED  # the range-coded methods by name, in id order (ties go to the earlier)
-LAST = {"pixels": pixels, "samples": samples, "bits": bits}  # the last stages, each for its own layouts
-LAST_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch, "bits": bits.BitsBatch}
+# the last stages, each for its own layouts: "sparse" is the bit mixer with binary data's context set
+LAST = {"pixels": pixels, "samples": samples, "bits": bits, "sparse": bits.Sparse}
+LAST_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch, "bits": bits.BitsBatch,
+              "sparse": bits.Sparse.batch}
 COUNTS_CONFIG = {"counts1": "context1", "counts": "context"}  # a counts stage's configuration (counts.config)
 
 
@@ -53,7 +55,7 @@ def fits(way: str, layout: Layout) -> bool:
 # (measured with resource.getrusage on 128 KiB segments, rounded up: the context counts' tables
 # grow with the contexts seen, the pixel model keeps per-pixel errors, the bit mixer its slots)
 STATE_BYTES = {"match": (1 << 18, 0), "counts1": (0, 200), "counts": (0, 200), "pixels": (0, 110),
-               "samples": (0, 16), "bits": (25 << 20, 0)}
+               "samples": (0, 16), "bits": (25 << 20, 0), "sparse": (25 << 20, 0)}
 
 
 def state_bytes(way: str, n: int) -> int:

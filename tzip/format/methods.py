@@ -42,9 +42,10 @@ METHODS = (
     Method(7, "samples", "a", ("match", "samples"), frozenset({AUDIO})),
     Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True),
     Method(9, "lzma", "x", None),
-    # the bit mixer's stages without the network, which has not learnt machine code or bytecode:
-    # a binary chain codes its first MiB both ways and carries on with the smaller (api)
-    Method(10, "classical", "u", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True,
+    # the bit mixer's stages without the network, which has not learnt machine code or bytecode, and
+    # with binary data's sparse contexts: a binary chain codes its first MiB both ways and carries on
+    # with the smaller (api)
+    Method(10, "classical", "u", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
            network=False),
 )
 BY_ID = {m.id: m for m in METHODS}

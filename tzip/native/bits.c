@@ -1,7 +1,8 @@
-/* The bit mixer (tzip/bits.py is the reference; the same integers): each byte as eight binary
- * decisions, each predicted by mixing the network's split of the node with ten hashed contexts'
- * bit statistics (orders 1-4 and 6, words, columns, the byte above), then refined by two
- * interpolated curves; the byte's frequencies follow by descending the tree of decisions.
+/* The bit mixer (tzip/stages/bits.py is the reference; the same integers): each byte as eight
+ * binary decisions, each predicted by mixing the incoming split of the node with ten hashed
+ * contexts' bit statistics (orders 1-4 and 6, then words, columns and the byte above for text, or
+ * sparse contexts for binary data: enum tzip_bits_contexts), then refined by two interpolated
+ * curves; the byte's frequencies follow by descending the tree of decisions.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct bits_state {
     uint32_t *slots;            /* buckets of 16 words: a check, then 15 nodes' p (16 bits) << 16 | count */
     int32_t *w1, *w2;           /* mixing weights: by node, by node and which of the last three contexts are known */
     uint16_t *apm1, *apm2;      /* 33-entry refinement curves: by node, by node and the previous byte */
+    int32_t contexts;           /* enum tzip_bits_contexts */
     uint32_t word, word1, word2, above;
     int64_t line_start, previous_line;
     uint32_t ctx[BM_CONTEXTS];  /* position t's contexts, from predict */
@@ -55,10 +57,11 @@ void tzip_bits_free(bits_state *s) {
     free(s->slots); free(s->w1); free(s->w2); free(s->apm1); free(s->apm2); free(s);
 }
 
-bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch) {
+bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t contexts) {
+    if (contexts < 0 || contexts >= TZIP_BITS_CONTEXTS_COUNT) return NULL;
     bits_state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->squash = squash; s->stretch = stretch;
+    s->squash = squash; s->stretch = stretch; s->contexts = contexts;
     s->slots = calloc((size_t)1 << BM_SLOT_BITS, sizeof *s->slots);
     s->w1 = malloc(sizeof *s->w1 * 256 * BM_INPUTS);
     s->w2 = malloc(sizeof *s->w2 * 2048 * BM_INPUTS);
@@ -74,19 +77,24 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch) {
     return s;
 }
 
-/* The contexts of position t: orders 1-4 and 6, the word so far, with one and two words before,
-   with the column, and the byte above (same column, previous line) with the last byte. */
+/* The contexts of position t: orders 1-4 and 6, then for text the word so far, with one and two
+   words before, with the column, and the byte above (same column, previous line) with the last
+   byte; for binary data the byte two back, and the pairs at gaps (2,3), (1,3), (4,8) and the triple
+   (1,2,4), which see through the operand bytes of instructions and the varying fields of records. */
 static void bm_contexts(bits_state *s, const uint8_t *h, int64_t t) {
-    uint32_t c[7] = {0};
-    for (int k = 1; k <= 6 && k <= t; k++) c[k] = h[t - k];
+    uint32_t c[9] = {0};
+    for (int k = 1; k <= 8 && k <= t; k++) c[k] = h[t - k];
     const uint32_t o4 = c[1] | c[2] << 8 | c[3] << 16 | c[4] << 24;
-    const uint32_t words = bm_hash(s->word, s->word1);
-    const int64_t col = t - s->line_start;
-    const uint32_t v[BM_CONTEXTS] = {
-        c[1], c[1] | c[2] << 8, c[1] | c[2] << 8 | c[3] << 16, o4, bm_hash(bm_hash(o4, c[5]), c[6]),
-        s->word, words, bm_hash(words, s->word2), bm_hash(s->word, (uint32_t)(col < BM_COL_MAX ? col : BM_COL_MAX)),
-        bm_hash(s->above, c[1]),
-    };
+    uint32_t v[BM_CONTEXTS] = {c[1], c[1] | c[2] << 8, c[1] | c[2] << 8 | c[3] << 16, o4, bm_hash(bm_hash(o4, c[5]), c[6])};
+    if (s->contexts == TZIP_BITS_SPARSE) {
+        v[5] = c[2]; v[6] = c[2] | c[3] << 8; v[7] = c[1] | c[3] << 8; v[8] = c[4] | c[8] << 8;
+        v[9] = c[1] | c[2] << 8 | c[4] << 16;
+    } else {
+        const uint32_t words = bm_hash(s->word, s->word1);
+        const int64_t col = t - s->line_start;
+        v[5] = s->word; v[6] = words; v[7] = bm_hash(words, s->word2);
+        v[8] = bm_hash(s->word, (uint32_t)(col < BM_COL_MAX ? col : BM_COL_MAX)); v[9] = bm_hash(s->above, c[1]);
+    }
     for (int i = 0; i < BM_CONTEXTS; i++) s->ctx[i] = bm_hash((uint32_t)i + 1, v[i]);
 }
 
@@ -225,8 +233,9 @@ static void bits_update(bits_state *s, const uint8_t *h, int64_t t) {
     s->above = above < s->line_start ? h[above] : 0;
 }
 
-int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n, int32_t *freqs) {
-    bits_state *s = tzip_bits_new(squash, stretch);
+int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, int32_t contexts, const uint8_t *sym, int64_t n,
+                   int32_t *freqs) {
+    bits_state *s = tzip_bits_new(squash, stretch, contexts);
     SCAN_WITH(bits, s)
 }
 

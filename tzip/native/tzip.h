@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define TZIP_ABI_VERSION 2
+#define TZIP_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define TZIP_API __attribute__((visibility("default")))
@@ -105,6 +105,15 @@ enum tzip_stage_kind {
     TZIP_STAGE_SAMPLES,
     TZIP_STAGE_BITS,
     TZIP_STAGE_KIND_COUNT
+};
+
+/* The bit mixer's context sets (bits.c): beside orders 1-4 and 6, text's words, columns and the byte
+ * above, or binary data's sparse contexts (bytes and byte pairs at gaps up to 8, as in fixed-width
+ * fields, instructions and records). */
+enum tzip_bits_contexts {
+    TZIP_BITS_WORDS,
+    TZIP_BITS_SPARSE,
+    TZIP_BITS_CONTEXTS_COUNT
 };
 
 /* The stage a hint comes from (hints.c): the match model for text and binary, the pixel model's
@@ -253,10 +262,10 @@ TZIP_API void tzip_samples_predict(sample_state **states, int64_t b, const uint8
 TZIP_API void tzip_samples_update(sample_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
                                   const uint8_t *use);
 
-TZIP_API bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch);
+TZIP_API bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t contexts);
 TZIP_API void tzip_bits_free(bits_state *s);
-TZIP_API int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n,
-                            int32_t *freqs);
+TZIP_API int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, int32_t contexts, const uint8_t *sym,
+                            int64_t n, int32_t *freqs);
 TZIP_API void tzip_bits_predict(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
                                 const uint8_t *use, int32_t *freqs);
 TZIP_API void tzip_bits_update(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
