@@ -14,7 +14,7 @@
 
 #define BM_SLOT_BITS 22           /* 2^22 words: 2^18 buckets of 16 */
 #define BM_CONTEXTS 10
-#define BM_INPUTS (BM_CONTEXTS + 2)
+#define BM_INPUTS (2 * BM_CONTEXTS + 2) /* at most: the incoming split, each context's p (and history), a bias */
 #define BM_LIMIT 127
 #define BM_RATE 6
 #define BM_W_START 8000
@@ -22,6 +22,7 @@
 #define BM_APM_RATE 7
 #define BM_EVAL_SHIFT 8
 #define BM_COL_MAX 60
+#define BM_HISTORY_LIMIT 255      /* a history's probability moves at least 1/256.5 of the way per bit */
 
 typedef struct {
     int32_t x[BM_INPUTS];
@@ -31,10 +32,12 @@ typedef struct {
 
 struct bits_state {
     const int32_t *squash, *stretch;
-    uint32_t *slots;            /* buckets of 16 words: a check, then 15 nodes' p (16 bits) << 16 | count */
+    uint32_t *slots;            /* buckets of 16 words: a check, then 15 nodes' p (16 bits) << 16 | history << 8 | count */
     int32_t *w1, *w2;           /* mixing weights: by node, by node and which of the last three contexts are known */
     uint16_t *apm1, *apm2;      /* 33-entry refinement curves: by node, by node and the previous byte */
+    int32_t history_p[BM_CONTEXTS * 256], history_n[BM_CONTEXTS * 256]; /* sparse set: by context and bit history */
     int32_t contexts;           /* enum tzip_bits_contexts */
+    int32_t inputs;             /* the mixer's inputs: BM_CONTEXTS + 2, or with the sparse set BM_INPUTS */
     uint32_t word, word1, word2, above;
     int64_t line_start, previous_line;
     uint32_t ctx[BM_CONTEXTS];  /* position t's contexts, from predict */
@@ -62,14 +65,17 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t
     bits_state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->squash = squash; s->stretch = stretch; s->contexts = contexts;
+    s->inputs = contexts == TZIP_BITS_SPARSE ? BM_INPUTS : BM_CONTEXTS + 2;
     s->slots = calloc((size_t)1 << BM_SLOT_BITS, sizeof *s->slots);
-    s->w1 = malloc(sizeof *s->w1 * 256 * BM_INPUTS);
-    s->w2 = malloc(sizeof *s->w2 * 2048 * BM_INPUTS);
+    const int n = s->inputs;
+    s->w1 = malloc(sizeof *s->w1 * 256 * n);
+    s->w2 = malloc(sizeof *s->w2 * 2048 * n);
     s->apm1 = malloc(sizeof *s->apm1 * 256 * 33);
     s->apm2 = malloc(sizeof *s->apm2 * 65536 * 33);
     if (!s->slots || !s->w1 || !s->w2 || !s->apm1 || !s->apm2) { tzip_bits_free(s); return NULL; }
-    for (int i = 0; i < 256 * BM_INPUTS; i++) s->w1[i] = i % BM_INPUTS ? BM_W_START : 65536;
-    for (int i = 0; i < 2048 * BM_INPUTS; i++) s->w2[i] = i % BM_INPUTS ? BM_W_START : 65536;
+    for (int i = 0; i < 256 * n; i++) s->w1[i] = i % n ? BM_W_START : 65536;
+    for (int i = 0; i < 2048 * n; i++) s->w2[i] = i % n ? BM_W_START : 65536;
+    for (int i = 0; i < BM_CONTEXTS * 256; i++) s->history_p[i] = 32768;
     uint16_t curve[33];
     for (int j = 0; j < 33; j++) curve[j] = (uint16_t)(bm_squash(s, (j - 16) * 128) * 16);
     for (int i = 0; i < 256; i++) memcpy(s->apm1 + i * 33, curve, sizeof curve);
@@ -135,13 +141,16 @@ static void bm_eval(const bits_state *s, uint32_t *const *bucket, uint32_t c1, i
     for (int i = 0; i < BM_CONTEXTS; i++) {
         const uint32_t v = bucket[i] ? bucket[i][word] : 0;
         nd->x[1 + i] = (v & 0xff) ? s->stretch[v >> 20] : 0;
+        if (s->contexts == TZIP_BITS_SPARSE)
+            nd->x[1 + BM_CONTEXTS + i] = (v & 0xff) ? s->stretch[s->history_p[i * 256 + ((v >> 8) & 255)] >> 4] : 0;
         if (i >= BM_CONTEXTS - 3) known = known * 2 + ((v & 0xff) != 0);
     }
-    nd->x[BM_INPUTS - 1] = 256;
-    nd->w1 = c0 * BM_INPUTS;
-    nd->w2 = (c0 * 8 + known) * BM_INPUTS;
+    const int n = s->inputs;
+    nd->x[n - 1] = 256;
+    nd->w1 = c0 * n;
+    nd->w2 = (c0 * 8 + known) * n;
     int64_t a = 0, b = 0;
-    for (int i = 0; i < BM_INPUTS; i++) { a += (int64_t)nd->x[i] * s->w1[nd->w1 + i]; b += (int64_t)nd->x[i] * s->w2[nd->w2 + i]; }
+    for (int i = 0; i < n; i++) { a += (int64_t)nd->x[i] * s->w1[nd->w1 + i]; b += (int64_t)nd->x[i] * s->w2[nd->w2 + i]; }
     nd->d1 = (int32_t)(a >> 16); nd->d2 = (int32_t)(b >> 16);
     const int32_t pr = bm_squash(s, ((int64_t)nd->d1 + nd->d2) >> 1);
     const int32_t st = s->stretch[pr] + 2048, lo = st >> 7, wgt = st & 127;
@@ -192,6 +201,20 @@ static void bits_predict(bits_state *s, const uint8_t *h, int64_t t, int32_t *fr
     normalise(p, freq);
 }
 
+/* The sparse set's bit histories: a slot's last bits (up to seven, after a leading 1) index an
+   adaptive probability per context, which learns what such a history predicts (a deterministic
+   context's run, an alternation); returns the slot's history after `bit`. */
+static uint32_t bm_history(bits_state *s, int i, uint32_t slot, int bit) {
+    const uint32_t n = slot & 0xff, history = (slot >> 8) & 255;
+    if (!n) return 2 + (uint32_t)bit;
+    int32_t *p = &s->history_p[i * 256 + history], *seen = &s->history_n[i * 256 + history];
+    *p += (int32_t)(((int64_t)((bit << 16) - *p) * (131072 / (2 * *seen + 3))) >> 16);
+    *p = *p < 0 ? 0 : *p > 65535 ? 65535 : *p;
+    if (*seen < BM_HISTORY_LIMIT) (*seen)++;
+    const uint32_t next = history * 2 + (uint32_t)bit;
+    return next < 256 ? next : (next & 127) | 128;
+}
+
 static inline int32_t bm_clamp_weight(int64_t w) { return (int32_t)(w < -BM_W_MAX ? -BM_W_MAX : w > BM_W_MAX ? BM_W_MAX : w); }
 
 /* After byte t (predicted just before: its contexts, incoming frequencies and evaluated nodes are
@@ -207,7 +230,7 @@ static void bits_update(bits_state *s, const uint8_t *h, int64_t t) {
         if (depth % 4 == 0) bm_buckets(s, depth ? 16 + (uint32_t)(c0 & 15) : 0, 1, bucket);
         if (!s->evaluated[c0]) bm_eval(s, bucket, c1, c0, depth, &nd);
         const int32_t e1 = ((bit << 12) - bm_squash(s, nd.d1)) * BM_RATE, e2 = ((bit << 12) - bm_squash(s, nd.d2)) * BM_RATE;
-        for (int i = 0; i < BM_INPUTS; i++) {
+        for (int i = 0; i < s->inputs; i++) {
             s->w1[nd.w1 + i] = bm_clamp_weight((int64_t)s->w1[nd.w1 + i] + ((nd.x[i] * e1) >> 14));
             s->w2[nd.w2 + i] = bm_clamp_weight((int64_t)s->w2[nd.w2 + i] + ((nd.x[i] * e2) >> 14));
         }
@@ -218,10 +241,12 @@ static void bits_update(bits_state *s, const uint8_t *h, int64_t t) {
         for (int i = 0; i < BM_CONTEXTS; i++) {
             uint32_t *slot = &bucket[i][word];
             const int32_t n = *slot & 0xff;
+            uint32_t history = 0;
+            if (s->contexts == TZIP_BITS_SPARSE) history = bm_history(s, i, *slot, bit);
             int32_t q = n ? (int32_t)(*slot >> 16) : 32768;
             q += (int32_t)(((int64_t)((bit << 16) - q) * (131072 / (2 * n + 3))) >> 16);
             q = q < 0 ? 0 : q > 65535 ? 65535 : q;
-            *slot = (uint32_t)q << 16 | (uint32_t)(n < BM_LIMIT ? n + 1 : BM_LIMIT);
+            *slot = (uint32_t)q << 16 | history << 8 | (uint32_t)(n < BM_LIMIT ? n + 1 : BM_LIMIT);
         }
         c0 = 2 * c0 + bit;
     }

@@ -20,9 +20,11 @@ smaller subtrees share their mass as f does. After the byte, the eight nodes on 
 
 Binary data has no words or lines: there the five text contexts give way to sparse ones (the
 byte two back, the pairs at gaps (2,3), (1,3), (4,8), the triple (1,2,4)), which see the opcode
-through its operands and a record's fixed fields through its varying ones (stage "sparse", which
-method 10 uses: 5.4 % smaller than the text set on the binary bench set's executables, databases
-and archives).
+through its operands and a record's fixed fields through its varying ones; and each slot keeps
+its last bits, whose adaptive probability per context (a history map, as the PAQ family's state
+maps) is one more input: machine code's contexts are often deterministic or alternate, which a
+slot's average adapts to slowly (stage "sparse", which method 10 uses: the contexts 5.4 % and the
+histories 2.8 % smaller on the binary bench set's executables, databases and archives).
 
 Integer arithmetic throughout (12-bit probabilities, exact decimal tables), so every machine
 computes the same frequencies (docs/DESIGN.md §2). This file is the reference and the fallback;
@@ -40,9 +42,10 @@ from tzip.format.layout import BINARY, TEXT, Layout
 from tzip.stages.mixing import STRETCH, normalise, squash, squash_tables
 from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage
 
-SLOT_BITS = 22  # 2^22 words (16 MB) in buckets of 16: a check, then 15 nodes' p (16 bits) << 16 | count
+SLOT_BITS = 22  # 2^22 words (16 MB) in buckets of 16: a check, then 15 nodes' p (16 bits) << 16 | history << 8 | count
 CONTEXTS = 10
 INPUTS = CONTEXTS + 2  # f's bit probability, the context slots, a bias
+SPARSE_INPUTS = 2 * CONTEXTS + 2  # the sparse set adds each slot's bit history's probability
 LIMIT = 127  # a slot's count stops here: its probability then moves 1/128.5 of the way per bit
 RATE = 6  # mixer learning rate (err * RATE * input >> 14, weights in 1/2^16)
 W_START = 8000  # every weight's start but f's (65536: f as it is)
@@ -50,6 +53,7 @@ W_MAX = 1 << 24
 APM_RATE = 7
 EVAL_SHIFT = 8  # nodes with under 1/2^8 of f's mass are not evaluated
 COL_MAX = 60
+HISTORY_LIMIT = 255  # a history's probability moves at least 1/256.5 of the way per bit
 CONTEXT_SETS = {name.removeprefix("TZIP_BITS_").lower(): v  # "words", "sparse": tzip.h's enum tzip_bits_contexts
                 for name, v in header().enums["tzip_bits_contexts"].items() if name != "TZIP_BITS_CONTEXTS_COUNT"}
 WORDS, SPARSE = CONTEXT_SETS["words"], CONTEXT_SETS["sparse"]
@@ -76,9 +80,11 @@ class SegmentBits:
 
     def __init__(self, contexts: int = WORDS):
         self.sparse = contexts == SPARSE
+        self.inputs = n = SPARSE_INPUTS if self.sparse else INPUTS
         self.slots: dict[int, list[int]] = {}  # bucket (its first word's index) -> its 16 words, absent = zeros
-        self.w1 = [W_START if i % INPUTS else 65536 for i in range(256 * INPUTS)]
-        self.w2 = [W_START if i % INPUTS else 65536 for i in range(2048 * INPUTS)]
+        self.w1 = [W_START if i % n else 65536 for i in range(256 * n)]
+        self.w2 = [W_START if i % n else 65536 for i in range(2048 * n)]
+        self.history_p, self.history_n = [32768] * (CONTEXTS * 256), [0] * (CONTEXTS * 256)
         curve = [squash((j - 16) * 128) * 16 for j in range(33)]
         self.apm1, self.apm2 = curve * 256, curve * 65536
         self.word = self.word1 = self.word2 = self.above = 0
@@ -129,16 +135,20 @@ class SegmentBits:
         base, half = (c0 - (1 << depth)) << (8 - depth), 1 << (7 - depth)
         total, one = cum[base + 2 * half] - cum[base], cum[base + 2 * half] - cum[base + half]
         x = [_STRETCH[clamp((one * 4096 + total // 2) // total, 1, 4095)]]
-        word, known = node_word(c0, depth), 0
+        word, known, histories = node_word(c0, depth), 0, []
         for i, b in enumerate(buckets):
             v = b[word] if b is not None else 0
             x.append(_STRETCH[v >> 20] if v & 0xFF else 0)
+            histories.append(_STRETCH[self.history_p[i * 256 + (v >> 8 & 255)] >> 4] if v & 0xFF else 0)
             if i >= CONTEXTS - 3:
                 known = known * 2 + (v & 0xFF != 0)
+        if self.sparse:
+            x += histories
         x.append(256)
-        o1, o2 = c0 * INPUTS, (c0 * 8 + known) * INPUTS
-        d1 = sum(a * b for a, b in zip(x, self.w1[o1:o1 + INPUTS])) >> 16
-        d2 = sum(a * b for a, b in zip(x, self.w2[o2:o2 + INPUTS])) >> 16
+        n = self.inputs
+        o1, o2 = c0 * n, (c0 * 8 + known) * n
+        d1 = sum(a * b for a, b in zip(x, self.w1[o1:o1 + n])) >> 16
+        d2 = sum(a * b for a, b in zip(x, self.w2[o2:o2 + n])) >> 16
         pr = squash((d1 + d2) >> 1)
         st = _STRETCH[pr] + 2048
         lo, wgt = st >> 7, st & 127
@@ -175,6 +185,21 @@ class SegmentBits:
         self.descend(self.buckets(0, False), freq, int(hist[t - 1]) if t else 0, 1, 0, 1 << 32, p)
         freq[:] = normalise(np.array(p, dtype=np.int64))
 
+    def history(self, i: int, slot: int, bit: int) -> int:
+        """The sparse set's bit histories: a slot's last bits (up to seven, after a leading 1) index
+        an adaptive probability per context, which learns what such a history predicts (a
+        deterministic context's run, an alternation); the slot's history after `bit`."""
+        n, history = slot & 0xFF, slot >> 8 & 255
+        if not n:
+            return 2 + bit
+        at = i * 256 + history
+        seen = self.history_n[at]
+        p = self.history_p[at]
+        self.history_p[at] = clamp(p + ((((bit << 16) - p) * (131072 // (2 * seen + 3))) >> 16), 0, 65535)
+        self.history_n[at] = min(seen + 1, HISTORY_LIMIT)
+        nxt = history * 2 + bit
+        return nxt if nxt < 256 else (nxt & 127) | 128
+
     def update(self, hist, t: int) -> None:
         c1, y, c0 = int(hist[t - 1]) if t else 0, int(hist[t]), 1
         for depth in range(8):
@@ -190,11 +215,12 @@ class SegmentBits:
             for apm, i in ((self.apm1, nd["apm1"]), (self.apm2, nd["apm2"])):
                 apm[i] += (g - apm[i]) >> APM_RATE
             word = node_word(c0, depth)
-            for b in buckets:
+            for i, b in enumerate(buckets):
                 n = b[word] & 0xFF
+                history = self.history(i, b[word], bit) if self.sparse else 0
                 q = b[word] >> 16 if n else 32768
                 q = clamp(q + ((((bit << 16) - q) * (131072 // (2 * n + 3))) >> 16), 0, 65535)
-                b[word] = q << 16 | min(n + 1, LIMIT)
+                b[word] = q << 16 | history << 8 | min(n + 1, LIMIT)
             c0 = 2 * c0 + bit
         lower = y + 32 if ord("A") <= y <= ord("Z") else y
         if ord("a") <= lower <= ord("z"):
