@@ -35,7 +35,7 @@ from tzip.format.layout import AUDIO, BINARY, IMAGE, MODALITY_NAMES, TEXT, Modal
 from tzip.format.methods import CHAINABLE, method
 from tzip.format.methods import DEFAULT as DEFAULT_METHODS
 from tzip.format.methods import METHODS as ALL_METHODS
-from tzip.format.transcode import from_intermediate, to_intermediate
+from tzip.format.transcode import expand_deflate, from_intermediate, to_intermediate
 from tzip.stages.hints import model_hints
 
 # Default segment sizes (measured in docs/SPEED.md). A segment restarts the network's context,
@@ -85,7 +85,9 @@ class TzipCompressor:
         a last, layout-specific stage; "stored" and "zstd" skip the network; "lzma" codes a
         block of segments with LZMA2 where that is smaller (codec/floor.py).
         transcoded_from: "png" or "flac" where the input is already that file's pixels or
-        samples as PNM or WAV (format/transcode.py; `compress(transcode=True)` does it).
+        samples as PNM or WAV (format/transcode.py; `compress(transcode=True)` does it);
+        "deflate" where it is a file with its zlib streams expanded (format/deflate.py;
+        `compress` does it where there are any).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either. chain: whether the adaptive
         stages carry on from segment to segment (codec/chain.py; None: where that is the
@@ -489,14 +491,17 @@ class TzipDecompressor:
 def compress(data: bytes, modality: str | None = None, *, segment_size: int | None = DEFAULT_SEGMENT,
              model: str | os.PathLike | Model | None = None, transcode: bool = False,
              methods: tuple[str, ...] = METHODS, workers: int = 1,
-             device: str = "cpu", chain: bool | None = None) -> bytes:
+             device: str = "cpu", chain: bool | None = None, expand: bool = True) -> bytes:
     """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core; chain: see
-    TzipCompressor)."""
-    tag = None
+    TzipCompressor). expand: zlib streams inside a text or binary input are inflated where zlib
+    rebuilds them exactly (format/deflate.py); transcode: a PNG or FLAC as its pixels or samples."""
+    tag, got = None, None
     if transcode:
         got = to_intermediate(bytes(data))
-        if got is not None:
-            data, tag = got
+    if got is None and expand:
+        got = expand_deflate(bytes(data), modality)
+    if got is not None:
+        data, tag = got
     c = TzipCompressor(modality, segment_size=segment_size, model=model, methods=methods, transcoded_from=tag,
                        workers=workers,
                        device=device, chain=chain)

@@ -12,6 +12,7 @@ when complete; an input is removed (--rm) only after its output has been verifie
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -24,10 +25,11 @@ from tzip.api import IMAGE_ROWS, IMAGE_SEGMENT_CEILING, SEGMENT_BY_MODALITY, Tzi
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import MODALITY_NAMES
-from tzip.format.transcode import to_intermediate
+from tzip.format.transcode import expand_deflate, may_expand, to_intermediate
 
 SUFFIX = ".tz"
 CHUNK = 1 << 16  # read size: also how often the progress bar moves
+EXPAND_LIMIT = 1 << 30  # files up to this size are read whole where they may hold zlib streams (format/deflate.py)
 app = typer.Typer(add_completion=False, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -153,8 +155,17 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
             chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
             comp = TzipCompressor(transcoded_from=tag, **opts)
         else:
-            chunks = iter(lambda: src.read(CHUNK), b"")
-            comp = TzipCompressor(**opts)
+            head = src.read(CHUNK)
+            whole = size is not None and size <= EXPAND_LIMIT and may_expand(head)
+            got = expand_deflate(head + src.read(), opts.get("modality")) if whole else None
+            if got is not None:  # the whole file is in memory: its zlib streams inflated (format/deflate.py)
+                data, tag = got
+                chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+                prog.total = len(data) if prog.total is not None else None
+                comp = TzipCompressor(transcoded_from=tag, **opts)
+            else:
+                chunks = itertools.chain([head], iter(lambda: src.read(CHUNK), b""))
+                comp = TzipCompressor(**opts)
         for chunk in chunks:
             piece = comp.compress(chunk)
             out.write(piece)
@@ -454,6 +465,8 @@ def list_files(files: list[str]) -> int:
                 if f.kind == C.FRAME_SEGMENT:
                     counts[C.METHOD_NAMES[f.method]] = counts.get(C.METHOD_NAMES[f.method], 0) + 1
         methods = ", ".join(f"{n} {m}" for m, n in counts.items()) or "-"
+        if any(h.transcode == "deflate" for h, _ in streams):  # sizes are of the inflated form
+            methods = f"inflated; {methods}"
         modality = "+".join(dict.fromkeys(MODALITY_NAMES[h.layout.modality] for h, _ in streams))
         print(f"{len(data):>12,} {raw:>13,} {len(data) / max(1, raw):>6.3f}  {modality:<8} {methods:<24} {name}")
         total_c, total_u, listed = total_c + len(data), total_u + raw, listed + 1
@@ -476,7 +489,9 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                 print(f"{name}:")
                 print(f"  modality      {MODALITY_NAMES[header.layout.modality]}"
                       f"{' (16-bit samples, MSB first)' if header.swapped else ''}")
-                if header.transcode:
+                if header.transcode == "deflate":
+                    print("  expanded      zlib streams inflated before modelling, rebuilt byte for byte")
+                elif header.transcode:
                     tag = header.transcode.upper()
                     unit = "pixels" if header.transcode == "png" else "samples"
                     print(f"  transcoded    from {tag}: decompresses to a {tag} with identical {unit}"
@@ -487,7 +502,7 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                 print(f"  model id      {header.model_id}")
                 print(f"  segment size  {header.segment_size}"
                       f"{', chained (the adaptive stages carry on across segments)' if header.chained else ''}")
-                print(f"  original      {total} bytes")
+                print(f"  {'inflated' if header.transcode == 'deflate' else 'original':<13} {total} bytes")
                 print(f"  compressed    {len(data)} bytes, ratio {len(data) / max(1, total):.4f}"
                       f" ({8 * len(data) / max(1, total):.3f} bits/byte)")
                 print(f"  verbatim      {sum(f.raw_len for f in frames if f.kind == C.FRAME_VERBATIM)} bytes")

@@ -32,12 +32,12 @@ METHOD_NAMES = {m.id: m.name for m in METHODS}
 METHOD_LETTERS = {m.id: m.letter for m in METHODS}  # `tzip info -v`
 CODED = tuple(m.id for m in METHODS if m.coded)  # range-coded: their frames may be up to twice the raw size
 FLAG_SWAPPED = 1
-TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC
+TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC, 3 zlib streams expanded (format/deflate.py)
 PREDICTOR_SHIFT = 3  # bits 3-4: order of the audio predictor whose residual was modelled (0 none)
 FLAG_CHAINED = 1 << 5  # consecutive segments of one stage-bearing method carry their stages on (codec/chain.py)
 FLAG_X86 = 1 << 6  # the payload's x86 call/jump targets were made absolute, segment by segment (codec/x86.py)
 UNKNOWN_FLAGS = 0x80  # bit 7: must be 0
-TRANSCODES = {0: None, 1: "png", 2: "flac"}
+TRANSCODES = {0: None, 1: "png", 2: "flac", 3: "deflate"}
 MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
 
@@ -81,9 +81,9 @@ class Header:
         if struct.unpack_from("<I", data, HEADER.size)[0] != zlib.crc32(body):
             raise TzipError("corrupted tzip stream (header checksum mismatch)")
         _, _, flags, mid, modality, o0, o1, o2, o3, period, seg = HEADER.unpack(body)
-        transcode = TRANSCODES.get((flags >> TRANSCODE_SHIFT) & 3, "bad")
+        transcode = TRANSCODES[(flags >> TRANSCODE_SHIFT) & 3]
         predictor = (flags >> PREDICTOR_SHIFT) & 3
-        if (modality > 3 or not 1 <= period <= 64 or not 1 <= seg <= MAX_SEGMENT or transcode == "bad"
+        if (modality > 3 or not 1 <= period <= 64 or not 1 <= seg <= MAX_SEGMENT
                 or flags & UNKNOWN_FLAGS or predictor > 2 or (predictor and not flags & FLAG_SWAPPED)
                 or (predictor and not pcm16_channels(Layout(modality, (o0, o1, o2, o3), period)))
                 or (flags & FLAG_X86 and modality != BINARY)):

@@ -1,9 +1,12 @@
-"""Optional transcoding of PNG and FLAC inputs (`--transcode`): pixel/sample exact, not byte exact.
+"""Inputs coded as an intermediate form of themselves: optional transcoding of PNG and FLAC
+(`--transcode`: pixel/sample exact, not byte exact), and the expansion of zlib streams (always,
+byte exact: format/deflate.py).
 
 A PNG is stored as its decoded pixels (PGM/PPM, or PAM when it has alpha) and comes back as a
 PNG with identical pixels; a 16-bit FLAC is stored as WAV PCM and comes back as a FLAC with
 identical samples. Inputs tzip cannot represent exactly (16-bit PNG, 24-bit FLAC) are left
-as ordinary files.
+as ordinary files. A text or binary input holding zlib streams that zlib rebuilds exactly (a
+PDF's pages and fonts) is stored with them inflated and comes back byte for byte.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import io
 
 from tzip.errors import TzipError
+from tzip.format import deflate
+from tzip.format.detect import DETECT_BYTES, detect
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -63,7 +68,24 @@ def to_intermediate(data: bytes) -> tuple[bytes, str] | None:
     return None
 
 
+def may_expand(head: bytes) -> bool:
+    """Whether a file starting with `head` may hold zlib streams worth reading it whole for: a PDF,
+    or a head that holds one."""
+    return head.startswith(b"%PDF-") or deflate.expand(head) is not None
+
+
+def expand_deflate(data: bytes, mode: str | None = None) -> tuple[bytes, str] | None:
+    """(the intermediate form, "deflate") of a text or binary input (as detected, or `mode`) with zlib
+    streams that zlib rebuilds exactly, else None: images and audio keep their layout."""
+    if detect(data[:DETECT_BYTES], mode).kind not in ("text", "binary"):
+        return None
+    out = deflate.expand(data)
+    return (out, deflate.TAG) if out is not None else None
+
+
 def from_intermediate(data: bytes, tag: str) -> bytes:
+    if tag == deflate.TAG:
+        return deflate.restore(data)
     try:
         buf = io.BytesIO()
         if tag == "png":
