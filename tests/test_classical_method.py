@@ -1,6 +1,7 @@
 """The classical method (format.methods, id 10): the bit mixer's stages, with binary data's sparse
-contexts, over a uniform distribution, without the network. It codes exactly what those stages code
-over a uniform distribution, decodes
+contexts, over a uniform distribution, without the network, each byte's bits coded one at a time
+(codec/classical.py). C and the Python stages code the same bytes, the body fits its frame or the
+segment is stored, it decodes
 without running the network, decodes beside network-coded segments in one batch, and a binary
 chain keeps the smaller of the two ways over its first TRIAL_BYTES."""
 
@@ -12,16 +13,18 @@ import pytest
 import tzip
 from bench.classical import zero_head
 from tzip import api
-from tzip.codec import chain
+from tzip.codec import chain, classical
 from tzip.codec.decoder import decode_segments
 from tzip.codec.pipeline import way_frequencies
 from tzip.codec.rangecoder import encode_symbols
 from tzip.engine.constants import UNIFORM_FREQ
+from tzip.engine.library import header
 from tzip.engine.modelfile import IntModelFile, parse
 from tzip.engine.reference import IntModel
 from tzip.engine.registry import get_model
 from tzip.format import container as C
 from tzip.format.layout import Layout
+from tzip.stages import bits, counts, match
 
 from .conftest import DATA
 
@@ -62,15 +65,50 @@ def misled(tiny) -> IntModel:
     return IntModel(parse(IntModelFile(dict(tiny.file.config), t, dict(tiny.file.meta)).to_bytes()))
 
 
-def test_classical_codes_what_its_stages_code_over_a_uniform_distribution(tiny):
+def classical_bodies(segments: list[bytes]) -> list[bytes | None]:
+    """The segments coded in turn on one classical chain."""
+    c = chain.Chain("classical", BINARY, max(map(len, segments)))
+    return [c.code(c.add(np.frombuffer(s, dtype=np.uint8)), len(s)) for s in segments]
+
+
+def test_classical_codes_its_stages_bit_by_bit_in_c_as_in_python(tiny, monkeypatch):
     data = records(5000)
-    classical = tzip.compress(data, model=tiny, modality="binary", segment_size=8192, methods=("classical",))
-    [frame] = frames_of(classical)
+    segments = [data[:2048], data[2048:4096], data[4096:]]
+    native = classical_bodies(segments)
+    packed = tzip.compress(data, model=tiny, modality="binary", segment_size=2048, methods=("classical",))
+    assert [f.method for f in frames_of(packed)] == [C.CLASSICAL] * 3
+    assert [f.body for f in frames_of(packed)] == native  # the stream is the chain's bodies
+    for m in (match, counts, bits):
+        monkeypatch.setattr(m, "library", lambda: None)
+    assert classical_bodies(segments) == native
+    d = chain.Chain("classical", BINARY, 2048)
+    assert b"".join(d.decode(b, len(s)) for b, s in zip(native, segments)) == data  # the Python decoder
+    monkeypatch.undo()
+    assert tzip.decompress(packed, model=tiny) == data
     x = np.frombuffer(data, dtype=np.uint8)
     uniform = np.full((len(x), 256), UNIFORM_FREQ, dtype=np.int32)
-    assert frame.method == C.CLASSICAL
-    assert frame.body == encode_symbols(x, way_frequencies("classical", x, uniform, BINARY))
-    assert tzip.decompress(classical, model=tiny) == data
+    byte_coded = encode_symbols(x, way_frequencies("classical", x, uniform, BINARY))
+    assert sum(map(len, native)) < 1.01 * len(byte_coded)  # the same model, coded bit by bit
+
+
+def test_a_body_that_would_not_fit_its_frame_is_stored(tiny, monkeypatch):
+    monkeypatch.setattr(classical, "max_coded", lambda n: 16)
+    data = records(3000)
+    assert classical_bodies([data]) == [None]
+    packed = tzip.compress(data, model=tiny, modality="binary", segment_size=1024, methods=("classical",))
+    assert [f.method for f in frames_of(packed)] == [C.STORED] * 3
+    assert tzip.decompress(packed, model=tiny) == data
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", bytes(5000), bytes(range(256)) * 20,
+                                  np.random.default_rng(9).integers(0, 256, 6000, dtype=np.uint8).tobytes()])
+def test_classical_round_trips_adversarial_data(tiny, data):
+    packed = tzip.compress(data, model=tiny, modality="binary", segment_size=2048, methods=("stored", "classical"))
+    assert tzip.decompress(packed, model=tiny) == data
+
+
+def test_the_uniform_frequency_is_the_c_librarys():
+    assert header().defines["TZIP_UNIFORM_FREQ"] == UNIFORM_FREQ
 
 
 def test_a_head_zeroed_network_gives_the_bits_way_a_uniform_distribution(tiny, zeroed):
@@ -96,15 +134,15 @@ def test_a_classical_stream_decodes_without_the_network(tiny, monkeypatch):
 
 
 def test_one_batch_decodes_segments_with_and_without_the_network(tiny):
-    """Independent segments of both kinds side by side in one lock-step batch."""
+    """Independent segments of both kinds in one call: those without the network on their own."""
     segs = [np.frombuffer(records(900, seed), dtype=np.uint8) for seed in (1, 2, 3)]
     ways = ["bits", "classical", "bits"]
     coded = []
     for s, way in zip(segs, ways):
-        base = tiny.segment_frequencies(s, BINARY)
         if way == "classical":
-            base = np.full_like(base, UNIFORM_FREQ)
-        coded.append(encode_symbols(s, way_frequencies(way, s, base, BINARY)))
+            coded += classical_bodies([s.tobytes()])
+        else:
+            coded.append(encode_symbols(s, way_frequencies(way, s, tiny.segment_frequencies(s, BINARY), BINARY)))
     got = decode_segments(tiny, coded, [len(s) for s in segs], BINARY, ways)
     assert got == [s.tobytes() for s in segs]
 

@@ -26,7 +26,6 @@ from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
-from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.registry import get_model, model_by_id, on_device
 from tzip.errors import TzipError
 from tzip.format import container as C
@@ -55,8 +54,9 @@ CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stag
 # A binary chain's first bytes are coded both with the network and without it (the classical
 # method) and the chain carries on the smaller way: a network that has not learnt machine code or
 # bytecode can cost the bit mixer more than it gives (the Java classes of the binary bench set code
-# 12 % larger with it), while on logs and tables it gains. Both chains' states are alive meanwhile.
-TRIAL_BYTES = 1 << 20
+# 12 % larger with it), while on logs and tables it gains. Both chains' states are alive meanwhile;
+# 256 KiB decides as 1 MiB did on every file of the binary bench set, at a quarter of the network's passes.
+TRIAL_BYTES = 1 << 18
 READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
 METHODS = DEFAULT_METHODS  # what the encoder chooses among unless told (format.methods)
 METHOD_OF = {m.name: m.id for m in ALL_METHODS}
@@ -236,6 +236,8 @@ class TzipCompressor:
         options = [(C.STORED, raw)] if "stored" in self.methods else []
         if "zstd" in self.methods:
             options.append((C.ZSTD, self.zstd.compress(raw)))
+        if not options and not coded:  # a classical body that would not fit its frame: stored, always
+            options.append((C.STORED, raw))
         return min(options + coded, key=lambda o: (len(o[1]), -o[0]))
 
     def _frame(self, raw: bytes, coded: list[tuple[int, bytes]]) -> bytes:
@@ -286,35 +288,34 @@ class TzipCompressor:
                     else:
                         self.chain = Chain(self.tried_way or self.chain_way, layout, self.segment_size)
                 runs = trial or [_Trial(self.chain.way, self.chain)]
-                coders = []
                 for run in runs:
                     if run.chain is None or not run.chain.continues(run.way):  # a trial's way restarts
                         run.chain = None
                         run.chain = Chain(run.way, layout, self.segment_size)
-                    coders.append((run, run.chain.add(x), SymbolEncoder()))
+                    run.start = run.chain.add(x)
+                # a way without the network codes the whole segment in one C call, on a thread of its
+                # own beside the network's way (C calls that release the GIL); that one takes the
+                # network's rows a piece at a time (rewritten in place)
+                alone = {id(run): beside.submit(run.chain.code, run.start, len(x))
+                         for run in runs if not method(run.way).network}
+                networked = [(run, SymbolEncoder()) for run in runs if method(run.way).network]
                 while k < len(pieces) and pieces[k][0] == i:
                     _, t0, n = pieces[k]
                     freqs = pending.pop().result()  # 1 KB a byte: this piece's and the next one's are alive
-                    if freqs is None and any(method(run.way).network for run, _, _ in coders):
+                    if freqs is None and networked:
                         freqs = network(pieces[k])  # a chain without the network ended: a new trial
                     k += 1
                     if k < len(pieces):  # a chain without the network that carries on needs no pass
                         wanted = trial is not None or self.chain is None or method(self.chain.way).network
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
-                    # one way at most uses the network's rows (rewritten in place); a trial's second
-                    # way scans on a thread of its own beside the first (C calls that release the GIL)
-                    rows = [freqs if method(run.way).network else np.full((n, 256), UNIFORM_FREQ, dtype=np.int32)
-                            for run, _, _ in coders]
-                    scans = [beside.submit(run.chain.scan, start + t0, f)
-                             for (run, start, _), f in zip(coders[1:], rows[1:])]
-                    run, start, coder = coders[0]
-                    coder.add(x[t0 : t0 + n], run.chain.scan(start + t0, rows[0]))
-                    for (_, _, coder), scan in zip(coders[1:], scans):
-                        coder.add(x[t0 : t0 + n], scan.result())
-                    del freqs, rows, scans
-                for run, _, coder in coders:
-                    way = METHOD_OF[run.way]
-                    method_id, body = self._choose(raw, [(way, coder.bytes())])
+                    for run, coder in networked:
+                        coder.add(x[t0 : t0 + n], run.chain.scan(run.start + t0, freqs))
+                    del freqs
+                bodies = {id(run): coder.bytes() for run, coder in networked}
+                bodies.update((key, future.result()) for key, future in alone.items())
+                for run in runs:
+                    way, body = METHOD_OF[run.way], bodies[id(run)]
+                    method_id, body = self._choose(raw, [] if body is None else [(way, body)])
                     run.frames.append(C.segment_frame(method_id, raw, body))
                     run.stats.append((method_id, len(raw), len(body)))
                     if method_id != way:
@@ -337,6 +338,7 @@ class _Trial:
 
     def __init__(self, way: str, chain: Chain | None = None):
         self.way, self.chain = way, chain
+        self.start = 0  # where the segment being coded starts in the chain's history
         self.frames: list[bytes] = []
         self.stats: list[tuple[int, int, int]] = []
 

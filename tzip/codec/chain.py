@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tzip.codec import classical
 from tzip.codec.pipeline import RowScan
 from tzip.format.layout import BINARY, TEXT, Layout
 from tzip.format.methods import CHAINABLE, method
@@ -58,3 +59,15 @@ class Chain:
         """Rows t0.. of the history's network frequencies (int32 [n, 256], C order) rewritten in
         place by the chain's stages, which learn them."""
         return self.rows.scan(t0, freqs)
+
+    def code(self, t0: int, n: int) -> bytes | None:
+        """The classical way (no network): rows t0..t0+n-1 of the history coded bit by bit, the
+        stages learning them (codec/classical.py); None where the body would not fit its frame."""
+        return classical.encode(self.stages, self.history, t0, n)
+
+    def decode(self, body: bytes, n: int) -> bytes:
+        """The classical way: the chain's next n bytes decoded from `body` onto its history."""
+        t0 = self.length
+        classical.decode(self.stages, self.history, t0, n, body)
+        self.length += n
+        return self.history[0, t0 : t0 + n].tobytes()

@@ -8,43 +8,23 @@ reads its byte; then the bytes join the histories and the stages learn from them
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tzip.codec.chain import Chain
 from tzip.codec.pipeline import WAYS, batch_stages
 from tzip.codec.rangecoder import SymbolDecoder
-from tzip.engine.constants import UNIFORM_FREQ as UNIFORM
 from tzip.engine.native import DecodeTurns, NativeDecoder
 from tzip.format.layout import Layout
 from tzip.format.methods import method
 from tzip.stages.protocol import NativeStages
 
-if TYPE_CHECKING:
-    from tzip.codec.chain import Chain
 
-
-class UniformDecoder:
-    """The network's place in a batch whose methods all leave it out (format.methods: network=False):
-    every byte value UNIFORM_FREQ at every position, and nothing computed."""
-
-    def __init__(self, n: int):
-        self.rows = np.full((n, 256), UNIFORM, dtype=np.int32)
-
-    def step_numpy(self) -> np.ndarray:
-        return self.rows.copy()  # the stages rewrite what they are given
-
-    def push(self, symbols) -> None:
-        pass
-
-
-def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray,
-           whole: bool = True) -> tuple[Callable, Callable]:
+def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray) -> tuple[Callable, Callable]:
     """The decode loop's two halves at a position ts of the stages' history: predict(ts), the
     float32 frequencies to decode with; learn(ts), after `symbols` holds the decoded bytes. In two C
-    calls where the step and every stage run in C (DecodeTurns) and `whole` (the step's rows are the
-    network's as they are), else step by step."""
-    if whole and isinstance(dec, NativeDecoder) and (isinstance(stages, NativeStages) or not stages.stages):
+    calls where the step and every stage run in C (DecodeTurns), else step by step."""
+    if isinstance(dec, NativeDecoder) and (isinstance(stages, NativeStages) or not stages.stages):
         turns = DecodeTurns(dec, stages.args if isinstance(stages, NativeStages) else None, history, symbols)
 
         def learn_native(ts: int) -> None:
@@ -68,37 +48,38 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
 
     `ways[i]` is how segment i was coded (default: "neural" for all). With `chain` (a
     chain.Chain), the one segment continues that chain: its stages carry on from the chain's
-    state and its bytes are appended to the chain's history.
+    state and its bytes are appended to the chain's history. Segments coded without the network
+    (the classical way, coded bit by bit) decode on their own, no network computed.
     """
     if not coded:
         return []
     ways = ways or ["neural"] * len(coded)
     if set(ways) - set(WAYS):
         raise ValueError(f"unknown way of coding in {set(ways)}")
+    if chain is not None and (len(coded) != 1 or ways != [chain.way]):
+        raise ValueError("a chain continues with one segment of its own way")
+    alone = [not method(w).network for w in ways]  # coded bit by bit, each on its own (codec/classical.py)
+    if any(alone):
+        if chain is not None:
+            return [chain.decode(coded[0], lengths[0])]
+        rest = iter(decode_segments(model, *(
+            [v for v, a in zip(values, alone) if not a] for values in (coded, lengths)), layout,
+            [w for w, a in zip(ways, alone) if not a]))
+        return [Chain(w, layout, n).decode(c, n) if a else next(rest)
+                for c, n, w, a in zip(coded, lengths, ways, alone)]
     decoders = [SymbolDecoder(c) for c in coded]
     n, t_len = len(coded), max(lengths)
-    flat = np.array([not method(w).network for w in ways])  # segments coded without the network
-    dec = UniformDecoder(n) if flat.all() else model.decoder([layout] * n, t_len)
+    dec = model.decoder([layout] * n, t_len)
     step = dec.step_numpy if hasattr(dec, "step_numpy") else lambda: dec.step().cpu().numpy()
-    mixed = flat.any() and not flat.all()
-    if mixed:  # a batch of both: the network's rows replaced where unused, step by step
-        network_step = step
-
-        def step() -> np.ndarray:
-            f = network_step()
-            f[flat] = UNIFORM
-            return f
     if chain is None:
         out, offset = np.zeros((n, t_len), dtype=np.uint8), 0
         # every stage in one C call per step where all are native
         stages = NativeStages.of(batch_stages(ways, out, layout), out)
     else:
-        if n != 1 or ways != [chain.way]:
-            raise ValueError("a chain continues with one segment of its own way")
         out, offset, stages = chain.history, chain.length, chain.stages
     lengths_arr = np.array(lengths)
     symbols = np.zeros(n, dtype=np.int64)
-    predict, learn = _turns(dec, step, stages, out, symbols, whole=not mixed)
+    predict, learn = _turns(dec, step, stages, out, symbols)
     ends = sorted(set(lengths))  # the segments still decoding change only where one ends
     for t in range(t_len):
         if t == 0 or t == ends[0]:

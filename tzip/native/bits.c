@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitcoder.h"
 #include "mixing.h"
 #include "stage.h"
 #include "tzip.h"
@@ -217,6 +218,40 @@ static uint32_t bm_history(bits_state *s, int i, uint32_t slot, int bit) {
 
 static inline int32_t bm_clamp_weight(int64_t w) { return (int32_t)(w < -BM_W_MAX ? -BM_W_MAX : w > BM_W_MAX ? BM_W_MAX : w); }
 
+/* Node c0, as evaluated (nd), learns its bit: the weights, the curves, and each context's word. */
+static void bm_learn(bits_state *s, const bm_node *nd, uint32_t *const *bucket, int c0, int depth, int bit) {
+    const int32_t e1 = ((bit << 12) - bm_squash(s, nd->d1)) * BM_RATE, e2 = ((bit << 12) - bm_squash(s, nd->d2)) * BM_RATE;
+    for (int i = 0; i < s->inputs; i++) {
+        s->w1[nd->w1 + i] = bm_clamp_weight((int64_t)s->w1[nd->w1 + i] + ((nd->x[i] * e1) >> 14));
+        s->w2[nd->w2 + i] = bm_clamp_weight((int64_t)s->w2[nd->w2 + i] + ((nd->x[i] * e2) >> 14));
+    }
+    const int32_t g = (bit << 16) + (bit << BM_APM_RATE) - 2 * bit;
+    s->apm1[nd->apm1] = (uint16_t)(s->apm1[nd->apm1] + ((g - s->apm1[nd->apm1]) >> BM_APM_RATE));
+    s->apm2[nd->apm2] = (uint16_t)(s->apm2[nd->apm2] + ((g - s->apm2[nd->apm2]) >> BM_APM_RATE));
+    const int word = bm_word(c0, depth);
+    for (int i = 0; i < BM_CONTEXTS; i++) {
+        uint32_t *slot = &bucket[i][word];
+        const int32_t n = *slot & 0xff;
+        uint32_t history = 0;
+        if (s->contexts == TZIP_BITS_SPARSE) history = bm_history(s, i, *slot, bit);
+        int32_t q = n ? (int32_t)(*slot >> 16) : 32768;
+        q += (int32_t)(((int64_t)((bit << 16) - q) * (131072 / (2 * n + 3))) >> 16);
+        q = q < 0 ? 0 : q > 65535 ? 65535 : q;
+        *slot = (uint32_t)q << 16 | history << 8 | (uint32_t)(n < BM_LIMIT ? n + 1 : BM_LIMIT);
+    }
+}
+
+/* After byte t: the word and line state moves on. */
+static void bm_advance(bits_state *s, const uint8_t *h, int64_t t) {
+    const int y = h[t];
+    const int lower = y >= 'A' && y <= 'Z' ? y + 32 : y;
+    if (lower >= 'a' && lower <= 'z') s->word = bm_hash(s->word, (uint32_t)lower);
+    else if (s->word) { s->word2 = s->word1; s->word1 = s->word; s->word = 0; }
+    if (y == '\n') { s->previous_line = s->line_start; s->line_start = t + 1; }
+    const int64_t above = s->previous_line + (t + 1 - s->line_start);
+    s->above = above < s->line_start ? h[above] : 0;
+}
+
 /* After byte t (predicted just before: its contexts, incoming frequencies and evaluated nodes are
    kept): every node on its path learns, then the word and line state moves on. */
 static void bits_update(bits_state *s, const uint8_t *h, int64_t t) {
@@ -229,33 +264,33 @@ static void bits_update(bits_state *s, const uint8_t *h, int64_t t) {
         bm_node nd = s->nodes[c0];
         if (depth % 4 == 0) bm_buckets(s, depth ? 16 + (uint32_t)(c0 & 15) : 0, 1, bucket);
         if (!s->evaluated[c0]) bm_eval(s, bucket, c1, c0, depth, &nd);
-        const int32_t e1 = ((bit << 12) - bm_squash(s, nd.d1)) * BM_RATE, e2 = ((bit << 12) - bm_squash(s, nd.d2)) * BM_RATE;
-        for (int i = 0; i < s->inputs; i++) {
-            s->w1[nd.w1 + i] = bm_clamp_weight((int64_t)s->w1[nd.w1 + i] + ((nd.x[i] * e1) >> 14));
-            s->w2[nd.w2 + i] = bm_clamp_weight((int64_t)s->w2[nd.w2 + i] + ((nd.x[i] * e2) >> 14));
-        }
-        const int32_t g = (bit << 16) + (bit << BM_APM_RATE) - 2 * bit;
-        s->apm1[nd.apm1] = (uint16_t)(s->apm1[nd.apm1] + ((g - s->apm1[nd.apm1]) >> BM_APM_RATE));
-        s->apm2[nd.apm2] = (uint16_t)(s->apm2[nd.apm2] + ((g - s->apm2[nd.apm2]) >> BM_APM_RATE));
-        const int word = bm_word(c0, depth);
-        for (int i = 0; i < BM_CONTEXTS; i++) {
-            uint32_t *slot = &bucket[i][word];
-            const int32_t n = *slot & 0xff;
-            uint32_t history = 0;
-            if (s->contexts == TZIP_BITS_SPARSE) history = bm_history(s, i, *slot, bit);
-            int32_t q = n ? (int32_t)(*slot >> 16) : 32768;
-            q += (int32_t)(((int64_t)((bit << 16) - q) * (131072 / (2 * n + 3))) >> 16);
-            q = q < 0 ? 0 : q > 65535 ? 65535 : q;
-            *slot = (uint32_t)q << 16 | history << 8 | (uint32_t)(n < BM_LIMIT ? n + 1 : BM_LIMIT);
-        }
+        bm_learn(s, &nd, bucket, c0, depth, bit);
         c0 = 2 * c0 + bit;
     }
-    const int lower = y >= 'A' && y <= 'Z' ? y + 32 : y;
-    if (lower >= 'a' && lower <= 'z') s->word = bm_hash(s->word, (uint32_t)lower);
-    else if (s->word) { s->word2 = s->word1; s->word1 = s->word; s->word = 0; }
-    if (y == '\n') { s->previous_line = s->line_start; s->line_start = t + 1; }
-    const int64_t above = s->previous_line + (t + 1 - s->line_start);
-    s->above = above < s->line_start ? h[above] : 0;
+    bm_advance(s, h, t);
+}
+
+/* Byte t coded (decode = 0: h[t] given) or decoded into h[t] as eight bits with the coder: each
+   node on the byte's path is evaluated (its buckets made where missing), codes its bit and learns
+   it at once; freq: the incoming frequencies of position t. */
+void bits_code(bits_state *s, uint8_t *h, int64_t t, const int32_t *freq, bit_coder *c, int decode) {
+    const uint32_t c1 = t > 0 ? h[t - 1] : 0;
+    uint32_t *bucket[BM_CONTEXTS];
+    bm_contexts(s, h, t);
+    bm_cumulative(freq, s->cum);
+    int c0 = 1;
+    for (int depth = 0; depth < 8; depth++) {
+        if (depth % 4 == 0) bm_buckets(s, depth ? 16 + (uint32_t)(c0 & 15) : 0, 1, bucket);
+        bm_node nd;
+        bm_eval(s, bucket, c1, c0, depth, &nd);
+        int bit;
+        if (decode) bit = bc_decode(c, nd.pr);
+        else { bit = (h[t] >> (7 - depth)) & 1; bc_encode(c, bit, nd.pr); }
+        bm_learn(s, &nd, bucket, c0, depth, bit);
+        c0 = 2 * c0 + bit;
+    }
+    if (decode) h[t] = (uint8_t)c0;
+    bm_advance(s, h, t);
 }
 
 int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, int32_t contexts, const uint8_t *sym, int64_t n,

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "bitcoder.h"
 #include "tzip.h"
 
 /* A whole segment through stage NAME's new state s (NULL: out of memory), as compression runs it. */
@@ -41,5 +42,8 @@ void pixels_hint(pixel_state *s, const uint8_t *h, int64_t t, int16_t *out);
 void pixels_learn(pixel_state *s, const uint8_t *h, int64_t t);
 void samples_hint(sample_state *s, const uint8_t *h, int64_t t, int16_t *out);
 void samples_learn(sample_state *s, const uint8_t *h, int64_t t);
+
+/* The classical way's byte (bits.c): coded or decoded bit by bit with the bit mixer (stages.c). */
+void bits_code(bits_state *s, uint8_t *h, int64_t t, const int32_t *freq, bit_coder *c, int decode);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stage.h"
 #include "tzip.h"
 
 /* ---- Decoding's stages in one call per step (coder.decode_segments) ----------------------------- */
@@ -103,4 +104,50 @@ int64_t tzip_turn_learn(const tzip_decode_turn *a, int64_t t, int64_t ts, const 
     return a->n_stages ? tzip_stages_update(a->n_stages, a->kinds, a->states, a->masks, a->batch, a->stage_history,
                                             a->stage_stride, ts)
                        : 0;
+}
+
+/* ---- The classical way (method 10): a chain's bytes coded bit by bit ----------------------------- */
+
+/* Position t's incoming frequencies: the uniform distribution through every stage but the last. */
+static void classical_row(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                          const uint8_t *hist, int64_t t, int32_t *freq) {
+    for (int v = 0; v < 256; v++) freq[v] = TZIP_UNIFORM_FREQ;
+    tzip_stages_predict(n_stages - 1, kinds, states, masks, 1, hist, 0, t, freq);
+}
+
+static int classical_chain(int64_t n_stages, const int32_t *kinds) {
+    return n_stages >= 1 && kinds[n_stages - 1] == TZIP_STAGE_BITS;
+}
+
+int64_t tzip_classical_encode(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                              uint8_t *hist, int64_t t0, int64_t n, uint8_t *out, int64_t cap) {
+    if (!classical_chain(n_stages, kinds)) return -2;
+    bits_state *bits = ((bits_state **)states[n_stages - 1])[0];
+    bit_coder c;
+    int32_t freq[256];
+    bc_encoder(&c, out, cap);
+    for (int64_t t = t0; t < t0 + n; t++) {
+        classical_row(n_stages, kinds, states, masks, hist, t, freq);
+        bits_code(bits, hist, t, freq, &c, 0);
+        const int64_t failed = tzip_stages_update(n_stages - 1, kinds, states, masks, 1, hist, 0, t);
+        if (failed) return -2 - failed;
+    }
+    bc_flush(&c);
+    return c.pos <= cap ? c.pos : -1;
+}
+
+int64_t tzip_classical_decode(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                              uint8_t *hist, int64_t t0, int64_t n, const uint8_t *coded, int64_t len) {
+    if (!classical_chain(n_stages, kinds)) return -2;
+    bits_state *bits = ((bits_state **)states[n_stages - 1])[0];
+    bit_coder c;
+    int32_t freq[256];
+    bc_decoder(&c, coded, len);
+    for (int64_t t = t0; t < t0 + n; t++) {
+        classical_row(n_stages, kinds, states, masks, hist, t, freq);
+        bits_code(bits, hist, t, freq, &c, 1);
+        const int64_t failed = tzip_stages_update(n_stages - 1, kinds, states, masks, 1, hist, 0, t);
+        if (failed) return -2 - failed;
+    }
+    return 0;
 }

@@ -17,6 +17,9 @@
 
 #define TZIP_ABI_VERSION 3
 
+/* Each byte value's frequency in the uniform distribution (of 2^16): the classical way's input. */
+#define TZIP_UNIFORM_FREQ 256
+
 #if defined(__GNUC__)
 #define TZIP_API __attribute__((visibility("default")))
 #else
@@ -306,6 +309,19 @@ TZIP_API int64_t tzip_stages_update(int64_t n, const int32_t *kinds, void *const
 TZIP_API int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *states,
                                   const uint8_t *const *masks, const uint8_t *hist, int64_t t0, int64_t n,
                                   int32_t *freqs);
+
+/* The classical way (method 10): a chain's stages (a batch of one, as _scan takes them; the last
+ * the bit mixer) over positions t0..t0+n-1 of hist from the uniform distribution, each byte coded
+ * as the bit mixer's eight decisions by a binary arithmetic coder. _encode: hist holds the bytes;
+ * the coded bytes into out [cap]; returns their number, -1 where more than cap, -2 for a chain
+ * that does not end with the bit mixer, -2 - k where stage k (from 1) could not grow its state.
+ * _decode: reads coded [len] and writes the bytes into hist; returns 0 or as _encode. */
+TZIP_API int64_t tzip_classical_encode(int64_t n_stages, const int32_t *kinds, void *const *states,
+                                       const uint8_t *const *masks, uint8_t *hist, int64_t t0, int64_t n,
+                                       uint8_t *out, int64_t cap);
+TZIP_API int64_t tzip_classical_decode(int64_t n_stages, const int32_t *kinds, void *const *states,
+                                       const uint8_t *const *masks, uint8_t *hist, int64_t t0, int64_t n,
+                                       const uint8_t *coded, int64_t len);
 
 /* The network's step at its position t, the stages' predict at position ts of their history, and
  * the frequencies as float32 into probs; returns tzip_step's status. */

@@ -200,28 +200,26 @@ class SegmentBits:
         nxt = history * 2 + bit
         return nxt if nxt < 256 else (nxt & 127) | 128
 
-    def update(self, hist, t: int) -> None:
-        c1, y, c0 = int(hist[t - 1]) if t else 0, int(hist[t]), 1
-        for depth in range(8):
-            bit = (y >> (7 - depth)) & 1
-            if depth % 4 == 0:
-                buckets = self.buckets(16 + (c0 & 15) if depth else 0, True)
-            nd = self.nodes.get(c0) or self.evaluate(buckets, c1, c0, depth)
-            for weights, offset, d in ((self.w1, nd["o1"], nd["d1"]), (self.w2, nd["o2"], nd["d2"])):
-                err = ((bit << 12) - squash(d)) * RATE
-                for i, xi in enumerate(nd["x"]):
-                    weights[offset + i] = clamp(weights[offset + i] + ((xi * err) >> 14), -W_MAX, W_MAX)
-            g = (bit << 16) + (bit << APM_RATE) - 2 * bit
-            for apm, i in ((self.apm1, nd["apm1"]), (self.apm2, nd["apm2"])):
-                apm[i] += (g - apm[i]) >> APM_RATE
-            word = node_word(c0, depth)
-            for i, b in enumerate(buckets):
-                n = b[word] & 0xFF
-                history = self.history(i, b[word], bit) if self.sparse else 0
-                q = b[word] >> 16 if n else 32768
-                q = clamp(q + ((((bit << 16) - q) * (131072 // (2 * n + 3))) >> 16), 0, 65535)
-                b[word] = q << 16 | history << 8 | min(n + 1, LIMIT)
-            c0 = 2 * c0 + bit
+    def learn(self, nd: dict, buckets: list, c0: int, depth: int, bit: int) -> None:
+        """Node c0, as evaluated (nd), learns its bit: the weights, the curves, each context's word."""
+        for weights, offset, d in ((self.w1, nd["o1"], nd["d1"]), (self.w2, nd["o2"], nd["d2"])):
+            err = ((bit << 12) - squash(d)) * RATE
+            for i, xi in enumerate(nd["x"]):
+                weights[offset + i] = clamp(weights[offset + i] + ((xi * err) >> 14), -W_MAX, W_MAX)
+        g = (bit << 16) + (bit << APM_RATE) - 2 * bit
+        for apm, i in ((self.apm1, nd["apm1"]), (self.apm2, nd["apm2"])):
+            apm[i] += (g - apm[i]) >> APM_RATE
+        word = node_word(c0, depth)
+        for i, b in enumerate(buckets):
+            n = b[word] & 0xFF
+            history = self.history(i, b[word], bit) if self.sparse else 0
+            q = b[word] >> 16 if n else 32768
+            q = clamp(q + ((((bit << 16) - q) * (131072 // (2 * n + 3))) >> 16), 0, 65535)
+            b[word] = q << 16 | history << 8 | min(n + 1, LIMIT)
+
+    def advance(self, hist, t: int) -> None:
+        """After byte t: the word and line state moves on."""
+        y = int(hist[t])
         lower = y + 32 if ord("A") <= y <= ord("Z") else y
         if ord("a") <= lower <= ord("z"):
             self.word = bit_hash(self.word, lower)
@@ -231,6 +229,33 @@ class SegmentBits:
             self.previous_line, self.line_start = self.line_start, t + 1
         above = self.previous_line + (t + 1 - self.line_start)
         self.above = int(hist[above]) if above < self.line_start else 0
+
+    def update(self, hist, t: int) -> None:
+        c1, y, c0 = int(hist[t - 1]) if t else 0, int(hist[t]), 1
+        for depth in range(8):
+            bit = (y >> (7 - depth)) & 1
+            if depth % 4 == 0:
+                buckets = self.buckets(16 + (c0 & 15) if depth else 0, True)
+            self.learn(self.nodes.get(c0) or self.evaluate(buckets, c1, c0, depth), buckets, c0, depth, bit)
+            c0 = 2 * c0 + bit
+        self.advance(hist, t)
+
+    def code(self, hist, t: int, freq: np.ndarray, coder) -> None:
+        """Byte t coded (coder a bitcoder.BitEncoder: hist[t] given) or decoded into hist[t] (a
+        BitDecoder) as eight bits: each node on the byte's path is evaluated (its buckets made where
+        missing), codes its bit and learns it at once; freq: position t's incoming frequencies."""
+        c1, c0 = int(hist[t - 1]) if t else 0, 1
+        self.ctx = self.contexts(hist, t)
+        self.cum = [0, *np.cumsum(freq.astype(np.int64)).tolist()]
+        for depth in range(8):
+            if depth % 4 == 0:
+                buckets = self.buckets(16 + (c0 & 15) if depth else 0, True)
+            nd = self.evaluate(buckets, c1, c0, depth)
+            bit = coder.code(nd["pr"], (int(hist[t]) >> (7 - depth)) & 1)
+            self.learn(nd, buckets, c0, depth, bit)
+            c0 = 2 * c0 + bit
+        hist[t] = c0 & 255
+        self.advance(hist, t)
 
 
 def applies(layout: Layout) -> bool:

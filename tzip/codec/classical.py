@@ -1,0 +1,72 @@
+"""The classical way's coding (container method 10): a chain's bytes coded a bit at a time.
+
+Without the network nothing needs a byte's whole distribution: the match model and the context
+counts turn a uniform distribution into the bit mixer's incoming frequencies, and the mixer's
+eight decisions on the byte's path are coded by a binary arithmetic coder (codec/bitcoder.py),
+where the range coder needs all 255 nodes of the byte's tree evaluated. One C call codes or
+decodes a segment (tzip_classical_encode/_decode); without the C library the Python stages do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tzip.codec.bitcoder import BitDecoder, BitEncoder
+from tzip.codec.rangecoder import CoderError
+from tzip.engine.constants import UNIFORM_FREQ
+from tzip.stages.protocol import NativeStages, StagesInTurn
+
+
+def max_coded(n: int) -> int:
+    """The longest body a segment of n bytes may have (docs/FORMAT.md): longer, it is stored."""
+    return 2 * n + 64
+
+
+def _native_args(stages: NativeStages, history: np.ndarray) -> tuple:
+    n, kinds, states, masks, _, _, _ = stages.args
+    return n, kinds, states, masks, history.ctypes.data
+
+
+def _python_run(stages: StagesInTurn, history: np.ndarray, t0: int, n: int, coder) -> None:
+    *before, bits = stages.stages
+    if bits.lib is not None:
+        raise RuntimeError("the classical way's Python path needs the bit mixer in Python")
+    active, row = np.ones(1, dtype=bool), history[0]
+    for t in range(t0, t0 + n):
+        f = np.full((1, 256), UNIFORM_FREQ, dtype=np.int32)
+        for stage in before:
+            f = stage.adjust(f, active, t)
+        bits.states[0].code(row, t, np.array(f[0]), coder)
+        for stage in before:
+            stage.update(t)
+
+
+def encode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int) -> bytes | None:
+    """Positions t0..t0+n-1 of a chain's history [1, length] coded, the stages learning them; None
+    where the body would be longer than max_coded(n) (the stages have learnt the bytes all the same)."""
+    cap = max_coded(n)
+    if isinstance(stages, NativeStages):
+        out = np.empty(cap, dtype=np.uint8)
+        got = stages.lib.tzip_classical_encode(*_native_args(stages, history), t0, n, out.ctypes.data, cap)
+        if got < -1:
+            stages.check(-2 - got)
+            raise ValueError("a classical chain ends with the bit mixer")
+        return None if got < 0 else out[:got].tobytes()
+    coder = BitEncoder()
+    _python_run(stages, history, t0, n, coder)
+    body = coder.bytes()
+    return body if len(body) <= cap else None
+
+
+def decode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int, body: bytes) -> None:
+    """Positions t0..t0+n-1 of a chain's history [1, length] decoded from `body`, the stages learning them."""
+    if len(body) > max_coded(n):
+        raise CoderError("a classical segment is longer than its method allows")
+    if isinstance(stages, NativeStages):
+        coded = np.frombuffer(bytes(body) or b"\0", dtype=np.uint8)
+        got = stages.lib.tzip_classical_decode(*_native_args(stages, history), t0, n, coded.ctypes.data, len(body))
+        if got:
+            stages.check(-2 - got)
+            raise ValueError("a classical chain ends with the bit mixer")
+        return
+    _python_run(stages, history, t0, n, BitDecoder(bytes(body)))
