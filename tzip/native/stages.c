@@ -119,35 +119,35 @@ static int classical_chain(int64_t n_stages, const int32_t *kinds) {
     return n_stages >= 1 && kinds[n_stages - 1] == TZIP_STAGE_BITS;
 }
 
-int64_t tzip_classical_encode(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
-                              uint8_t *hist, int64_t t0, int64_t n, uint8_t *out, int64_t cap) {
+/* Positions t0..t0+n-1 coded (decode = 0) or decoded through the coder; 0, -2 for a chain that does
+   not end with the bit mixer, or -2 - k where stage k could not grow its state. */
+static int64_t classical_run(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                             uint8_t *hist, int64_t t0, int64_t n, bit_coder *c, int decode) {
     if (!classical_chain(n_stages, kinds)) return -2;
     bits_state *bits = ((bits_state **)states[n_stages - 1])[0];
-    bit_coder c;
     int32_t freq[256];
-    bc_encoder(&c, out, cap);
     for (int64_t t = t0; t < t0 + n; t++) {
         classical_row(n_stages, kinds, states, masks, hist, t, freq);
-        bits_code(bits, hist, t, freq, &c, 0);
+        bits_code(bits, hist, t, freq, c, decode);
         const int64_t failed = tzip_stages_update(n_stages - 1, kinds, states, masks, 1, hist, 0, t);
         if (failed) return -2 - failed;
     }
+    return 0;
+}
+
+int64_t tzip_classical_encode(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                              uint8_t *hist, int64_t t0, int64_t n, uint8_t *out, int64_t cap) {
+    bit_coder c;
+    bc_encoder(&c, out, cap);
+    const int64_t status = classical_run(n_stages, kinds, states, masks, hist, t0, n, &c, 0);
+    if (status) return status;
     bc_flush(&c);
     return c.pos <= cap ? c.pos : -1;
 }
 
 int64_t tzip_classical_decode(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
                               uint8_t *hist, int64_t t0, int64_t n, const uint8_t *coded, int64_t len) {
-    if (!classical_chain(n_stages, kinds)) return -2;
-    bits_state *bits = ((bits_state **)states[n_stages - 1])[0];
     bit_coder c;
-    int32_t freq[256];
     bc_decoder(&c, coded, len);
-    for (int64_t t = t0; t < t0 + n; t++) {
-        classical_row(n_stages, kinds, states, masks, hist, t, freq);
-        bits_code(bits, hist, t, freq, &c, 1);
-        const int64_t failed = tzip_stages_update(n_stages - 1, kinds, states, masks, 1, hist, 0, t);
-        if (failed) return -2 - failed;
-    }
-    return 0;
+    return classical_run(n_stages, kinds, states, masks, hist, t0, n, &c, 1);
 }
