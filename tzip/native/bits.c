@@ -14,7 +14,8 @@
 #include "tzip.h"
 
 #define BM_SLOT_BITS 22           /* 2^22 words: 2^18 buckets of 16 */
-#define BM_CONTEXTS 10
+#define BM_WORD_CONTEXTS 10       /* text's set */
+#define BM_CONTEXTS 14            /* binary data's sparse set, the most */
 #define BM_INPUTS (2 * BM_CONTEXTS + 2) /* at most: the incoming split, each context's p (and history), a bias */
 #define BM_LIMIT 127
 #define BM_RATE 6
@@ -38,7 +39,8 @@ struct bits_state {
     uint16_t *apm1, *apm2;      /* 33-entry refinement curves: by node, by node and the previous byte */
     int32_t history_p[BM_CONTEXTS * 256], history_n[BM_CONTEXTS * 256]; /* sparse set: by context and bit history */
     int32_t contexts;           /* enum tzip_bits_contexts */
-    int32_t inputs;             /* the mixer's inputs: BM_CONTEXTS + 2, or with the sparse set BM_INPUTS */
+    int32_t contexts_used;      /* BM_WORD_CONTEXTS, or with the sparse set BM_CONTEXTS */
+    int32_t inputs;             /* the mixer's inputs: BM_WORD_CONTEXTS + 2, or with the sparse set BM_INPUTS */
     uint32_t word, word1, word2, above;
     int64_t line_start, previous_line;
     uint32_t ctx[BM_CONTEXTS];  /* position t's contexts, from predict */
@@ -66,7 +68,8 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t
     bits_state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->squash = squash; s->stretch = stretch; s->contexts = contexts;
-    s->inputs = contexts == TZIP_BITS_SPARSE ? BM_INPUTS : BM_CONTEXTS + 2;
+    s->contexts_used = contexts == TZIP_BITS_SPARSE ? BM_CONTEXTS : BM_WORD_CONTEXTS;
+    s->inputs = contexts == TZIP_BITS_SPARSE ? BM_INPUTS : BM_WORD_CONTEXTS + 2;
     s->slots = calloc((size_t)1 << BM_SLOT_BITS, sizeof *s->slots);
     const int n = s->inputs;
     s->w1 = malloc(sizeof *s->w1 * 256 * n);
@@ -86,8 +89,9 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t
 
 /* The contexts of position t: orders 1-4 and 6, then for text the word so far, with one and two
    words before, with the column, and the byte above (same column, previous line) with the last
-   byte; for binary data the byte two back, and the pairs at gaps (2,3), (1,3), (4,8) and the triple
-   (1,2,4), which see through the operand bytes of instructions and the varying fields of records. */
+   byte; for binary data the byte two back, the pairs at gaps (2,3), (1,3), (4,8), (3,4), (1,5) and
+   the triples (1,2,4), (1,6,7), which see through the operand bytes of instructions and the varying
+   fields of records, and the word so far (the strings inside binaries). */
 static void bm_contexts(bits_state *s, const uint8_t *h, int64_t t) {
     uint32_t c[9] = {0};
     for (int k = 1; k <= 8 && k <= t; k++) c[k] = h[t - k];
@@ -95,14 +99,15 @@ static void bm_contexts(bits_state *s, const uint8_t *h, int64_t t) {
     uint32_t v[BM_CONTEXTS] = {c[1], c[1] | c[2] << 8, c[1] | c[2] << 8 | c[3] << 16, o4, bm_hash(bm_hash(o4, c[5]), c[6])};
     if (s->contexts == TZIP_BITS_SPARSE) {
         v[5] = c[2]; v[6] = c[2] | c[3] << 8; v[7] = c[1] | c[3] << 8; v[8] = c[4] | c[8] << 8;
-        v[9] = c[1] | c[2] << 8 | c[4] << 16;
+        v[9] = c[1] | c[2] << 8 | c[4] << 16; v[10] = s->word; v[11] = c[3] | c[4] << 8; v[12] = c[1] | c[5] << 8;
+        v[13] = c[1] | c[6] << 8 | c[7] << 16;
     } else {
         const uint32_t words = bm_hash(s->word, s->word1);
         const int64_t col = t - s->line_start;
         v[5] = s->word; v[6] = words; v[7] = bm_hash(words, s->word2);
         v[8] = bm_hash(s->word, (uint32_t)(col < BM_COL_MAX ? col : BM_COL_MAX)); v[9] = bm_hash(s->above, c[1]);
     }
-    for (int i = 0; i < BM_CONTEXTS; i++) s->ctx[i] = bm_hash((uint32_t)i + 1, v[i]);
+    for (int i = 0; i < s->contexts_used; i++) s->ctx[i] = bm_hash((uint32_t)i + 1, v[i]);
 }
 
 /* Context i's bucket for a nibble (0: the first; 16 + the high nibble: the second): one of two
@@ -121,7 +126,7 @@ static uint32_t *bm_bucket(bits_state *s, int i, uint32_t nibble, int write) {
 }
 
 static void bm_buckets(bits_state *s, uint32_t nibble, int write, uint32_t **out) {
-    for (int i = 0; i < BM_CONTEXTS; i++) out[i] = bm_bucket(s, i, nibble, write);
+    for (int i = 0; i < s->contexts_used; i++) out[i] = bm_bucket(s, i, nibble, write);
 }
 
 /* A node's word in its nibble's bucket: 1, then 2-3, 4-7, 8-15 by the bits known in the nibble. */
@@ -139,12 +144,12 @@ static void bm_eval(const bits_state *s, uint32_t *const *bucket, uint32_t c1, i
     nd->x[0] = s->stretch[pf < 1 ? 1 : pf > 4095 ? 4095 : pf];
     const int word = bm_word(c0, depth);
     int known = 0;
-    for (int i = 0; i < BM_CONTEXTS; i++) {
+    for (int i = 0; i < s->contexts_used; i++) {
         const uint32_t v = bucket[i] ? bucket[i][word] : 0;
         nd->x[1 + i] = (v & 0xff) ? s->stretch[v >> 20] : 0;
         if (s->contexts == TZIP_BITS_SPARSE)
             nd->x[1 + BM_CONTEXTS + i] = (v & 0xff) ? s->stretch[s->history_p[i * 256 + ((v >> 8) & 255)] >> 4] : 0;
-        if (i >= BM_CONTEXTS - 3) known = known * 2 + ((v & 0xff) != 0);
+        if (i >= BM_WORD_CONTEXTS - 3 && i < BM_WORD_CONTEXTS) known = known * 2 + ((v & 0xff) != 0);
     }
     const int n = s->inputs;
     nd->x[n - 1] = 256;
@@ -229,7 +234,7 @@ static void bm_learn(bits_state *s, const bm_node *nd, uint32_t *const *bucket, 
     s->apm1[nd->apm1] = (uint16_t)(s->apm1[nd->apm1] + ((g - s->apm1[nd->apm1]) >> BM_APM_RATE));
     s->apm2[nd->apm2] = (uint16_t)(s->apm2[nd->apm2] + ((g - s->apm2[nd->apm2]) >> BM_APM_RATE));
     const int word = bm_word(c0, depth);
-    for (int i = 0; i < BM_CONTEXTS; i++) {
+    for (int i = 0; i < s->contexts_used; i++) {
         uint32_t *slot = &bucket[i][word];
         const int32_t n = *slot & 0xff;
         uint32_t history = 0;

@@ -18,13 +18,15 @@ subtree f gives at least 1/256 of its mass is evaluated and the mass split by it
 smaller subtrees share their mass as f does. After the byte, the eight nodes on its path learn
 (from their evaluation at prediction, where there was one).
 
-Binary data has no words or lines: there the five text contexts give way to sparse ones (the
-byte two back, the pairs at gaps (2,3), (1,3), (4,8), the triple (1,2,4)), which see the opcode
-through its operands and a record's fixed fields through its varying ones; and each slot keeps
-its last bits, whose adaptive probability per context (a history map, as the PAQ family's state
-maps) is one more input: machine code's contexts are often deterministic or alternate, which a
-slot's average adapts to slowly (stage "sparse", which method 10 uses: the contexts 5.4 % and the
-histories 2.8 % smaller on the binary bench set's executables, databases and archives).
+Binary data has no lines: there the five text contexts give way to nine (the byte two back, the
+pairs at gaps (2,3), (1,3), (4,8), (3,4), (1,5), the triples (1,2,4), (1,6,7), and the word so far
+for the strings inside binaries), which see the opcode through its operands and a record's fixed
+fields through its varying ones; and each slot keeps its last bits, whose adaptive probability
+per context (a history map, as the PAQ family's state maps) is one more input: machine code's
+contexts are often deterministic or alternate, which a slot's average adapts to slowly (stage
+"sparse", which method 10 uses; on the binary bench set's executables, databases and archives
+the first five sparse contexts code 5.4 % smaller than text's, the histories 2.8 %, the last
+four 2.1 %).
 
 Integer arithmetic throughout (12-bit probabilities, exact decimal tables), so every machine
 computes the same frequencies (docs/DESIGN.md §2). This file is the reference and the fallback;
@@ -43,9 +45,10 @@ from tzip.stages.mixing import STRETCH, normalise, squash, squash_tables
 from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage
 
 SLOT_BITS = 22  # 2^22 words (16 MB) in buckets of 16: a check, then 15 nodes' p (16 bits) << 16 | history << 8 | count
-CONTEXTS = 10
+CONTEXTS = 10  # text's set
+SPARSE_CONTEXTS = 14  # binary data's set
 INPUTS = CONTEXTS + 2  # f's bit probability, the context slots, a bias
-SPARSE_INPUTS = 2 * CONTEXTS + 2  # the sparse set adds each slot's bit history's probability
+SPARSE_INPUTS = 2 * SPARSE_CONTEXTS + 2  # the sparse set adds each slot's bit history's probability
 LIMIT = 127  # a slot's count stops here: its probability then moves 1/128.5 of the way per bit
 RATE = 6  # mixer learning rate (err * RATE * input >> 14, weights in 1/2^16)
 W_START = 8000  # every weight's start but f's (65536: f as it is)
@@ -84,7 +87,7 @@ class SegmentBits:
         self.slots: dict[int, list[int]] = {}  # bucket (its first word's index) -> its 16 words, absent = zeros
         self.w1 = [W_START if i % n else 65536 for i in range(256 * n)]
         self.w2 = [W_START if i % n else 65536 for i in range(2048 * n)]
-        self.history_p, self.history_n = [32768] * (CONTEXTS * 256), [0] * (CONTEXTS * 256)
+        self.history_p, self.history_n = [32768] * (SPARSE_CONTEXTS * 256), [0] * (SPARSE_CONTEXTS * 256)
         curve = [squash((j - 16) * 128) * 16 for j in range(33)]
         self.apm1, self.apm2 = curve * 256, curve * 65536
         self.word = self.word1 = self.word2 = self.above = 0
@@ -100,7 +103,8 @@ class SegmentBits:
         o4 = c[1] | c[2] << 8 | c[3] << 16 | c[4] << 24
         values = [c[1], c[1] | c[2] << 8, c[1] | c[2] << 8 | c[3] << 16, o4, bit_hash(bit_hash(o4, c[5]), c[6])]
         if self.sparse:
-            values += [c[2], c[2] | c[3] << 8, c[1] | c[3] << 8, c[4] | c[8] << 8, c[1] | c[2] << 8 | c[4] << 16]
+            values += [c[2], c[2] | c[3] << 8, c[1] | c[3] << 8, c[4] | c[8] << 8, c[1] | c[2] << 8 | c[4] << 16,
+                       self.word, c[3] | c[4] << 8, c[1] | c[5] << 8, c[1] | c[6] << 8 | c[7] << 16]
         else:
             words = bit_hash(self.word, self.word1)
             col = t - self.line_start
@@ -122,12 +126,12 @@ class SegmentBits:
             return b1
         if not write:
             return None
-        victim = at ^ 16 if b1[1] & 0xFF < b0[1] & 0xFF else at
-        self.slots[victim] = [check] + [0] * 15
-        return self.slots[victim]
+        victim = self.slots.setdefault(at ^ 16 if b1[1] & 0xFF < b0[1] & 0xFF else at, [0] * 16)
+        victim[:] = [check] + [0] * 15  # in place: a context that found this bucket for this byte shares it, as in C
+        return victim
 
     def buckets(self, nibble: int, write: bool) -> list:
-        return [self.bucket(i, nibble, write) for i in range(CONTEXTS)]
+        return [self.bucket(i, nibble, write) for i in range(len(self.ctx))]
 
     def evaluate(self, buckets: list, c1: int, c0: int, depth: int) -> dict:
         """Node c0's inputs and mixed probability of a 1 (12 bits); reads the state only."""
@@ -140,7 +144,7 @@ class SegmentBits:
             v = b[word] if b is not None else 0
             x.append(_STRETCH[v >> 20] if v & 0xFF else 0)
             histories.append(_STRETCH[self.history_p[i * 256 + (v >> 8 & 255)] >> 4] if v & 0xFF else 0)
-            if i >= CONTEXTS - 3:
+            if CONTEXTS - 3 <= i < CONTEXTS:
                 known = known * 2 + (v & 0xFF != 0)
         if self.sparse:
             x += histories
