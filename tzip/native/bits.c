@@ -15,7 +15,7 @@
 
 #define BM_SLOT_BITS 22           /* 2^22 words: 2^18 buckets of 16 */
 #define BM_WORD_CONTEXTS 10       /* text's set */
-#define BM_CONTEXTS 14            /* binary data's sparse set, the most */
+#define BM_CONTEXTS 16            /* binary data's sparse set, the most */
 #define BM_INPUTS (2 * BM_CONTEXTS + 2) /* at most: the incoming split, each context's p (and history), a bias */
 #define BM_LIMIT 127
 #define BM_RATE 6
@@ -25,6 +25,8 @@
 #define BM_EVAL_SHIFT 8
 #define BM_COL_MAX 60
 #define BM_HISTORY_LIMIT 255      /* a history's probability moves at least 1/256.5 of the way per bit */
+#define BM_RECORD_MAX 4096        /* the longest record length detected */
+#define BM_RECORD_VOTES 16
 
 typedef struct {
     int32_t x[BM_INPUTS];
@@ -42,6 +44,8 @@ struct bits_state {
     int32_t contexts_used;      /* BM_WORD_CONTEXTS, or with the sparse set BM_CONTEXTS */
     int32_t inputs;             /* the mixer's inputs: BM_WORD_CONTEXTS + 2, or with the sparse set BM_INPUTS */
     uint32_t word, word1, word2, above;
+    int32_t record, candidate, votes;   /* sparse set: the detected record length, a candidate and its votes */
+    int64_t last_at[256], last_gap[256]; /* by byte value: its last position, the gap to the one before */
     int64_t line_start, previous_line;
     uint32_t ctx[BM_CONTEXTS];  /* position t's contexts, from predict */
     int64_t cum[257];           /* the incoming frequencies' cumulative sums, from predict */
@@ -91,7 +95,8 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t
    words before, with the column, and the byte above (same column, previous line) with the last
    byte; for binary data the byte two back, the pairs at gaps (2,3), (1,3), (4,8), (3,4), (1,5) and
    the triples (1,2,4), (1,6,7), which see through the operand bytes of instructions and the varying
-   fields of records, and the word so far (the strings inside binaries). */
+   fields of records, the word so far (the strings inside binaries), and the bytes one and two
+   records up, with each other and with the last byte, where a record length is detected. */
 static void bm_contexts(bits_state *s, const uint8_t *h, int64_t t) {
     uint32_t c[9] = {0};
     for (int k = 1; k <= 8 && k <= t; k++) c[k] = h[t - k];
@@ -101,6 +106,9 @@ static void bm_contexts(bits_state *s, const uint8_t *h, int64_t t) {
         v[5] = c[2]; v[6] = c[2] | c[3] << 8; v[7] = c[1] | c[3] << 8; v[8] = c[4] | c[8] << 8;
         v[9] = c[1] | c[2] << 8 | c[4] << 16; v[10] = s->word; v[11] = c[3] | c[4] << 8; v[12] = c[1] | c[5] << 8;
         v[13] = c[1] | c[6] << 8 | c[7] << 16;
+        const int64_t r = s->record;  /* the bytes one and two records up */
+        const uint32_t up = r && t >= r ? h[t - r] : 0, up2 = r && t >= 2 * r ? h[t - 2 * r] : 0;
+        v[14] = bm_hash((uint32_t)r, up | up2 << 8); v[15] = bm_hash((uint32_t)r, up | c[1] << 8);
     } else {
         const uint32_t words = bm_hash(s->word, s->word1);
         const int64_t col = t - s->line_start;
@@ -246,9 +254,24 @@ static void bm_learn(bits_state *s, const bm_node *nd, uint32_t *const *bucket, 
     }
 }
 
-/* After byte t: the word and line state moves on. */
+/* Fixed-length records (tables, database pages, relocations, pixel rows): a byte value recurring
+   at one gap twice in a row votes for that gap as the record length; a candidate that outvotes
+   the others (a majority vote) by more than BM_RECORD_VOTES becomes the record length. */
+static void bm_record(bits_state *s, int y, int64_t t) {
+    const int64_t gap = t - s->last_at[y];
+    if (s->last_at[y] && gap == s->last_gap[y] && gap >= 2 && gap <= BM_RECORD_MAX) {
+        if (gap == s->candidate) {
+            if (++s->votes > BM_RECORD_VOTES) s->record = (int32_t)gap;
+        } else if (s->votes > 0) s->votes--;
+        else { s->candidate = (int32_t)gap; s->votes = 1; }
+    }
+    s->last_gap[y] = gap; s->last_at[y] = t;
+}
+
+/* After byte t: the word and line state (and the sparse set's record length) moves on. */
 static void bm_advance(bits_state *s, const uint8_t *h, int64_t t) {
     const int y = h[t];
+    if (s->contexts == TZIP_BITS_SPARSE) bm_record(s, y, t);
     const int lower = y >= 'A' && y <= 'Z' ? y + 32 : y;
     if (lower >= 'a' && lower <= 'z') s->word = bm_hash(s->word, (uint32_t)lower);
     else if (s->word) { s->word2 = s->word1; s->word1 = s->word; s->word = 0; }
