@@ -22,7 +22,7 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 CC=${CC:-gcc}
 SAN_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g"
 ALL_TESTS=(tests/test_native.py tests/test_match.py tests/test_bits.py tests/test_pixels.py tests/test_samples.py
-           tests/test_chain.py tests/test_api.py tests/test_default_model.py)
+           tests/test_chain.py tests/test_classical_method.py tests/test_api.py tests/test_default_model.py)
 ENGINE_TESTS=(tests/test_native.py tests/test_default_model.py)
 # These run a subprocess that must pick its own build (TZIP_CPU_LEVEL; TZIP_NATIVE_BUILD with no
 # compiler): the TZIP_NATIVE_LIB this run sets, which the subprocess inherits, takes precedence, so
