@@ -92,7 +92,7 @@ def test_classical_codes_its_stages_bit_by_bit_in_c_as_in_python(tiny, monkeypat
 
 
 def test_a_body_that_would_not_fit_its_frame_is_stored(tiny, monkeypatch):
-    monkeypatch.setattr(classical, "max_coded", lambda n: 16)
+    monkeypatch.setattr(classical, "max_coded", lambda n: 16)  # the frame's limit as the encoder sees it
     data = records(3000)
     assert classical_bodies([data]) == [None]
     packed = tzip.compress(data, model=tiny, modality="binary", segment_size=1024, methods=("classical",))

@@ -12,19 +12,21 @@ from __future__ import annotations
 import numpy as np
 
 from tzip.codec.bitcoder import BitDecoder, BitEncoder
-from tzip.codec.rangecoder import CoderError
 from tzip.engine.constants import UNIFORM_FREQ
+from tzip.format.container import max_coded
 from tzip.stages.protocol import NativeStages, StagesInTurn
 
 
-def max_coded(n: int) -> int:
-    """The longest body a segment of n bytes may have (docs/FORMAT.md): longer, it is stored."""
-    return 2 * n + 64
+def _native_args(stages: NativeStages) -> tuple:
+    """The chain's stages and history as tzip_classical_* take them (the history the stages were built on)."""
+    n, kinds, states, masks, _, history, _ = stages.args
+    return n, kinds, states, masks, history
 
 
-def _native_args(stages: NativeStages, history: np.ndarray) -> tuple:
-    n, kinds, states, masks, _, _, _ = stages.args
-    return n, kinds, states, masks, history.ctypes.data
+def _check(stages: NativeStages, status: int) -> None:
+    """Raise for a tzip_classical_* status below -1: a stage that could not grow, or a bad chain."""
+    stages.check(-2 - status)
+    raise ValueError("a classical chain ends with the bit mixer")
 
 
 def _python_run(stages: StagesInTurn, history: np.ndarray, t0: int, n: int, coder) -> None:
@@ -43,14 +45,13 @@ def _python_run(stages: StagesInTurn, history: np.ndarray, t0: int, n: int, code
 
 def encode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int) -> bytes | None:
     """Positions t0..t0+n-1 of a chain's history [1, length] coded, the stages learning them; None
-    where the body would be longer than max_coded(n) (the stages have learnt the bytes all the same)."""
+    where the body would be longer than its frame allows (the stages have learnt the bytes all the same)."""
     cap = max_coded(n)
     if isinstance(stages, NativeStages):
         out = np.empty(cap, dtype=np.uint8)
-        got = stages.lib.tzip_classical_encode(*_native_args(stages, history), t0, n, out.ctypes.data, cap)
+        got = stages.lib.tzip_classical_encode(*_native_args(stages), t0, n, out.ctypes.data, cap)
         if got < -1:
-            stages.check(-2 - got)
-            raise ValueError("a classical chain ends with the bit mixer")
+            _check(stages, got)
         return None if got < 0 else out[:got].tobytes()
     coder = BitEncoder()
     _python_run(stages, history, t0, n, coder)
@@ -59,14 +60,12 @@ def encode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n:
 
 
 def decode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int, body: bytes) -> None:
-    """Positions t0..t0+n-1 of a chain's history [1, length] decoded from `body`, the stages learning them."""
-    if len(body) > max_coded(n):
-        raise CoderError("a classical segment is longer than its method allows")
+    """Positions t0..t0+n-1 of a chain's history [1, length] decoded from `body` (its length checked
+    by the container), the stages learning them."""
     if isinstance(stages, NativeStages):
         coded = np.frombuffer(bytes(body) or b"\0", dtype=np.uint8)
-        got = stages.lib.tzip_classical_decode(*_native_args(stages, history), t0, n, coded.ctypes.data, len(body))
+        got = stages.lib.tzip_classical_decode(*_native_args(stages), t0, n, coded.ctypes.data, len(body))
         if got:
-            stages.check(-2 - got)
-            raise ValueError("a classical chain ends with the bit mixer")
+            _check(stages, got)
         return
     _python_run(stages, history, t0, n, BitDecoder(bytes(body)))

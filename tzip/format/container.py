@@ -93,6 +93,11 @@ class Header:
                       bool(flags & FLAG_X86))
 
 
+def max_coded(raw_len: int) -> int:
+    """The longest body a range-coded (or bit-coded) segment of raw_len bytes may have."""
+    return 2 * raw_len + 64
+
+
 def segment_frame(method: int, raw: bytes, coded: bytes) -> bytes:
     return FRAME_SEGMENT + SEGMENT.pack(method, len(raw), len(coded), zlib.crc32(raw)) + coded
 
@@ -124,7 +129,7 @@ def read_frame(buf: bytes | bytearray | memoryview, pos: int, segment_size: int)
         if pos + 1 + SEGMENT.size > len(buf):
             return None
         method, raw_len, coded_len, crc = SEGMENT.unpack_from(buf, pos + 1)
-        limit = raw_len + 64 if method not in CODED else 2 * raw_len + 64
+        limit = raw_len + 64 if method not in CODED else max_coded(raw_len)
         longest = segment_size
         if method == LZMA:  # a block of segments; LZMA2 adds 3 bytes a 64 KiB chunk to what it cannot pack
             limit, longest = raw_len + raw_len // 8192 + 64, MAX_SEGMENT

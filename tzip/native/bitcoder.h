@@ -32,15 +32,12 @@ static inline void bc_put(bit_coder *c, uint32_t byte) {
     c->pos++;
 }
 
-/* The interval narrowed to the bit's side: a 1 takes [x1, mid], a 0 (mid, x2]; leading bytes that
-   agree leave it. */
-static inline void bc_narrow(bit_coder *c, int bit, int32_t p1) {
-    const uint32_t mid = c->x1 + ((c->x2 - c->x1) >> 12) * (uint32_t)p1;
-    if (bit) c->x2 = mid; else c->x1 = mid + 1;
-}
+/* Where a bit with probability p1/4096 of a 1 splits the interval: a 1 takes [x1, mid], a 0 (mid, x2]. */
+static inline uint32_t bc_mid(const bit_coder *c, int32_t p1) { return c->x1 + ((c->x2 - c->x1) >> 12) * (uint32_t)p1; }
 
 static inline void bc_encode(bit_coder *c, int bit, int32_t p1) {
-    bc_narrow(c, bit, p1);
+    const uint32_t mid = bc_mid(c, p1);
+    if (bit) c->x2 = mid; else c->x1 = mid + 1;
     while (!((c->x1 ^ c->x2) & 0xff000000u)) {
         bc_put(c, c->x2 >> 24);
         c->x1 <<= 8; c->x2 = c->x2 << 8 | 255;
@@ -48,9 +45,9 @@ static inline void bc_encode(bit_coder *c, int bit, int32_t p1) {
 }
 
 static inline int bc_decode(bit_coder *c, int32_t p1) {
-    const uint32_t mid = c->x1 + ((c->x2 - c->x1) >> 12) * (uint32_t)p1;
+    const uint32_t mid = bc_mid(c, p1);
     const int bit = c->x <= mid;
-    bc_narrow(c, bit, p1);
+    if (bit) c->x2 = mid; else c->x1 = mid + 1;
     while (!((c->x1 ^ c->x2) & 0xff000000u)) {
         c->x1 <<= 8; c->x2 = c->x2 << 8 | 255;
         c->x = c->x << 8 | (uint32_t)bc_byte(c);

@@ -215,6 +215,12 @@ static void bits_predict(bits_state *s, const uint8_t *h, int64_t t, int32_t *fr
     normalise(p, freq);
 }
 
+/* A 16-bit probability of a 1 after `bit`, having seen n bits before: it moves 2/(2n + 3) of the way. */
+static inline int32_t bm_adapt(int32_t p, int32_t n, int bit) {
+    p += (int32_t)(((int64_t)((bit << 16) - p) * (131072 / (2 * n + 3))) >> 16);
+    return p < 0 ? 0 : p > 65535 ? 65535 : p;
+}
+
 /* The sparse set's bit histories: a slot's last bits (up to seven, after a leading 1) index an
    adaptive probability per context, which learns what such a history predicts (a deterministic
    context's run, an alternation); returns the slot's history after `bit`. */
@@ -222,8 +228,7 @@ static uint32_t bm_history(bits_state *s, int i, uint32_t slot, int bit) {
     const uint32_t n = slot & 0xff, history = (slot >> 8) & 255;
     if (!n) return 2 + (uint32_t)bit;
     int32_t *p = &s->history_p[i * 256 + history], *seen = &s->history_n[i * 256 + history];
-    *p += (int32_t)(((int64_t)((bit << 16) - *p) * (131072 / (2 * *seen + 3))) >> 16);
-    *p = *p < 0 ? 0 : *p > 65535 ? 65535 : *p;
+    *p = bm_adapt(*p, *seen, bit);
     if (*seen < BM_HISTORY_LIMIT) (*seen)++;
     const uint32_t next = history * 2 + (uint32_t)bit;
     return next < 256 ? next : (next & 127) | 128;
@@ -247,9 +252,7 @@ static void bm_learn(bits_state *s, const bm_node *nd, uint32_t *const *bucket, 
         const int32_t n = *slot & 0xff;
         uint32_t history = 0;
         if (s->contexts == TZIP_BITS_SPARSE) history = bm_history(s, i, *slot, bit);
-        int32_t q = n ? (int32_t)(*slot >> 16) : 32768;
-        q += (int32_t)(((int64_t)((bit << 16) - q) * (131072 / (2 * n + 3))) >> 16);
-        q = q < 0 ? 0 : q > 65535 ? 65535 : q;
+        const int32_t q = bm_adapt(n ? (int32_t)(*slot >> 16) : 32768, n, bit);
         *slot = (uint32_t)q << 16 | history << 8 | (uint32_t)(n < BM_LIMIT ? n + 1 : BM_LIMIT);
     }
 }

@@ -111,8 +111,8 @@ enum tzip_stage_kind {
 };
 
 /* The bit mixer's context sets (bits.c): beside orders 1-4 and 6, text's words, columns and the byte
- * above, or binary data's sparse contexts (bytes and byte pairs at gaps up to 8, as in fixed-width
- * fields, instructions and records). */
+ * above, or binary data's (bytes, pairs and triples at gaps up to 8, as in fixed-width fields and
+ * instructions; the word so far; the bytes one and two detected records up; each slot's bit history). */
 enum tzip_bits_contexts {
     TZIP_BITS_WORDS,
     TZIP_BITS_SPARSE,

@@ -76,6 +76,11 @@ def clamp(v: int, lo: int, hi: int) -> int:
     return lo if v < lo else hi if v > hi else v
 
 
+def adapt(p: int, n: int, bit: int) -> int:
+    """A 16-bit probability of a 1 after `bit`, having seen n bits before: it moves 2/(2n + 3) of the way."""
+    return clamp(p + ((((bit << 16) - p) * (131072 // (2 * n + 3))) >> 16), 0, 65535)
+
+
 def node_word(c0: int, depth: int) -> int:
     """A node's word in its nibble's bucket: 1, then 2-3, 4-7, 8-15 by the bits known in the nibble."""
     return c0 if depth < 4 else (1 << (depth - 4)) | (c0 & ((1 << (depth - 4)) - 1))
@@ -152,11 +157,11 @@ class SegmentBits:
         for i, b in enumerate(buckets):
             v = b[word] if b is not None else 0
             x.append(_STRETCH[v >> 20] if v & 0xFF else 0)
-            histories.append(_STRETCH[self.history_p[i * 256 + (v >> 8 & 255)] >> 4] if v & 0xFF else 0)
+            if self.sparse:
+                histories.append(_STRETCH[self.history_p[i * 256 + (v >> 8 & 255)] >> 4] if v & 0xFF else 0)
             if CONTEXTS - 3 <= i < CONTEXTS:
                 known = known * 2 + (v & 0xFF != 0)
-        if self.sparse:
-            x += histories
+        x += histories
         x.append(256)
         n = self.inputs
         o1, o2 = c0 * n, (c0 * 8 + known) * n
@@ -207,8 +212,7 @@ class SegmentBits:
             return 2 + bit
         at = i * 256 + history
         seen = self.history_n[at]
-        p = self.history_p[at]
-        self.history_p[at] = clamp(p + ((((bit << 16) - p) * (131072 // (2 * seen + 3))) >> 16), 0, 65535)
+        self.history_p[at] = adapt(self.history_p[at], seen, bit)
         self.history_n[at] = min(seen + 1, HISTORY_LIMIT)
         nxt = history * 2 + bit
         return nxt if nxt < 256 else (nxt & 127) | 128
@@ -226,8 +230,7 @@ class SegmentBits:
         for i, b in enumerate(buckets):
             n = b[word] & 0xFF
             history = self.history(i, b[word], bit) if self.sparse else 0
-            q = b[word] >> 16 if n else 32768
-            q = clamp(q + ((((bit << 16) - q) * (131072 // (2 * n + 3))) >> 16), 0, 65535)
+            q = adapt(b[word] >> 16 if n else 32768, n, bit)
             b[word] = q << 16 | history << 8 | min(n + 1, LIMIT)
 
     def detect_record(self, y: int, t: int) -> None:
