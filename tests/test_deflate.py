@@ -110,3 +110,17 @@ def test_the_command_line_expands_a_file_and_lists_it(tiny_path, tmp_path):
     assert b"inflated" in listing.stdout
     out = subprocess.run([*run, "-dc", f"{src}.tz"], env=env, check=True, capture_output=True, timeout=300)
     assert out.stdout == data
+
+
+def test_the_command_line_keeps_a_pdf_without_streams_whole(tiny_path, tmp_path):
+    """A file read whole because its head looks like a PDF, with nothing to inflate, is coded as it
+    is, every byte of it (past the first read too)."""
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 600  # 150 kB, more than one read, no zlib stream
+    assert deflate.expand(data) is None
+    src = tmp_path / "plain.pdf"
+    src.write_bytes(data)
+    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
+    run = [sys.executable, "-m", "tzip.cli"]
+    subprocess.run([*run, "-k", src], env=env, check=True, capture_output=True, timeout=300)
+    out = subprocess.run([*run, "-dc", f"{src}.tz"], env=env, check=True, capture_output=True, timeout=300)
+    assert out.stdout == data

@@ -144,28 +144,27 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
     written = 0
     prog = Progress(label, size, quiet)
     try:
+        # a PNG/FLAC to transcode, or a file that may hold zlib streams, is read whole (its
+        # intermediate form replaces it where there is one); any other input streams through
+        tag, data, got = None, None, None
         if transcode:
             data = src.read()
             got = to_intermediate(data)
-            tag = None
-            if got is not None:
-                data, tag = got
-            elif not quiet:
+            if got is None and not quiet:
                 say(f"{label}: not a PNG/FLAC that can be transcoded exactly; stored as an ordinary file")
-            chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
-            comp = TzipCompressor(transcoded_from=tag, **opts)
         else:
             head = src.read(CHUNK)
-            whole = size is not None and size <= EXPAND_LIMIT and may_expand(head)
-            got = expand_deflate(head + src.read(), opts.get("modality")) if whole else None
-            if got is not None:  # the whole file is in memory: its zlib streams inflated (format/deflate.py)
-                data, tag = got
-                chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
-                prog.total = len(data) if prog.total is not None else None
-                comp = TzipCompressor(transcoded_from=tag, **opts)
-            else:
-                chunks = itertools.chain([head], iter(lambda: src.read(CHUNK), b""))
-                comp = TzipCompressor(**opts)
+            if size is not None and size <= EXPAND_LIMIT and may_expand(head):
+                data = head + src.read()
+                got = expand_deflate(data, opts.get("modality"))  # zlib streams inflated (format/deflate.py)
+        if got is not None:
+            data, tag = got
+            prog.total = len(data) if prog.total is not None else None
+        if data is not None:
+            chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        else:
+            chunks = itertools.chain([head], iter(lambda: src.read(CHUNK), b""))
+        comp = TzipCompressor(transcoded_from=tag, **opts)
         for chunk in chunks:
             piece = comp.compress(chunk)
             out.write(piece)
