@@ -99,17 +99,20 @@ def test_the_api_expands_and_the_streaming_decoder_restores(tiny):
     assert b"".join(stream_decompress(lambda: next(chunks, b""), tiny)) == data
 
 
+def cli(tiny_path, *args) -> bytes:
+    """`tzip ARGS` in a subprocess with the tiny model; its standard output."""
+    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-m", "tzip.cli", *map(str, args)], env=env, check=True,
+                          capture_output=True, timeout=300).stdout
+
+
 def test_the_command_line_expands_a_file_and_lists_it(tiny_path, tmp_path):
     data, _ = pdf_like()
     src = tmp_path / "doc.pdf"
     src.write_bytes(data)
-    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
-    run = [sys.executable, "-m", "tzip.cli"]
-    subprocess.run([*run, "-k", src], env=env, check=True, capture_output=True, timeout=300)
-    listing = subprocess.run([*run, "-l", f"{src}.tz"], env=env, check=True, capture_output=True, timeout=300)
-    assert b"inflated" in listing.stdout
-    out = subprocess.run([*run, "-dc", f"{src}.tz"], env=env, check=True, capture_output=True, timeout=300)
-    assert out.stdout == data
+    cli(tiny_path, "-k", src)
+    assert b"inflated" in cli(tiny_path, "-l", f"{src}.tz")
+    assert cli(tiny_path, "-dc", f"{src}.tz") == data
 
 
 def test_the_command_line_keeps_a_pdf_without_streams_whole(tiny_path, tmp_path):
@@ -119,8 +122,5 @@ def test_the_command_line_keeps_a_pdf_without_streams_whole(tiny_path, tmp_path)
     assert deflate.expand(data) is None
     src = tmp_path / "plain.pdf"
     src.write_bytes(data)
-    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
-    run = [sys.executable, "-m", "tzip.cli"]
-    subprocess.run([*run, "-k", src], env=env, check=True, capture_output=True, timeout=300)
-    out = subprocess.run([*run, "-dc", f"{src}.tz"], env=env, check=True, capture_output=True, timeout=300)
-    assert out.stdout == data
+    cli(tiny_path, "-k", src)
+    assert cli(tiny_path, "-dc", f"{src}.tz") == data
