@@ -31,7 +31,7 @@ MAGIC = b"TZDF"
 MIN_DEFLATED = 64  # a stream shorter than this is not worth its table entry
 MAX_INFLATED = 1 << 26  # a stream that inflates to more is left as it is (memory)
 # zlib's header: CM = 8 (deflate) with CINFO <= 7 (window bits - 8), then FLG; the pair is a multiple of 31
-_HEADER = re.compile(rb"[\x08\x18\x28\x38\x48\x58\x68\x78]", re.DOTALL)
+_HEADER = re.compile(rb"[\x08\x18\x28\x38\x48\x58\x68\x78]")
 # the levels whose FLEVEL (FLG bits 6-7) zlib writes: tried first, then the rest
 _LEVELS_BY_FLEVEL = {0: (1, 0), 1: (2, 3, 4, 5), 2: (6,), 3: (9, 7, 8)}
 _ALL_LEVELS = (6, 9, 1, 2, 3, 4, 5, 7, 8, 0)
