@@ -51,11 +51,13 @@ BATCH_BYTES = 4 << 20  # range-coded segments are decoded together in batches of
 BATCH_STATE_BYTES = 160 << 20  # ...whose stages hold about this much at most (pipeline.state_bytes)
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
-# A binary chain's first bytes are coded both with the network and without it (the classical
-# method) and the chain carries on the smaller way: a network that has not learnt machine code or
-# bytecode can cost the bit mixer more than it gives (the Java classes of the binary bench set code
-# 12 % larger with it), while on logs and tables it gains. Both chains' states are alive meanwhile;
-# 256 KiB decides as 1 MiB did on every file of the binary bench set, at a quarter of the network's passes.
+# A chain's first bytes are coded both with the network and without it (the classical method) and
+# the chain carries on the smaller way: a network that has not learnt machine code or bytecode can
+# cost the bit mixer more than it gives (the Java classes of the binary bench set code 12 % larger
+# with it), and text that is not prose can code smaller with the binary contexts alone (a PDF's
+# pages 4.4 %, a build log 8.3 %), while on prose, logs and tables the network gains. Both chains'
+# states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
+# at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
 READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
 METHODS = DEFAULT_METHODS  # what the encoder chooses among unless told (format.methods)
@@ -114,7 +116,7 @@ class TzipCompressor:
         self.zstd = zstandard.ZstdCompressor(level=19)
         self.stats: list[tuple[int, int, int]] = []  # (method, raw, coded) per segment
         self.chain_request, self.chain_way, self.chain = chain, None, None
-        self.tried_way: str | None = None  # the way the last trial kept (binary chains: TRIAL_BYTES)
+        self.tried_way: str | None = None  # the way the last trial kept (TRIAL_BYTES)
         self.block: list[tuple[bytes, bytes]] = []  # (segment in modelling order, its frame) not yet written
         self.x86, self.coded_pos = False, 0  # the x86 filter (codec/x86.py); payload bytes coded so far
 
@@ -248,14 +250,13 @@ class TzipCompressor:
 
     def _trials_classical(self) -> bool:
         """Whether a new chain is coded both with and without the network over its first TRIAL_BYTES."""
-        return (self.split.layout.modality == BINARY and "classical" in self.methods
-                and method(self.chain_way).network)
+        return "classical" in self.methods and method(self.chain_way).network
 
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
         over the next piece runs on a thread meanwhile (both are C calls that release the GIL), so
-        the two share the cores. A binary stream's first chain, and each after one that reached
+        the two share the cores. A stream's first chain, and each after one that reached
         CHAIN_LIMIT, starts as a trial: two chains, with and without the network, code its first
         TRIAL_BYTES, the smaller one's frames are kept and it carries on; a chain that starts
         after a stored, zstd or lzma segment takes the way the last trial kept (a trial per chain

@@ -43,7 +43,7 @@ METHODS = (
     Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True),
     Method(9, "lzma", "x", None),
     # the bit mixer's stages without the network, which has not learnt machine code or bytecode, and
-    # with binary data's sparse contexts: a binary chain codes its first 256 KiB both ways and carries on
+    # with binary data's sparse contexts: a chain codes its first 256 KiB both ways and carries on
     # with the smaller (api)
     Method(10, "classical", "u", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
            network=False),
