@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import debian_package, log, pypi_file, sha256_file
+from .sources import SourceError, debian_package, log, pypi_file, sha256_file
 
 CANTERBURY = ["alice29.txt", "asyoulik.txt", "lcet10.txt", "plrabn12.txt"]
 SKIMAGE_PHOTOS = [
@@ -496,7 +496,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     names = list(BUILDERS) if "all" in args.sets else args.sets
     for name in names:
-        m = BUILDERS[name](args.cache)
+        try:
+            m = BUILDERS[name](args.cache)
+        except SourceError as e:
+            raise SystemExit(f"corpora.build: {name}: {e}") from None
         print(f"{name}\t{m['manifest_sha256']}\t{json.dumps(m['summary'])}")
 
 

@@ -52,6 +52,10 @@ PYPI = {  # (name, version, kind) -> kind is "sdist" or "wheel"
 }
 
 
+class SourceError(Exception):
+    """A pinned package that cannot be fetched."""
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -72,8 +76,11 @@ def debian_package(name: str, cache: Path) -> tuple[Path, dict]:
     found = sorted(debs.glob(f"{name}_*.deb"))
     if not found:
         log(f"downloading {name}={version}")
-        subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=debs, check=True,
-                       stdout=subprocess.DEVNULL)
+        got = subprocess.run(["apt-get", "download", f"{name}={version}"], cwd=debs, stdout=subprocess.DEVNULL)
+        if got.returncode:
+            raise SourceError(f"apt-get cannot download {name}={version}, the pinned version (the versions this "
+                              f"machine's mirrors hold: apt-cache madison {name}; a .deb of another version put in "
+                              f"{debs} is used as it is, and the manifest records its file and sha256)")
         found = sorted(debs.glob(f"{name}_*.deb"))
     deb = found[-1]
     root = cache / "unpacked" / name

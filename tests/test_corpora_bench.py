@@ -326,3 +326,14 @@ def test_bench_run_writes_its_table_between_the_readme_markers(tmp_path):
     assert readme.read_text() == f"# t\n\n{BEGIN}\n| new | table |\n{END}\n\nafter\n"
     readme.write_text("no markers\n")
     assert not update_readme("| x |", readme) and readme.read_text() == "no markers\n"
+
+
+def test_a_pinned_package_the_mirror_lacks_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """apt-get failing to fetch the pinned version stops the build with one line naming the
+    package, its version and what to do, not a traceback."""
+    monkeypatch.setitem(sources.DEBIAN, "dict-gcide", "0.0-missing")
+    monkeypatch.setattr(sources.subprocess, "run", lambda *a, **k: sources.subprocess.CompletedProcess(a, 100))
+    with pytest.raises(sources.SourceError, match="dict-gcide=0.0-missing"):
+        sources.debian_package("dict-gcide", tmp_path)
+    with pytest.raises(SystemExit, match=r"^corpora.build: text-train: apt-get cannot download dict-gcide=0.0-missing"):
+        build.main(["text-train", "--cache", str(tmp_path)])
