@@ -328,7 +328,7 @@ def test_bench_run_writes_its_table_between_the_readme_markers(tmp_path):
     assert not update_readme("| x |", readme) and readme.read_text() == "no markers\n"
 
 
-def test_a_pinned_package_the_mirror_lacks_is_one_clear_error(tmp_path, monkeypatch, capsys):
+def test_a_pinned_package_the_mirror_lacks_is_one_clear_error(tmp_path, monkeypatch):
     """apt-get failing to fetch the pinned version stops the build with one line naming the
     package, its version and what to do, not a traceback."""
     monkeypatch.setitem(sources.DEBIAN, "dict-gcide", "0.0-missing")

@@ -20,6 +20,7 @@ from .conftest import DATA
 
 ALICE = (DATA / "alice_head.txt").read_bytes()
 XZ = 9 | lzma.PRESET_EXTREME
+WITHOUT_CLASSICAL = tuple(m for m in api.METHODS if m != "classical")
 
 
 def segments_of(packed: bytes) -> list[C.Frame]:
@@ -55,7 +56,7 @@ def test_machine_code_takes_the_x86_filter(tiny):
     smaller still)."""
     [library] = glob.glob(os.path.join(os.path.dirname(np.__file__), "*core", "_multiarray_umath*.so"))
     data = Path(library).read_bytes()[2 << 20 : (2 << 20) + 64 * 1024]
-    packed = tzip.compress(data, model=tiny, methods=tuple(m for m in api.METHODS if m != "classical"))
+    packed = tzip.compress(data, model=tiny, methods=WITHOUT_CLASSICAL)
     [frame] = segments_of(packed)
     assert frame.method == C.LZMA and frame.body[0] == 1 and frame.raw_len == len(data)
     assert len(packed) < len(lzma.compress(data, preset=XZ))
@@ -72,7 +73,7 @@ def test_an_lzma_block_restarts_the_chain(tiny, monkeypatch):
     monkeypatch.setattr(floor, "BLOCK", 4096)
     monkeypatch.setattr(api, "CHAINED_BATCH_BYTES", 4096)
     data = bytes(range(256)) * 16 + ALICE[:4096]
-    ways = tuple(m for m in api.METHODS if m != "classical")  # the untrained model would lose its chain's trial
+    ways = WITHOUT_CLASSICAL  # the untrained model would lose its chain's trial
     packed = tzip.compress(data, model=tiny, segment_size=1024, modality="text", methods=ways)
     assert C.Header.unpack(packed[: C.HEADER_SIZE]).chained
     assert [f.method for f in segments_of(packed)] == [C.LZMA] + [C.BITS] * 4

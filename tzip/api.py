@@ -55,7 +55,7 @@ CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stag
 # the chain carries on the smaller way: a network that has not learnt machine code or bytecode can
 # cost the bit mixer more than it gives (the Java classes of the binary bench set code 12 % larger
 # with it), and text that is not prose can code smaller with the binary contexts alone (a PDF's
-# pages 4.4 %, a build log 8.3 %), while on prose, logs and tables the network gains. Both chains'
+# pages 4.4 %, a build log 8.3 %), while on prose and most logs and tables the network gains. Both chains'
 # states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
 # at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
