@@ -34,6 +34,7 @@ from tzip.format.layout import AUDIO, BINARY, IMAGE, MODALITY_NAMES, TEXT, Modal
 from tzip.format.methods import CHAINABLE, method
 from tzip.format.methods import DEFAULT as DEFAULT_METHODS
 from tzip.format.methods import METHODS as ALL_METHODS
+from tzip.format.raw import candidates as headerless_candidates
 from tzip.format.transcode import expand_deflate, from_intermediate, to_intermediate
 from tzip.stages.hints import model_hints
 
@@ -59,6 +60,10 @@ CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stag
 # states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
 # at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
+# A stream detected as text or binary whose bytes look like headerless pixels or samples
+# (format/raw.py) codes its first bytes with each layout they may have and the detected one, and
+# keeps the smallest: the guesses are cheap statistics, the trial is what decides.
+LAYOUT_TRIAL_BYTES = 1 << 14
 READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
 METHODS = DEFAULT_METHODS  # what the encoder chooses among unless told (format.methods)
 METHOD_OF = {m.name: m.id for m in ALL_METHODS}
@@ -119,6 +124,8 @@ class TzipCompressor:
         self.tried_way: str | None = None  # the way the last trial kept (TRIAL_BYTES)
         self.block: list[tuple[bytes, bytes]] = []  # (segment in modelling order, its frame) not yet written
         self.x86, self.coded_pos = False, 0  # the x86 filter (codec/x86.py); payload bytes coded so far
+        self.forced_split: Split | None = None  # a layout trial's: the split to code with, undetected
+        self.whole: bytes | None = None  # the whole stream, where a layout trial coded all of the input
 
     def compress(self, data: bytes) -> bytes:
         if self.done:
@@ -136,14 +143,19 @@ class TzipCompressor:
     def flush(self) -> bytes:
         if self.done:
             raise ValueError("compressor was already flushed")
-        out = self._start() if self.split is None else b""
+        out = self._start(final=True) if self.split is None else b""
+        if self.whole is not None:
+            self.done = True
+            return self.whole
         out += self._end_payload()
         self.done = True
         return out + C.end_frame(self.total, self.crc)
 
     # -- internals -----------------------------------------------------------------------
-    def _start(self) -> bytes:
-        self.split = sp = detect(bytes(self.head), self.modality)
+    def _start(self, final: bool = False) -> bytes:
+        self.split = sp = self.forced_split or self._headerless(detect(bytes(self.head), self.modality), final)
+        if self.whole is not None:
+            return b""
         unit = sp.unit()
         fits = unit <= C.MAX_SEGMENT
         request = self.segment_request or default_segment(sp)
@@ -157,6 +169,37 @@ class TzipCompressor:
                           self.predictor, self.chain_way is not None, self.x86)
         head, self.head = bytes(self.head), bytearray()
         return header.pack() + self._route(head)
+
+    def _headerless(self, detected: Split, final: bool) -> Split:
+        """The split to code with: `detected`, or a headerless image's or recording's layout where
+        the bytes look like one (format/raw.py) and a trial over the first LAYOUT_TRIAL_BYTES codes
+        them smaller with it. Where the trial coded the whole input (`final`: no more will come),
+        its stream is the output (self.whole)."""
+        if detected.kind not in ("text", "binary") or self.transcoded_from is not None:
+            return detected
+        samples = [bytes(self.head[:LAYOUT_TRIAL_BYTES])]
+        if len(self.head) >= 2 * LAYOUT_TRIAL_BYTES:  # a longer stream: its head's last bytes too
+            samples.append(bytes(self.head[-LAYOUT_TRIAL_BYTES:]))
+        options = headerless_candidates(samples[0], self.modality)
+        if not options:
+            return detected
+        trials = []  # (total size, sizes per sample, the first sample's stream, its compressor)
+        for split in [detected, *options]:
+            sizes, first = [], None
+            for sample in samples:
+                trial = TzipCompressor(self.modality, segment_size=self.segment_request, model=self.model,
+                                       methods=tuple(sorted(self.methods)), chain=self.chain_request)
+                trial.forced_split = split
+                stream = trial.compress(sample) + trial.flush()
+                sizes.append(len(stream))
+                first = first or (stream, trial)
+            trials.append((sum(sizes), sizes, *first))
+        _, sizes, stream, best = min(trials, key=lambda t: t[0])  # ties keep the detected layout
+        if any(size >= base for size, base in zip(sizes, trials[0][1])):  # it must win every sample
+            return detected
+        if final and len(samples[0]) == len(self.head):
+            self.whole, self.stats, self.tried_way = stream, best.stats, best.tried_way
+        return best.split
 
     def _route(self, data: bytes) -> bytes:
         sp, out = self.split, []
