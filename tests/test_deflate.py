@@ -4,9 +4,12 @@ through the API, the streaming decoder and the command line."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import subprocess
 import sys
+import zipfile
 import zlib
 
 import numpy as np
@@ -17,7 +20,7 @@ from tzip.api import stream_decompress
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format import deflate
-from tzip.format.transcode import expand_deflate
+from tzip.format.transcode import byte_exact_form
 
 from .conftest import DATA
 
@@ -69,6 +72,71 @@ def test_a_stream_at_the_very_start_and_end_and_streams_back_to_back():
         assert out is not None and deflate.restore(out) == data
 
 
+def test_gzip_members_as_pythons_gzip_writes_them_are_expanded():
+    """Raw deflate after a gzip header (a name, a comment, an extra field and a header CRC or not),
+    members back to back, with text between; the headers and trailers stay as they are."""
+    plain = gzip.compress(ALICE[:3000], compresslevel=9, mtime=0)
+    buf = io.BytesIO()
+    with gzip.GzipFile("alice.txt", "wb", compresslevel=6, fileobj=buf, mtime=1) as f:
+        f.write(ALICE[3000:])
+    named = buf.getvalue()
+    fields = bytearray(named[:10])
+    fields[3] |= 4 | 16 | 2  # FEXTRA, FCOMMENT, FHCRC
+    fields = bytes(fields[:10]) + b"\x04\x00abcd" + named[10:named.index(b"\0", 10) + 1] + b"note\0" + b"\x12\x34"
+    extra = fields + named[named.index(b"\0", 10) + 1 :]
+    first, second = ALICE[:3000], ALICE[3000:]
+    for data, texts in ((plain, [first]), (named, [second]), (plain + named, [first, second]),
+                        (b"head " + extra + b" tail", [second])):
+        out = deflate.expand(data)
+        assert out is not None and deflate.restore(out) == data
+        assert all(text in out for text in texts)  # every member inflated in place
+
+
+def test_zip_entries_as_zipfile_writes_them_are_expanded_the_rest_left_alone():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(zipfile.ZipInfo("a.txt"), ALICE[:3000], compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+        z.writestr("b.txt", ALICE[3000:], compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("stored.txt", ALICE[:500], compress_type=zipfile.ZIP_STORED)
+        z.writestr("tiny.txt", b"ab" * 10, compress_type=zipfile.ZIP_DEFLATED)
+    data = buf.getvalue()
+    out = deflate.expand(data)
+    assert out is not None and deflate.restore(out) == data
+    assert ALICE[:3000] in out and ALICE[3000:] in out
+    huffman = zlib.compressobj(9, zlib.DEFLATED, -15, 8, zlib.Z_HUFFMAN_ONLY)  # a deflater zlib does not imitate
+    entry = huffman.compress(ALICE[:8000]) + huffman.flush()
+    other = b"PK\x03\x04" + bytes(4) + b"\x08\x00" + bytes(16) + b"\x01\x00\x00\x00x" + entry
+    assert deflate.expand(other) is None
+    encrypted = bytearray(data)
+    encrypted[6] |= 1  # the first entry's encryption flag: its bytes are not deflate
+    out = deflate.expand(bytes(encrypted))
+    assert ALICE[:3000] not in out and ALICE[3000:] in out
+
+
+def test_a_gnu_gzip_stream_zlib_does_not_rebuild_is_given_up_early(monkeypatch):
+    """Its first differing output byte ends each try: zlib runs over a few probes, not the whole input."""
+    raw = np.random.default_rng(2).integers(0, 4, 1 << 22, dtype=np.uint8).tobytes()
+    strange = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_FILTERED)
+    data = b"\x1f\x8b\x08\x00" + bytes(6) + strange.compress(raw) + strange.flush() + bytes(8)
+    fed = []
+    real = zlib.compressobj
+
+    class Counting:
+        def __init__(self, *a):
+            self.c = real(*a)
+
+        def compress(self, piece):
+            fed.append(len(piece))
+            return self.c.compress(piece)
+
+        def flush(self):
+            return self.c.flush()
+
+    monkeypatch.setattr(deflate.zlib, "compressobj", Counting)
+    assert deflate.expand(data) is None
+    assert sum(fed) < len(raw)  # 20 settings tried, far less than one whole pass over the input
+
+
 def test_a_damaged_table_or_a_different_zlib_is_an_error_not_wrong_output(monkeypatch):
     data, _ = pdf_like()
     out = deflate.expand(data)
@@ -84,8 +152,8 @@ def test_a_damaged_table_or_a_different_zlib_is_an_error_not_wrong_output(monkey
 def test_images_and_audio_keep_their_layout():
     stream = zlib_stream(ALICE[:4000])
     pgm = b"P5\n64 64\n255\n" + (stream + bytes(4096))[:4096]
-    assert expand_deflate(pgm) is None
-    assert expand_deflate(b"junk " + stream) is not None
+    assert byte_exact_form(pgm) is None
+    assert byte_exact_form(b"junk " + stream) is not None
 
 
 def test_the_api_expands_and_the_streaming_decoder_restores(tiny):
@@ -106,9 +174,19 @@ def cli(tiny_path, *args) -> bytes:
                           capture_output=True, timeout=300).stdout
 
 
-def test_the_command_line_expands_a_file_and_lists_it(tiny_path, tmp_path):
-    data, _ = pdf_like()
-    src = tmp_path / "doc.pdf"
+def zip_file(level: int = 6) -> bytes:
+    """A zip of text as Python's zipfile writes one (a wheel, say), starting with its first entry."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as z:
+        for i in range(0, len(ALICE), 1500):
+            z.writestr(f"part{i}.txt", ALICE[i : i + 1500])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["pdf", "zip", "gz"])
+def test_the_command_line_expands_a_file_and_lists_it(tiny_path, tmp_path, kind):
+    data = {"pdf": pdf_like()[0], "zip": zip_file(), "gz": gzip.compress(ALICE, mtime=0)}[kind]
+    src = tmp_path / f"doc.{kind}"
     src.write_bytes(data)
     cli(tiny_path, "-k", src)
     assert b"inflated" in cli(tiny_path, "-l", f"{src}.tz")

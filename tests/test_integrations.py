@@ -7,10 +7,12 @@ writes the bytes the local command writes, for compression and decompression.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import subprocess
 import sys
+import tarfile
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -232,10 +234,19 @@ def tz(env, *args, check=True):
     return r
 
 
+def source_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for path in sorted((Path(__file__).resolve().parents[1] / "tzip" / "format").glob("*.py")):
+            t.add(path, arcname=path.name)
+    return buf.getvalue()
+
+
 def inputs(tmp_path: Path, samples: dict[str, bytes]) -> dict[str, bytes]:
-    """Text (chains: one task), audio and an image (segments spread over the workers), binary."""
+    """Text (chains: one task), audio and an image (segments spread over the workers), binary, and a
+    tar (read whole and coded with its headers gathered, as the command does)."""
     files = {"notes.txt": samples["text"], "speech.wav": samples["wav_mono"], "photo.ppm": samples["ppm"],
-             "table.bin": np.arange(6000, dtype="<u4").tobytes() + samples["random"]}
+             "table.bin": np.arange(6000, dtype="<u4").tobytes() + samples["random"], "src.tar": source_tar()}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     return files
@@ -254,6 +265,7 @@ def test_the_command_on_a_cluster_writes_the_local_bytes(env, tmp_path, samples,
         assert (tmp_path / f"{n}.tz").read_bytes() == local[n], n
         assert not (tmp_path / n).exists()  # --rm: removed once verified on the cluster
     assert sum(1 for f in C.streams(local["photo.ppm"])[0][1] if f.kind == C.FRAME_SEGMENT) > 2
+    assert C.streams(local["src.tar"])[0][0].transcode == "tar"
 
     bad = tmp_path / "bad.bin.tz"
     bad.write_bytes(local["table.bin"][:-20])  # truncated

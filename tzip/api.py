@@ -35,7 +35,7 @@ from tzip.format.methods import CHAINABLE, method
 from tzip.format.methods import DEFAULT as DEFAULT_METHODS
 from tzip.format.methods import METHODS as ALL_METHODS
 from tzip.format.raw import candidates as headerless_candidates
-from tzip.format.transcode import expand_deflate, from_intermediate, to_intermediate
+from tzip.format.transcode import byte_exact_form, from_intermediate, to_intermediate
 from tzip.stages.hints import model_hints
 
 # Default segment sizes (measured in docs/SPEED.md). A segment restarts the network's context,
@@ -67,7 +67,7 @@ LAYOUT_TRIAL_BYTES = 1 << 14
 READ_SIZE = 1 << 16  # bytes read from a .tz file at a time, and TzipFile's buffer
 METHODS = DEFAULT_METHODS  # what the encoder chooses among unless told (format.methods)
 METHOD_OF = {m.name: m.id for m in ALL_METHODS}
-TRANSCODED_FROM = tuple(t for t in C.TRANSCODES.values() if t)
+TRANSCODED_FROM = (*(t for t in C.TRANSCODES.values() if t), *C.TAR_TRANSCODES)
 
 
 def default_segment(sp: Split) -> int:
@@ -93,8 +93,9 @@ class TzipCompressor:
         block of segments with LZMA2 where that is smaller (codec/floor.py).
         transcoded_from: "png" or "flac" where the input is already that file's pixels or
         samples as PNM or WAV (format/transcode.py; `compress(transcode=True)` does it);
-        "deflate" where it is a file with its zlib streams expanded (format/deflate.py;
-        `compress` does it where there are any).
+        "deflate" where it is a file with its zlib streams expanded (format/deflate.py), "tar"
+        where it is a tar archive with its headers gathered (format/tar.py), "tar+deflate" both
+        (`compress` does it where there are any).
         workers: processes coding segments in parallel (0: one per core); device: cpu, cuda (the
         Triton kernels) or auto. The output never depends on either. chain: whether the adaptive
         stages carry on from segment to segment (codec/chain.py; None: where that is the
@@ -539,13 +540,14 @@ def compress(data: bytes, modality: str | None = None, *, segment_size: int | No
              methods: tuple[str, ...] = METHODS, workers: int = 1,
              device: str = "cpu", chain: bool | None = None, expand: bool = True) -> bytes:
     """Compress bytes to a complete .tz stream (workers: processes, 0 = one per core; chain: see
-    TzipCompressor). expand: zlib streams inside a text or binary input are inflated where zlib
-    rebuilds them exactly (format/deflate.py); transcode: a PNG or FLAC as its pixels or samples."""
+    TzipCompressor). expand: a tar archive's headers are gathered before its members' contents
+    (format/tar.py) and zlib streams inside a text or binary input are inflated where zlib rebuilds
+    them exactly (format/deflate.py); transcode: a PNG or FLAC as its pixels or samples."""
     tag, got = None, None
     if transcode:
         got = to_intermediate(bytes(data))
     if got is None and expand:
-        got = expand_deflate(bytes(data), modality)
+        got = byte_exact_form(bytes(data), modality)
     if got is not None:
         data, tag = got
     c = TzipCompressor(modality, segment_size=segment_size, model=model, methods=methods, transcoded_from=tag,

@@ -25,11 +25,10 @@ from tzip.api import IMAGE_ROWS, IMAGE_SEGMENT_CEILING, SEGMENT_BY_MODALITY, Tzi
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import MODALITY_NAMES
-from tzip.format.transcode import expand_deflate, may_expand, to_intermediate
+from tzip.format.transcode import EXPAND_LIMIT, byte_exact_form, may_expand, to_intermediate
 
 SUFFIX = ".tz"
 CHUNK = 1 << 16  # read size: also how often the progress bar moves
-EXPAND_LIMIT = 1 << 30  # files up to this size are read whole where they may hold zlib streams (format/deflate.py)
 app = typer.Typer(add_completion=False, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -144,7 +143,7 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
     written = 0
     prog = Progress(label, size, quiet)
     try:
-        # a PNG/FLAC to transcode, or a file that may hold zlib streams, is read whole (its
+        # a PNG/FLAC to transcode, a tar, or a file that may hold deflate streams, is read whole (its
         # intermediate form replaces it where there is one); any other input streams through
         tag, data, got = None, None, None
         if transcode:
@@ -156,7 +155,7 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
             head = src.read(CHUNK)
             if size is not None and size <= EXPAND_LIMIT and may_expand(head):
                 data = head + src.read()
-                got = expand_deflate(data, opts.get("modality"))  # zlib streams inflated (format/deflate.py)
+                got = byte_exact_form(data, opts.get("modality"))  # tar headers gathered, deflate streams inflated
         if got is not None:
             data, tag = got
             prog.total = len(data) if prog.total is not None else None
@@ -464,8 +463,12 @@ def list_files(files: list[str]) -> int:
                 if f.kind == C.FRAME_SEGMENT:
                     counts[C.METHOD_NAMES[f.method]] = counts.get(C.METHOD_NAMES[f.method], 0) + 1
         methods = ", ".join(f"{n} {m}" for m, n in counts.items()) or "-"
-        if any(h.transcode == "deflate" for h, _ in streams):  # sizes are of the inflated form
+        forms = {f for h, _ in streams if h.transcode in C.TAR_TRANSCODES or h.transcode == "deflate"
+                 for f in h.transcode.split("+")}
+        if "deflate" in forms:  # sizes are of the intermediate form
             methods = f"inflated; {methods}"
+        if "tar" in forms:
+            methods = f"tar gathered; {methods}"
         modality = "+".join(dict.fromkeys(MODALITY_NAMES[h.layout.modality] for h, _ in streams))
         print(f"{len(data):>12,} {raw:>13,} {len(data) / max(1, raw):>6.3f}  {modality:<8} {methods:<24} {name}")
         total_c, total_u, listed = total_c + len(data), total_u + raw, listed + 1
@@ -488,9 +491,12 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                 print(f"{name}:")
                 print(f"  modality      {MODALITY_NAMES[header.layout.modality]}"
                       f"{' (16-bit samples, MSB first)' if header.swapped else ''}")
-                if header.transcode == "deflate":
-                    print("  expanded      zlib streams inflated before modelling, rebuilt byte for byte")
-                elif header.transcode:
+                byte_exact = header.transcode in C.TAR_TRANSCODES or header.transcode == "deflate"
+                if byte_exact and "tar" in header.transcode:
+                    print("  tar           headers gathered before the members' contents, rebuilt byte for byte")
+                if byte_exact and "deflate" in header.transcode:
+                    print("  expanded      deflate streams inflated before modelling, rebuilt byte for byte")
+                elif header.transcode and not byte_exact:
                     tag = header.transcode.upper()
                     unit = "pixels" if header.transcode == "png" else "samples"
                     print(f"  transcoded    from {tag}: decompresses to a {tag} with identical {unit}"
@@ -501,7 +507,7 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                 print(f"  model id      {header.model_id}")
                 print(f"  segment size  {header.segment_size}"
                       f"{', chained (the adaptive stages carry on across segments)' if header.chained else ''}")
-                print(f"  {'inflated' if header.transcode == 'deflate' else 'original':<13} {total} bytes")
+                print(f"  {'intermediate' if byte_exact else 'original':<13} {total} bytes")
                 print(f"  compressed    {len(data)} bytes, ratio {len(data) / max(1, total):.4f}"
                       f" ({8 * len(data) / max(1, total):.3f} bits/byte)")
                 print(f"  verbatim      {sum(f.raw_len for f in frames if f.kind == C.FRAME_VERBATIM)} bytes")

@@ -32,12 +32,13 @@ METHOD_NAMES = {m.id: m.name for m in METHODS}
 METHOD_LETTERS = {m.id: m.letter for m in METHODS}  # `tzip info -v`
 CODED = tuple(m.id for m in METHODS if m.coded)  # range-coded: their frames may be up to twice the raw size
 FLAG_SWAPPED = 1
-TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC, 3 zlib streams expanded (format/deflate.py)
+TRANSCODE_SHIFT = 1  # bits 1-2: 0 none, 1 PNG, 2 FLAC, 3 deflate streams expanded (format/deflate.py)
 PREDICTOR_SHIFT = 3  # bits 3-4: order of the audio predictor whose residual was modelled (0 none)
 FLAG_CHAINED = 1 << 5  # consecutive segments of one stage-bearing method carry their stages on (codec/chain.py)
 FLAG_X86 = 1 << 6  # the payload's x86 call/jump targets were made absolute, segment by segment (codec/x86.py)
-UNKNOWN_FLAGS = 0x80  # bit 7: must be 0
+FLAG_TAR = 1 << 7  # a tar archive with its headers gathered (format/tar.py), before any deflate expansion
 TRANSCODES = {0: None, 1: "png", 2: "flac", 3: "deflate"}
+TAR_TRANSCODES = ("tar", "tar+deflate")  # the tar form, then (optionally) its deflate streams expanded
 MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
 
@@ -62,9 +63,11 @@ class Header:
     x86: bool = False
 
     def pack(self) -> bytes:
-        code = {v: k for k, v in TRANSCODES.items()}[self.transcode]
+        tar = self.transcode in TAR_TRANSCODES
+        rest = (self.transcode.removeprefix("tar").removeprefix("+") or None) if tar else self.transcode
+        code = {v: k for k, v in TRANSCODES.items()}[rest]
         flags = ((FLAG_SWAPPED if self.swapped else 0) | (code << TRANSCODE_SHIFT) | (self.predictor << PREDICTOR_SHIFT)
-                 | (FLAG_CHAINED if self.chained else 0) | (FLAG_X86 if self.x86 else 0))
+                 | (FLAG_CHAINED if self.chained else 0) | (FLAG_X86 if self.x86 else 0) | (FLAG_TAR if tar else 0))
         body = HEADER.pack(MAGIC, VERSION, flags, bytes.fromhex(self.model_id), self.layout.modality,
                            *self.layout.offsets, self.layout.period, self.segment_size)
         return body + struct.pack("<I", zlib.crc32(body))
@@ -82,9 +85,12 @@ class Header:
             raise TzipError("corrupted tzip stream (header checksum mismatch)")
         _, _, flags, mid, modality, o0, o1, o2, o3, period, seg = HEADER.unpack(body)
         transcode = TRANSCODES[(flags >> TRANSCODE_SHIFT) & 3]
+        if flags & FLAG_TAR:
+            transcode = "tar" if transcode is None else f"tar+{transcode}"
         predictor = (flags >> PREDICTOR_SHIFT) & 3
         if (modality > 3 or not 1 <= period <= 64 or not 1 <= seg <= MAX_SEGMENT
-                or flags & UNKNOWN_FLAGS or predictor > 2 or (predictor and not flags & FLAG_SWAPPED)
+                or transcode not in (*TRANSCODES.values(), *TAR_TRANSCODES)
+                or predictor > 2 or (predictor and not flags & FLAG_SWAPPED)
                 or (predictor and not pcm16_channels(Layout(modality, (o0, o1, o2, o3), period)))
                 or (flags & FLAG_X86 and modality != BINARY)):
             raise TzipError("corrupted tzip stream (invalid header fields)")

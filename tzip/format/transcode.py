@@ -1,12 +1,14 @@
 """Inputs coded as an intermediate form of themselves: optional transcoding of PNG and FLAC
-(`--transcode`: pixel/sample exact, not byte exact), and the expansion of zlib streams (always,
-byte exact: format/deflate.py).
+(`--transcode`: pixel/sample exact, not byte exact), and, always and byte exact, a tar archive
+with its headers gathered (format/tar.py) and the expansion of deflate streams (format/deflate.py).
 
 A PNG is stored as its decoded pixels (PGM/PPM, or PAM when it has alpha) and comes back as a
 PNG with identical pixels; a 16-bit FLAC is stored as WAV PCM and comes back as a FLAC with
 identical samples. Inputs tzip cannot represent exactly (16-bit PNG, 24-bit FLAC) are left
-as ordinary files. A text or binary input holding zlib streams that zlib rebuilds exactly (a
-PDF's pages and fonts) is stored with them inflated and comes back byte for byte.
+as ordinary files. A text or binary input holding deflate streams that zlib rebuilds exactly (a
+PDF's pages and fonts, gzip members, zip entries) is stored with them inflated and comes back
+byte for byte; a tar is stored as its headers, then its members' contents, and the deflate
+streams of that form are expanded in turn (the tag "tar+deflate").
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import io
 
 from tzip.errors import TzipError
-from tzip.format import deflate
+from tzip.format import deflate, tar
 from tzip.format.detect import DETECT_BYTES, detect
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXPAND_LIMIT = 1 << 30  # files up to this size are read whole where they are tars or may hold zlib streams
 
 
 def png_to_pnm(data: bytes) -> bytes | None:
@@ -69,23 +72,34 @@ def to_intermediate(data: bytes) -> tuple[bytes, str] | None:
 
 
 def may_expand(head: bytes) -> bool:
-    """Whether a file starting with `head` may hold zlib streams worth reading it whole for: a PDF,
-    or a head that holds one."""
-    return head.startswith(b"%PDF-") or deflate.expand(head) is not None
+    """Whether a file starting with `head` is worth reading whole for its intermediate form: a tar,
+    a PDF, a gzip or zip file (.gz, wheels, jars, office documents), or a head that holds a zlib
+    stream."""
+    return (tar.is_tar(head) or head.startswith((b"%PDF-", deflate.GZIP_MAGIC, deflate.ZIP_LOCAL))
+            or deflate.expand(head) is not None)
 
 
-def expand_deflate(data: bytes, mode: str | None = None) -> tuple[bytes, str] | None:
-    """(the intermediate form, "deflate") of a text or binary input (as detected, or `mode`) with zlib
-    streams that zlib rebuilds exactly, else None: images and audio keep their layout."""
+def byte_exact_form(data: bytes, mode: str | None = None) -> tuple[bytes, str] | None:
+    """(the intermediate form, its tag) of a text or binary input (as detected, or `mode`) that is a
+    tar archive ("tar"), holds zlib streams that zlib rebuilds exactly ("deflate"), or both
+    ("tar+deflate"), else None: images and audio keep their layout."""
     if detect(data[:DETECT_BYTES], mode).kind not in ("text", "binary"):
         return None
-    out = deflate.expand(data)
-    return (out, deflate.TAG) if out is not None else None
+    tags = []
+    gathered = tar.gather(data)
+    if gathered is not None:
+        data, tags = gathered, [tar.TAG]
+    inflated = deflate.expand(data)
+    if inflated is not None:
+        data, tags = inflated, [*tags, deflate.TAG]
+    return (data, "+".join(tags)) if tags else None
 
 
 def from_intermediate(data: bytes, tag: str) -> bytes:
-    if tag == deflate.TAG:
-        return deflate.restore(data)
+    if tag in (deflate.TAG, tar.TAG, f"{tar.TAG}+{deflate.TAG}"):
+        for step in reversed(tag.split("+")):
+            data = deflate.restore(data) if step == deflate.TAG else tar.restore(data)
+        return data
     try:
         buf = io.BytesIO()
         if tag == "png":

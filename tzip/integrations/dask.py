@@ -32,6 +32,7 @@ next; the client fills a larger cluster by running more files at once (docs/CLUS
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sys
 import tempfile
@@ -53,7 +54,7 @@ from tzip.engine.registry import from_file, get_model, model_by_id, on_device
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import Layout
-from tzip.format.transcode import to_intermediate
+from tzip.format.transcode import EXPAND_LIMIT, byte_exact_form, may_expand, to_intermediate
 
 CHUNK = 1 << 16  # pieces fed to the compressor: the tzip command's (cli.CHUNK), so its verbatim frames too
 TASK_BYTES = 1 << 19  # decompression: segment bytes per task (as the encoder's batches, api.ENCODE_BATCH_BYTES)
@@ -302,23 +303,32 @@ def _compress_one(ctx: _Context, result: Result, sink: Sink, opts: dict, model: 
         result.written += len(data)
 
     try:
-        tag, data = None, None
-        if transcode:  # as the tzip command does: a PNG/FLAC as pixels/samples, anything else as it is
+        # as the tzip command does: a PNG/FLAC to transcode, a tar or a file that may hold zlib
+        # streams is read whole and coded as its intermediate form where it has one
+        tag, data, got, head = None, None, None, b""
+        if transcode:
             data = src.read()
-            result.read = len(data)
             got = to_intermediate(data)
-            if got is not None:
-                data, tag = got
+        else:
+            head = src.read(CHUNK)
+            if src is not sys.stdin.buffer and os.fstat(src.fileno()).st_size <= EXPAND_LIMIT and may_expand(head):
+                data = head + src.read()
+                got = byte_exact_form(data, opts.get("modality"))
+        if data is not None:
+            result.read = len(data)
+        if got is not None:
+            data, tag = got
+        if data is not None:
             chunks: Iterable[bytes] = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
         else:
-            chunks = iter(lambda: src.read(CHUNK), b"")
+            chunks = itertools.chain([head], iter(lambda: src.read(CHUNK), b""))
         planner = _Planner(model=model, transcoded_from=tag, **opts)
         planner.coder = _ClusterCoder(ctx, model)
         seen: list[bytes] = []  # the input until the stream is known not to chain
         try:
             for chunk in chunks:
                 ctx.check()
-                result.read += 0 if transcode else len(chunk)
+                result.read += 0 if data is not None else len(chunk)
                 if planner.split is None:
                     seen.append(chunk)
                 out = planner.compress(chunk)
