@@ -7,10 +7,12 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from tzip.api import stream_decompress
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format import deflate
-from tzip.format.transcode import byte_exact_form
+from tzip.format.transcode import byte_exact_form, may_expand
 
 from .conftest import DATA
 
@@ -135,6 +137,18 @@ def test_a_gnu_gzip_stream_zlib_does_not_rebuild_is_given_up_early(monkeypatch):
     monkeypatch.setattr(deflate.zlib, "compressobj", Counting)
     assert deflate.expand(data) is None
     assert sum(fed) < len(raw)  # 20 settings tried, far less than one whole pass over the input
+
+
+def test_only_a_gzip_file_zlib_may_have_written_is_read_whole():
+    """The command reads a .gz whole only where its head does not already rule zlib out, so the
+    .gz files of GNU gzip (another deflater) stream through in bounded memory."""
+    text = b"".join(p.read_bytes() for p in sorted((Path(__file__).parents[1] / "tzip").rglob("*.py")))
+    head = slice(0, 1 << 16)  # what the command reads first
+    assert may_expand(gzip.compress(text, mtime=0)[head])
+    if shutil.which("gzip"):
+        gnu = subprocess.run(["gzip", "-6", "-n", "-c"], input=text, capture_output=True, check=True).stdout
+        assert not may_expand(gnu[head])
+    assert not may_expand(b"\x1f\x8b\x08\x00" + bytes(6) + b"not deflate")
 
 
 def test_a_damaged_table_or_a_different_zlib_is_an_error_not_wrong_output(monkeypatch):

@@ -139,6 +139,26 @@ def _stream_at(data: bytes, view: memoryview, i: int) -> tuple[int, bytes, int, 
     return start, raw, len(data) - start - len(d.unused_data), wbits
 
 
+def gzip_may_rebuild(head: bytes) -> bool:
+    """Whether the gzip member starting `head` may be one zlib rebuilds: False only where, for every
+    setting, zlib's output for the inflated part of `head` already differs from the member's (GNU
+    gzip's does from its first bytes), so that such a file need not be read whole."""
+    start = _raw_start(head, 0)
+    if start is None or start >= len(head):
+        return False
+    try:
+        raw = zlib.decompressobj(-15).decompress(head[start:])
+    except zlib.error:
+        return False
+    stream = head[start:]
+    for level in _ALL_LEVELS:
+        for mem_level in (8, 9):
+            out = zlib.compressobj(level, zlib.DEFLATED, -15, mem_level).compress(raw)
+            if stream.startswith(out):  # the same so far, or nothing out yet: undecided
+                return True
+    return False
+
+
 def expand(data: bytes) -> bytes | None:
     """The intermediate form of `data` with every zlib stream that zlib rebuilds exactly expanded,
     or None where there is none worth it."""

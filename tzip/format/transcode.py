@@ -75,8 +75,9 @@ def may_expand(head: bytes) -> bool:
     """Whether a file starting with `head` is worth reading whole for its intermediate form: a tar,
     a PDF, a gzip or zip file (.gz, wheels, jars, office documents), or a head that holds a zlib
     stream."""
-    return (tar.is_tar(head) or head.startswith((b"%PDF-", deflate.GZIP_MAGIC, deflate.ZIP_LOCAL))
-            or deflate.expand(head) is not None)
+    if head.startswith(deflate.GZIP_MAGIC):  # a .gz that zlib did not write streams through
+        return deflate.gzip_may_rebuild(head)
+    return tar.is_tar(head) or head.startswith((b"%PDF-", deflate.ZIP_LOCAL)) or deflate.expand(head) is not None
 
 
 def byte_exact_form(data: bytes, mode: str | None = None) -> tuple[bytes, str] | None:
