@@ -239,6 +239,7 @@ def source_tar() -> bytes:
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
         for path in sorted((Path(__file__).resolve().parents[1] / "tzip" / "format").glob("*.py")):
             t.add(path, arcname=path.name)
+        t.add(Path(__file__), arcname="test.py")  # ten members or more: enough to gather
     return buf.getvalue()
 
 
