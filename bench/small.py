@@ -7,7 +7,8 @@ A 4 KiB message, record or packet is where a pretrained model should lead most: 
 stages have almost nothing to learn from, and the classical answer to small data is a
 dictionary. Codecs: tzip (the default model, content detected as `tzip -c` detects it,
 `tzip.compress(piece)` in the process), tzip's classical-only path (bench/classical.py: the same
-coder with the network's output uniform), zstd -19, zstd -19 with a dictionary trained
+coder with the network's output uniform), tzip's network alone (every segment coded with the
+network's distribution and no adaptive stage: `methods=("neural",)`), zstd -19, zstd -19 with a dictionary trained
 (`zstd --train`'s algorithm and defaults, 110 KiB) on 4 KiB pieces of all the training sets (the
 reference of the table's percentages: one dictionary for every kind of data, as tzip has one
 model), zstd -19 with a dictionary trained on the matching training set alone (text-train for
@@ -26,8 +27,8 @@ of each set (a piece coded in more than one stream counts once, as `+`-joined mo
 one (where the set has no more files than that), the rest go to files in proportion to their
 size, spread evenly within each file; with fewer pieces than files, every k-th piece of the
 set. 0 takes every piece. The default, 1 MiB a set (1,024 pieces in all), takes a few minutes
-with a process per core (`--jobs`, default: the cores); tzip and its classical-only path take
-most of it, a few tenths of a second a piece each to compress and decompress. Writes
+with a process per core (`--jobs`, default: the cores); tzip's three rows take most of it, a
+few tenths of a second a piece each to compress and decompress. Writes
 results.json and results.md to --out.
 """
 
@@ -200,7 +201,9 @@ def codecs(dicts: dict[str, bytes], modalities: list[str], model: str | None = N
         shared += [Codec("tzip", (), lambda d: tzip.compress(d, model=model),
                          lambda d: tzip.decompress(d, model=model)),
                    Codec("tzip classical-only", (), lambda d: tzip.compress(d, model=flat),
-                         lambda d: tzip.decompress(d, model=flat))]
+                         lambda d: tzip.decompress(d, model=flat)),
+                   Codec("tzip network alone", (), lambda d: tzip.compress(d, model=model, methods=("neural",)),
+                         lambda d: tzip.decompress(d, model=model))]
     mixed = zstd_codec(REFERENCE, dicts["all"])
     shared += [mixed]
     rest = [

@@ -71,7 +71,7 @@ def test_small_bench_codes_every_piece_alone(tmp_path, monkeypatch, samples):
     res = small.run(["text", "image"], tmp_path, 2 * 1024, piece=1024, log=lambda *_: None)
     assert res["dictionaries"]["all"]["trained_on"].keys() == {"text-train", "image-train", "audio-train"}
     assert res["dictionaries"]["text"]["trained_on"].keys() == {"text-train"}
-    assert res["codecs"][:3] == ["tzip", "tzip classical-only", small.REFERENCE]
+    assert res["codecs"][:4] == ["tzip", "tzip classical-only", "tzip network alone", small.REFERENCE]
     image = res["sets"]["image"]
     assert image["pieces"] == 2 and image["files_covered"] == image["files"] == 2
     assert res["all"]["pieces"] == 4 and all(c["ok"] for c in res["all"]["codecs"].values())
@@ -79,6 +79,7 @@ def test_small_bench_codes_every_piece_alone(tmp_path, monkeypatch, samples):
     name, offset = row["piece"].rsplit("@", 1)
     piece = (tmp_path / "sets/text-bench" / name).read_bytes()[int(offset) : int(offset) + 1024]
     assert row["tzip"]["bytes"] == len(tzip.compress(piece)) and row["detected"] == "text"
+    assert row["tzip network alone"]["bytes"] == len(tzip.compress(piece, methods=("neural",)))
     cache = list((tmp_path / "dicts").glob("*.dict"))
     assert len(cache) == 3  # all training sets, text's own, image's own
     again = small.zstd_dictionary(tmp_path, 1024)  # reused from the cache
