@@ -104,8 +104,15 @@ rgb = Image.open(data / "astronaut_crop.png").convert("RGB")
 grey = Image.open(data / "camera_crop.png").convert("L")
 Path("astronaut_crop.ppm").write_bytes(f"P6\n{rgb.width} {rgb.height}\n255\n".encode() + rgb.tobytes())
 Path("camera_crop.pgm").write_bytes(f"P5\n{grey.width} {grey.height}\n255\n".encode() + grey.tobytes())
+# a tar (coded with its headers gathered) and a zip (its entries inflated) of the test data
+import tarfile, zipfile
+with tarfile.open("data.tar", "w") as t, zipfile.ZipFile("data.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    for p in sorted(data.iterdir()):
+        t.add(p, arcname=p.name)
+        z.write(p, arcname=p.name)
 EOF
-for pair in alice_head.txt:text speech.wav:audio astronaut_crop.ppm:image camera_crop.pgm:image; do
+for pair in alice_head.txt:text speech.wav:audio astronaut_crop.ppm:image camera_crop.pgm:image data.tar:binary \
+            data.zip:binary; do
     f=${pair%%:*} modality=${pair#*:}
     cp "$f" "$f.orig"
     "$tzip" -q "$f"                                  # FILE -> FILE.tz, FILE kept
@@ -117,6 +124,10 @@ for pair in alice_head.txt:text speech.wav:audio astronaut_crop.ppm:image camera
     "$tzip" -c - < "$f" | "$tzip" -dc - | cmp - "$f.orig" || fail "stdin/stdout round trip of $f differs"
     info=$("$tzip" info "$f.tz")
     grep -Eq "^ +modality +$modality" <<<"$info" || fail "tzip info $f.tz: expected modality $modality; got: $info"
+    case $f in
+        *.tar) grep -q "headers gathered" <<<"$info" || fail "tzip info $f.tz: the tar's headers were not gathered" ;;
+        *.zip) grep -q "inflated" <<<"$info" || fail "tzip info $f.tz: the zip's entries were not inflated" ;;
+    esac
     echo "   $f: $(stat -c %s "$f.orig") -> $(stat -c %s "$f.tz") bytes ($modality), tzip/tzip -d/tzip -dc/stdin ok"
 done
 
