@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels run on the CPU in tests (test_triton.py)
 from pathlib import Path
@@ -84,3 +86,10 @@ def one_thread():
     """Small integer ops run fastest on one intra-op thread (tests that vary it restore it)."""
     torch.set_num_threads(1)
     yield
+
+
+def cli(tiny_path, *args, stdin: bytes | None = None) -> bytes:
+    """`tzip ARGS` in a subprocess with the tiny model; its standard output."""
+    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-m", "tzip.cli", *map(str, args)], env=env, check=True,
+                          input=stdin, capture_output=True, timeout=300).stdout

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import shutil
 import subprocess
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,7 +22,7 @@ from tzip.format import container as C
 from tzip.format import deflate
 from tzip.format.transcode import byte_exact_form, may_expand
 
-from .conftest import DATA
+from .conftest import DATA, cli
 
 ALICE = (DATA / "alice_head.txt").read_bytes()
 
@@ -179,13 +177,6 @@ def test_the_api_expands_and_the_streaming_decoder_restores(tiny):
     assert len(packed) < 0.9 * len(tzip.compress(data, model=tiny, expand=False))
     chunks = iter([packed[i : i + 100] for i in range(0, len(packed), 100)])
     assert b"".join(stream_decompress(lambda: next(chunks, b""), tiny)) == data
-
-
-def cli(tiny_path, *args) -> bytes:
-    """`tzip ARGS` in a subprocess with the tiny model; its standard output."""
-    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
-    return subprocess.run([sys.executable, "-m", "tzip.cli", *map(str, args)], env=env, check=True,
-                          capture_output=True, timeout=300).stdout
 
 
 def zip_file(level: int = 6) -> bytes:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import subprocess
-import sys
 import tarfile
 import zipfile
 import zlib
@@ -26,7 +24,7 @@ from tzip.format import tar
 from tzip.format.layout import BINARY, Layout
 from tzip.format.transcode import byte_exact_form, from_intermediate
 
-from .conftest import DATA
+from .conftest import DATA, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "tzip" / "format").glob("*.py")) + sorted((ROOT / "tzip" / "codec").glob("*.py"))
@@ -179,13 +177,6 @@ def test_a_tar_holding_zlib_streams_is_gathered_then_inflated(tiny):
     packed = tzip.compress(data, model=tiny)
     assert C.streams(packed)[0][0].transcode == "tar+deflate"
     assert tzip.decompress(packed, model=tiny) == data
-
-
-def cli(tiny_path, *args, stdin: bytes | None = None) -> bytes:
-    """`tzip ARGS` in a subprocess with the tiny model; its standard output."""
-    env = {**os.environ, "TZIP_MODEL": str(tiny_path), "PYTHONPATH": os.getcwd()}
-    return subprocess.run([sys.executable, "-m", "tzip.cli", *map(str, args)], env=env, check=True,
-                          input=stdin, capture_output=True, timeout=300).stdout
 
 
 def test_the_command_line_gathers_a_tar_and_shows_it(tiny_path, tmp_path):

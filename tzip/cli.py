@@ -25,7 +25,7 @@ from tzip.api import IMAGE_ROWS, IMAGE_SEGMENT_CEILING, SEGMENT_BY_MODALITY, Tzi
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import MODALITY_NAMES
-from tzip.format.transcode import EXPAND_LIMIT, byte_exact_form, may_expand, to_intermediate
+from tzip.format.transcode import read_whole, to_intermediate
 
 SUFFIX = ".tz"
 CHUNK = 1 << 16  # read size: also how often the progress bar moves
@@ -153,9 +153,7 @@ def compress_stream(src, out: Output, size: int | None, opts: dict, transcode: b
                 say(f"{label}: not a PNG/FLAC that can be transcoded exactly; stored as an ordinary file")
         else:
             head = src.read(CHUNK)
-            if size is not None and size <= EXPAND_LIMIT and may_expand(head):
-                data = head + src.read()
-                got = byte_exact_form(data, opts.get("modality"))  # tar headers gathered, deflate streams inflated
+            data, got = read_whole(head, src.read, size, opts.get("modality"))  # tar gathered, deflate inflated
         if got is not None:
             data, tag = got
             prog.total = len(data) if prog.total is not None else None
@@ -463,8 +461,7 @@ def list_files(files: list[str]) -> int:
                 if f.kind == C.FRAME_SEGMENT:
                     counts[C.METHOD_NAMES[f.method]] = counts.get(C.METHOD_NAMES[f.method], 0) + 1
         methods = ", ".join(f"{n} {m}" for m, n in counts.items()) or "-"
-        forms = {f for h, _ in streams if h.transcode in C.TAR_TRANSCODES or h.transcode == "deflate"
-                 for f in h.transcode.split("+")}
+        forms = {f for h, _ in streams if h.transcode in C.BYTE_EXACT for f in h.transcode.split("+")}
         if "deflate" in forms:  # sizes are of the intermediate form
             methods = f"inflated; {methods}"
         if "tar" in forms:
@@ -491,7 +488,7 @@ def info_cmd(files: list[str] = typer.Argument(..., help=".tz files")) -> None:
                 print(f"{name}:")
                 print(f"  modality      {MODALITY_NAMES[header.layout.modality]}"
                       f"{' (16-bit samples, MSB first)' if header.swapped else ''}")
-                byte_exact = header.transcode in C.TAR_TRANSCODES or header.transcode == "deflate"
+                byte_exact = header.transcode in C.BYTE_EXACT
                 if byte_exact and "tar" in header.transcode:
                     print("  tar           headers gathered before the members' contents, rebuilt byte for byte")
                 if byte_exact and "deflate" in header.transcode:

@@ -39,6 +39,7 @@ FLAG_X86 = 1 << 6  # the payload's x86 call/jump targets were made absolute, seg
 FLAG_TAR = 1 << 7  # a tar archive with its headers gathered (format/tar.py), before any deflate expansion
 TRANSCODES = {0: None, 1: "png", 2: "flac", 3: "deflate"}
 TAR_TRANSCODES = ("tar", "tar+deflate")  # the tar form, then (optionally) its deflate streams expanded
+BYTE_EXACT = ("deflate", *TAR_TRANSCODES)  # the transcodes that give back the original byte for byte
 MAX_SEGMENT = 1 << 24
 MAX_VERBATIM = 1 << 24
 

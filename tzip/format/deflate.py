@@ -74,26 +74,29 @@ def _deflate(raw: bytes, level: int, mem_level: int, wbits: int) -> bytes:
     return c.compress(raw) + c.flush()
 
 
-def _deflates_to(raw: bytes, stream: bytes, level: int, mem_level: int, wbits: int) -> bool:
+def _deflates_to(raw: bytes, stream: bytes, level: int, mem_level: int, wbits: int, whole: bool = True) -> bool:
     """Whether zlib deflates `raw` to exactly `stream`, stopping at the first byte that differs (its
-    output so far is a prefix of its whole output)."""
+    output so far is a prefix of its whole output). whole=False: `raw` is only the start of the
+    input, and agreeing so far is enough."""
     c, view, out = zlib.compressobj(level, zlib.DEFLATED, wbits, mem_level), memoryview(raw), 0
     for at in range(0, len(raw), _PROBE):
         piece = c.compress(view[at : at + _PROBE])
         if stream[out : out + len(piece)] != piece:
             return False
         out += len(piece)
-    return stream[out:] == c.flush()
+    return not whole or stream[out:] == c.flush()
+
+
+def _candidates(stream: bytes, wbits: int) -> list[tuple[int, int]]:
+    """The (level, memLevel) settings to try, those a zlib header's FLEVEL names first."""
+    first = _LEVELS_BY_FLEVEL[stream[1] >> 6] if wbits > 0 else ()  # a raw stream has no FLEVEL
+    return [(level, mem_level) for level in (*first, *(v for v in _ALL_LEVELS if v not in first))
+            for mem_level in (8, 9)]
 
 
 def _settings(raw: bytes, stream: bytes, wbits: int) -> tuple[int, int] | None:
     """The (level, memLevel) with which zlib deflates `raw` to exactly `stream`, if any."""
-    first = _LEVELS_BY_FLEVEL[stream[1] >> 6] if wbits > 0 else ()  # a raw stream has no FLEVEL
-    for level in (*first, *(v for v in _ALL_LEVELS if v not in first)):
-        for mem_level in (8, 9):
-            if _deflates_to(raw, stream, level, mem_level, wbits):
-                return level, mem_level
-    return None
+    return next((c for c in _candidates(stream, wbits) if _deflates_to(raw, stream, *c, wbits)), None)
 
 
 def _raw_start(data: bytes, i: int) -> int | None:
@@ -150,13 +153,8 @@ def gzip_may_rebuild(head: bytes) -> bool:
         raw = zlib.decompressobj(-15).decompress(head[start:])
     except zlib.error:
         return False
-    stream = head[start:]
-    for level in _ALL_LEVELS:
-        for mem_level in (8, 9):
-            out = zlib.compressobj(level, zlib.DEFLATED, -15, mem_level).compress(raw)
-            if stream.startswith(out):  # the same so far, or nothing out yet: undecided
-                return True
-    return False
+    stream = head[start:]  # undecided where zlib has written nothing yet
+    return any(_deflates_to(raw, stream, *c, -15, whole=False) for c in _candidates(stream, -15))
 
 
 def expand(data: bytes) -> bytes | None:

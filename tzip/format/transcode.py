@@ -14,9 +14,11 @@ streams of that form are expanded in turn (the tag "tar+deflate").
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from tzip.errors import TzipError
 from tzip.format import deflate, tar
+from tzip.format.container import BYTE_EXACT
 from tzip.format.detect import DETECT_BYTES, detect
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,8 +98,19 @@ def byte_exact_form(data: bytes, mode: str | None = None) -> tuple[bytes, str] |
     return (data, "+".join(tags)) if tags else None
 
 
+def read_whole(head: bytes, rest: Callable[[], bytes], size: int | None,
+               mode: str | None = None) -> tuple[bytes | None, tuple[bytes, str] | None]:
+    """(the whole input, its byte-exact form or None) for a file of `size` bytes whose first bytes
+    are `head`, where it is worth reading whole (`rest()` reads the others); (None, None) where it
+    streams through as it is: too large, of unknown size (a pipe), or nothing to gain."""
+    if size is None or size > EXPAND_LIMIT or not may_expand(head):
+        return None, None
+    data = head + rest()
+    return data, byte_exact_form(data, mode)
+
+
 def from_intermediate(data: bytes, tag: str) -> bytes:
-    if tag in (deflate.TAG, tar.TAG, f"{tar.TAG}+{deflate.TAG}"):
+    if tag in BYTE_EXACT:
         for step in reversed(tag.split("+")):
             data = deflate.restore(data) if step == deflate.TAG else tar.restore(data)
         return data

@@ -54,7 +54,7 @@ from tzip.engine.registry import from_file, get_model, model_by_id, on_device
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import Layout
-from tzip.format.transcode import EXPAND_LIMIT, byte_exact_form, may_expand, to_intermediate
+from tzip.format.transcode import read_whole, to_intermediate
 
 CHUNK = 1 << 16  # pieces fed to the compressor: the tzip command's (cli.CHUNK), so its verbatim frames too
 TASK_BYTES = 1 << 19  # decompression: segment bytes per task (as the encoder's batches, api.ENCODE_BATCH_BYTES)
@@ -311,9 +311,8 @@ def _compress_one(ctx: _Context, result: Result, sink: Sink, opts: dict, model: 
             got = to_intermediate(data)
         else:
             head = src.read(CHUNK)
-            if src is not sys.stdin.buffer and os.fstat(src.fileno()).st_size <= EXPAND_LIMIT and may_expand(head):
-                data = head + src.read()
-                got = byte_exact_form(data, opts.get("modality"))
+            size = None if src is sys.stdin.buffer else os.fstat(src.fileno()).st_size
+            data, got = read_whole(head, src.read, size, opts.get("modality"))
         if data is not None:
             result.read = len(data)
         if got is not None:
