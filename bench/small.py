@@ -12,7 +12,7 @@ network's distribution and no adaptive stage: `methods=("neural",)`), zstd -19, 
 (`zstd --train`'s algorithm and defaults, 110 KiB) on 4 KiB pieces of all the training sets (the
 reference of the table's percentages: one dictionary for every kind of data, as tzip has one
 model), zstd -19 with a dictionary trained on the matching training set alone (text-train for
-the text pieces, ...; binary has no training set and takes the first), brotli -q 11 (its
+the text pieces, ...; a set whose training set is not built takes the first), brotli -q 11 (its
 built-in dictionary) and xz -9e. zstd frames are written as the zstd CLI writes them (content
 size, dictionary id, checksum); neither the dictionary nor tzip's model is counted in the sizes.
 Every piece is decompressed and compared; sizes are summed per set and over all sets.
@@ -54,8 +54,8 @@ from corpora.build import default_cache  # noqa: E402
 PIECE = 4096
 DEFAULT_LIMIT = 1 << 20  # bytes per set: 256 pieces of 4 KiB each
 DEFAULT_SETS = ",".join(SETS)
-TRAIN_SETS = ("text-train", "image-train", "audio-train")
-OWN_TRAIN_SET = {"text": "text-train", "image": "image-train", "audio": "audio-train"}  # binary has none
+TRAIN_SETS = ("text-train", "image-train", "audio-train", "binary-train")
+OWN_TRAIN_SET = {"text": "text-train", "image": "image-train", "audio": "audio-train", "binary": "binary-train"}
 DICT_SIZE = 112640  # zstd --train's default dictionary size (110 KiB)
 DICT_SAMPLE_BYTES = 12 << 20  # training pieces per dictionary, shared equally by its sets (~100x its size)
 REFERENCE = "zstd -19 + dictionary"

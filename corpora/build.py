@@ -2,12 +2,12 @@
 
     python -m corpora.build SET [SET ...] [--cache DIR]
 
-SET is one of text-train, image-train, audio-train, text-bench, image-bench, audio-bench,
-binary-bench, or `all`. Outputs go to CACHE/sets/SET/ (default cache: $TZIP_CACHE or
+SET is one of text-train, image-train, audio-train, binary-train, text-bench, image-bench,
+audio-bench, binary-bench, or `all`. Outputs go to CACHE/sets/SET/ (default cache: $TZIP_CACHE or
 ~/.cache/tzip), with a manifest.json listing every source package (pinned version, sha256) and
 every output file (sha256). Everything is deterministic: sorted inputs, no timestamps, fixed resampling; tars with
-mtime 0 and uid/gid 0. binary-bench's .pyc files and SQLite header depend on the Python and SQLite
-versions that build it; its manifest records both.
+mtime 0 and uid/gid 0. The binary sets' .pyc files and SQLite headers depend on the Python and SQLite
+versions that build them; their manifests record both.
 Train and bench sets never share a package.
 """
 
@@ -393,9 +393,10 @@ def jar_classes(path: Path) -> dict[str, bytes]:
         return {n: z.read(n) for n in z.namelist() if n.endswith(".class")}
 
 
-def sqlite_bytes(schema: list[str], insert: str, rows: list[tuple]) -> bytes:
-    """An SQLite database file built the same way each time: fixed page size, rows in sorted
-    order, then VACUUM (the file still records the SQLite library's version in its header)."""
+def sqlite_bytes(schema: list[str], *inserts: tuple[str, list[tuple]]) -> bytes:
+    """An SQLite database file built the same way each time: fixed page size, each (statement,
+    rows) insert's rows in sorted order, then VACUUM (the file still records the SQLite library's
+    version in its header)."""
     import sqlite3
     import tempfile
 
@@ -405,7 +406,8 @@ def sqlite_bytes(schema: list[str], insert: str, rows: list[tuple]) -> bytes:
         con.execute("PRAGMA page_size = 4096")
         for statement in schema:
             con.execute(statement)
-        con.executemany(insert, sorted(rows))
+        for insert, rows in inserts:
+            con.executemany(insert, sorted(rows))
         con.commit()
         con.execute("VACUUM")
         con.close()
@@ -454,8 +456,8 @@ def build_binary_bench(cache: Path) -> dict:
             origin=f"libcommons-collections3-java:/{rel}")
     rel = "usr/share/unicode/UnicodeData.txt"
     rows = [r for r in unicode_rows((roots["unicode-data"] / rel).read_bytes()) if r[0] < 0x10000]  # the BMP
-    w.write("unicode-data.sqlite", sqlite_bytes(UNICODE_SCHEMA, f"INSERT INTO chars VALUES ({','.join('?' * 12)})",
-                                                rows),
+    w.write("unicode-data.sqlite", sqlite_bytes(UNICODE_SCHEMA, (f"INSERT INTO chars VALUES ({','.join('?' * 12)})",
+                                                                 rows)),
             kind="sqlite", rows=len(rows), sqlite=sqlite3.sqlite_version, origin=f"unicode-data:/{rel}")
     rel = "usr/share/doc/bash/bashref.pdf"
     w.write("bashref.pdf", (roots["bash-doc"] / rel).read_bytes(), kind="pdf", origin=f"bash-doc:/{rel}")
@@ -481,9 +483,102 @@ def build_binary_bench(cache: Path) -> dict:
                     sqlite=sqlite3.sqlite_version)
 
 
+# Binary training data: the kinds of binary-bench, from other packages
+BINARY_TRAIN_ELF = ["libsqlite3-0", "libxml2", "libgmp10", "zstd", "libssl3", "binutils-x86-64-linux-gnu", "git"]
+ELF_ONLY = {"git": "usr/bin/git"}  # git's helpers repeat most of git's code
+BINARY_TRAIN_JARS = ["libcommons-lang3-java", "libcommons-io-java", "libguava-java"]
+
+
+def elf_files(root: Path) -> dict[str, bytes]:
+    """The package's x86-64 executables and shared libraries (regular files that start as ELF)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    found[path.relative_to(root).as_posix()] = path.read_bytes()
+    return found
+
+
+def id_rows(text: bytes) -> tuple[list[tuple], list[tuple]]:
+    """pci.ids / usb.ids: (vendor id, name) rows and (vendor id, device id, name) rows."""
+    vendors, devices, vendor = [], [], None
+    for line in text.decode("utf-8", "replace").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line[0] != "\t":
+            head, _, name = line.partition("  ")
+            if len(head) != 4 or not all(c in "0123456789abcdef" for c in head):
+                vendor = None  # the class lists after the vendors
+                continue
+            vendor = int(head, 16)
+            vendors.append((vendor, name))
+        elif vendor is not None and not line.startswith("\t\t"):
+            head, _, name = line[1:].partition("  ")
+            if len(head) == 4:
+                devices.append((vendor, int(head, 16), name))
+    return vendors, devices
+
+
+def ids_sqlite(text: bytes) -> tuple[bytes, int]:
+    vendors, devices = id_rows(text)
+    schema = ["CREATE TABLE vendors (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+              "CREATE TABLE devices (vendor INTEGER NOT NULL, id INTEGER NOT NULL, name TEXT NOT NULL, "
+              "PRIMARY KEY (vendor, id))"]
+    db = sqlite_bytes(schema, ("INSERT OR IGNORE INTO vendors VALUES (?, ?)", vendors),
+                      ("INSERT OR IGNORE INTO devices VALUES (?, ?, ?)", devices))
+    return db, len(vendors) + len(devices)
+
+
+def build_binary_train(cache: Path) -> dict:
+    """Machine code, Java classes, Python bytecode, SQLite pages and binary records (time zones),
+    from packages binary-bench does not use."""
+    import sqlite3
+    import sys
+
+    w = SetWriter(cache, "binary-train")
+
+    def package(name: str) -> Path:
+        root, src = debian_package(name, cache)
+        w.sources.append(src)
+        return root
+
+    for name in BINARY_TRAIN_ELF:
+        for rel, data in elf_files(package(name)).items():
+            if name in ELF_ONLY and rel != ELF_ONLY[name]:
+                continue
+            w.write(f"elf/{name}/{Path(rel).name}", data, kind="elf", origin=f"{name}:/{rel}")
+    for name in BINARY_TRAIN_JARS:
+        root = package(name)
+        for jar in sorted(p for p in root.rglob("*.jar") if p.is_file() and not p.is_symlink()):
+            classes = jar_classes(jar)
+            w.write(f"java/{jar.stem}-classes.tar", tar_bytes(classes), kind="java-class-tar",
+                    members=len(classes), origin=f"{name}:/{jar.relative_to(root).as_posix()}")
+    root = package("libpython3.11-minimal")
+    lib = root / "usr/lib/python3.11"
+    sources = {p.relative_to(lib).as_posix(): p.read_bytes() for p in sorted(lib.rglob("*.py")) if p.is_file()}
+    tree = with_pycache(sources)
+    python = sys.version.split()[0]
+    w.write("python3.11-minimal-with-pycache.tar", tar_bytes(tree), kind="source-tar", members=len(tree),
+            python=python, origin="libpython3.11-minimal:/usr/lib/python3.11")
+    for name in ("pci.ids", "usb.ids"):
+        root = package(name)
+        src = next(p for p in sorted(root.rglob(name)) if p.is_file())
+        data, rows = ids_sqlite(src.read_bytes())
+        w.write(f"{name.split('.')[0]}-ids.sqlite", data, kind="sqlite", rows=rows, sqlite=sqlite3.sqlite_version,
+                origin=f"{name}:/{src.relative_to(root).as_posix()}")
+    root = package("tzdata")
+    zones = root / "usr/share/zoneinfo"
+    tzif = {p.relative_to(zones).as_posix(): p.read_bytes() for p in sorted(zones.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"TZif"}
+    w.write("zoneinfo.tar", tar_bytes(tzif), kind="tzif-tar", members=len(tzif), origin="tzdata:/usr/share/zoneinfo")
+    return w.finish(binary_bytes=sum(f["bytes"] for f in w.files.values()), python=python,
+                    sqlite=sqlite3.sqlite_version)
+
+
 BUILDERS = {
     "text-train": build_text_train, "image-train": build_image_train,
-    "audio-train": build_audio_train, "text-bench": build_text_bench,
+    "audio-train": build_audio_train, "binary-train": build_binary_train, "text-bench": build_text_bench,
     "image-bench": build_image_bench, "audio-bench": build_audio_bench,
     "binary-bench": build_binary_bench,
 }

@@ -1,11 +1,13 @@
 """Pack train sets into one compact training shard (<= ~50 MiB) that a GPU run can carry.
 
-    python -m corpora.pack OUT.shard [--text-mb 24 --image-mb 14 --audio-mb 10] [--cache DIR] [--hints]
+    python -m corpora.pack OUT.shard [--text-mb 24 --image-mb 14 --audio-mb 10 --binary-mb 0] [--cache DIR] [--hints]
     python -m corpora.pack --add-hints X.shard [--predictor N]
 
 Files are split into modelling-order payloads (tzip.modality.detect), cut into chunks of at
 most 256 KiB on row/frame boundaries, and chosen deterministically (by hash of name) up to each
-modality's budget; 2 % of the chosen chunks are marked for validation.
+modality's budget; 2 % of the chosen chunks are marked for validation. Binary files are packed as
+the compressor models them: a tar with its headers gathered, zlib streams inflated
+(format/transcode.py), an x86 executable through the x86 filter (codec/x86.py).
 
 --hints stores, beside the payload, the stages' hints for every byte (a version 2 shard, for models
 with hint slots, docs/DESIGN.md §8), each doc's computed with the stage cold at its start, as at a
@@ -22,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tzip.codec import x86
 from tzip.format.detect import pcm16_channels, predict_residual, split_bytes
 from tzip.format.layout import Layout
+from tzip.format.transcode import byte_exact_form
 from tzip.stages.hints import hints_for
 from tzip.train.shard import Shard, write_shard
 
@@ -32,7 +36,17 @@ from .build import default_cache
 CHUNK = 1 << 18
 
 
+def modelling_form(data: bytes) -> bytes:
+    """A binary file's bytes as the compressor's models see them."""
+    form = byte_exact_form(data, "binary")
+    if form is not None:
+        return form[0]
+    return x86.apply(data, 0) if x86.is_x86(data[:64]) else data
+
+
 def chunks(name: str, data: bytes, mode: str):
+    if mode == "binary":
+        data = modelling_form(data)
     _, payload, _, split = split_bytes(data, mode)
     lay, unit = split.layout, split.unit()
     size = max(unit, CHUNK // unit * unit)
@@ -89,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--text-mb", type=float, default=24)
     ap.add_argument("--image-mb", type=float, default=14)
     ap.add_argument("--audio-mb", type=float, default=10)
+    ap.add_argument("--binary-mb", type=float, default=0)
     ap.add_argument("--hints", action="store_true", help="store the stages' hints of every byte (version 2 shard)")
     ap.add_argument("--add-hints", type=Path, metavar="SHARD", help="add hints to an existing shard, in place")
     ap.add_argument("--predictor", type=int, default=0, choices=(0, 1, 2),
@@ -101,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:
         ap.error("give OUT (or --add-hints SHARD)")
     docs = []
-    for mode, mb in (("text", args.text_mb), ("image", args.image_mb), ("audio", args.audio_mb)):
+    for mode, mb in (("text", args.text_mb), ("image", args.image_mb), ("audio", args.audio_mb),
+                     ("binary", args.binary_mb)):
         set_dir = args.cache / "sets" / f"{mode}-train"
         if mb <= 0:
             continue

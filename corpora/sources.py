@@ -44,6 +44,21 @@ DEBIAN = {  # package -> pinned version (Debian 12 "bookworm")
     "iso-codes": "4.15.0-1",
     "gcc-12-test-results": "12.2.0-14+deb12u1",
     "fail2ban": "1.0.2-2",
+    # binary-train
+    "libsqlite3-0": "3.40.1-2+deb12u2",
+    "libxml2": "2.9.14+dfsg-1.3~deb12u6",
+    "libgmp10": "2:6.2.1+dfsg1-1.1",
+    "zstd": "1.5.4+dfsg2-5",
+    "libssl3": "3.0.20-1~deb12u2",
+    "binutils-x86-64-linux-gnu": "2.40-2",
+    "git": "1:2.39.5-0+deb12u3",
+    "libcommons-lang3-java": "3.12.0-2+deb12u1",
+    "libcommons-io-java": "2.11.0-2",
+    "libguava-java": "31.1-1",
+    "libpython3.11-minimal": "3.11.2-6+deb12u8",
+    "pci.ids": "0.0~2023.04.11-1",
+    "usb.ids": "2025.07.26-0+deb12u1",
+    "tzdata": "2026b-0+deb12u1",
 }
 PYPI = {  # (name, version, kind) -> kind is "sdist" or "wheel"
     "brotli": ("Brotli", "1.2.1", "sdist"),

@@ -85,6 +85,57 @@ def test_binary_bench_is_registered_pinned_and_shares_no_train_package():
         assert f'"{name}"' not in train
 
 
+def test_binary_train_is_registered_pinned_and_shares_no_bench_package():
+    assert build.BUILDERS["binary-train"] is build.build_binary_train
+    train = [*build.BINARY_TRAIN_ELF, *build.BINARY_TRAIN_JARS, "libpython3.11-minimal", "pci.ids", "usb.ids",
+             "tzdata"]
+    assert all(name in sources.DEBIAN for name in train)
+    assert f'"{train[-1]}"' in inspect.getsource(build.build_binary_train)
+    bench = inspect.getsource(build.build_binary_bench) + repr(build.BINARY_PACKAGES)
+    assert not [name for name in train if f'"{name}"' in bench or f"'{name}'" in bench]
+
+
+def test_binary_train_helpers(tmp_path):
+    ids = (b"# comment\n8086  Intel Corporation\n\t1237  440FX - 82441FX PMC [Natoma]\n"
+           b"\t\t1af4 1100  Qemu virtual machine\n1af4  Red Hat, Inc.\n\t1000  Virtio network device\n"
+           b"C 00  Unclassified device\n\t00  Non-VGA unclassified device\n")
+    vendors, devices = build.id_rows(ids)
+    assert vendors == [(0x8086, "Intel Corporation"), (0x1AF4, "Red Hat, Inc.")]
+    assert devices == [(0x8086, 0x1237, "440FX - 82441FX PMC [Natoma]"), (0x1AF4, 0x1000, "Virtio network device")]
+    db, rows = build.ids_sqlite(ids)
+    assert rows == 4 and db == build.ids_sqlite(ids)[0] and db.startswith(b"SQLite format 3\0")
+    (tmp_path / "elf").mkdir()
+    (tmp_path / "elf/prog").write_bytes(b"\x7fELF" + bytes(60))
+    (tmp_path / "elf/notes.txt").write_bytes(b"not an executable")
+    (tmp_path / "elf/link").symlink_to(tmp_path / "elf/prog")
+    assert list(build.elf_files(tmp_path)) == ["elf/prog"]
+
+
+def test_binary_docs_are_packed_as_the_compressor_models_them(tmp_path, samples):
+    from tzip.codec import x86
+    from tzip.format import tar
+
+    make_sets(tmp_path, samples)
+    w = build.SetWriter(tmp_path, "binary-train")
+    members = {f"m{i}.txt": samples["text"][i * 500 : i * 500 + 700] for i in range(10)}
+    archive = build.tar_bytes(members)
+    code = bytearray(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\x3e\x00" + bytes(44))
+    code += bytes([0xE8, 0x10, 0, 0, 0, 0x90]) * 1000
+    w.write("a.tar", archive)
+    w.write("prog", bytes(code))
+    w.finish()
+    assert pack.modelling_form(archive) == tar.gather(archive)
+    assert pack.modelling_form(bytes(code)) == x86.apply(bytes(code), 0) != bytes(code)
+    out = tmp_path / "mix.shard"
+    pack.main([str(out), "--cache", str(tmp_path), "--text-mb", "1", "--image-mb", "0", "--audio-mb", "0",
+               "--binary-mb", "1"])
+    shard = Shard(out)
+    binary = {d.name: shard.bytes_of(d).tobytes() for d in shard.docs if d.layout.modality == 3}
+    assert binary == {"binary-train/a.tar#0": tar.gather(archive), "binary-train/prog#0": x86.apply(bytes(code), 0)}
+    cfg = TrainConfig(shard=str(out), seq=256, mixture={0: 0.0, 3: 1.0})
+    assert Batches(shard, cfg, val=False, seed=0).modalities == [3]
+
+
 def test_binary_builder_helpers_are_deterministic(tmp_path):
     members = {"org/x/A.class": b"\xca\xfe\xba\xbe" + bytes(40), "README": b"hello\n"}
     tar = build.tar_bytes(members)
@@ -106,8 +157,8 @@ def test_binary_builder_helpers_are_deterministic(tmp_path):
     assert rows[1][:4] == (0xBD, "VULGAR FRACTION ONE HALF", "No", 0) and rows[1][6] == "1/2"
     assert rows[2][-3:] == (0xC9, None, 0xC9) and rows[0][5] is None
     insert = f"INSERT INTO chars VALUES ({','.join('?' * 12)})"
-    db = build.sqlite_bytes(build.UNICODE_SCHEMA, insert, rows)
-    assert db == build.sqlite_bytes(build.UNICODE_SCHEMA, insert, rows[::-1])
+    db = build.sqlite_bytes(build.UNICODE_SCHEMA, (insert, rows))
+    assert db == build.sqlite_bytes(build.UNICODE_SCHEMA, (insert, rows[::-1]))
     assert db.startswith(b"SQLite format 3\0") and int.from_bytes(db[16:18], "big") == 4096
     (tmp_path / "u.sqlite").write_bytes(db)
     con = sqlite3.connect(tmp_path / "u.sqlite")

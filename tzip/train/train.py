@@ -26,7 +26,7 @@ from tzip.engine.features import feature_indices, phase_indices
 from tzip.engine.modelfile import MAGIC as MODEL_MAGIC
 from tzip.engine.modelfile import load
 from tzip.format.detect import pcm16_channels, predict_residual
-from tzip.format.layout import ABSENT, AUDIO, IMAGE, TEXT
+from tzip.format.layout import ABSENT, AUDIO, BINARY, IMAGE, TEXT
 from tzip.train.export import export, import_model
 from tzip.train.model import TzipModel
 from tzip.train.shard import Shard
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         for f in dataclasses.fields(dc):
             if f.name == "mixture":
                 ap.add_argument("--mixture", type=str, default=None,
-                                help="weights text,image,audio e.g. 0.5,0.25,0.25")
+                                help="weights text,image,audio[,binary] e.g. 0.5,0.25,0.25")
                 continue
             default = f.default if f.default is not dataclasses.MISSING else None
             kind = (lambda s: s.lower() in ("1", "true", "yes")) if isinstance(default, bool) else type(default)
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     mix = a.pop("mixture")
     tcfg = TrainConfig(**{k: a[k] for k in (f.name for f in dataclasses.fields(TrainConfig)) if k in a})
     if mix:
-        tcfg.mixture = dict(zip((TEXT, IMAGE, AUDIO), map(float, mix.split(","))))
+        tcfg.mixture = dict(zip((TEXT, IMAGE, AUDIO, BINARY), map(float, mix.split(","))))
     mcfg = ModelConfig(**{k: a[k] for k in (f.name for f in dataclasses.fields(ModelConfig))})
     train(tcfg, mcfg)
 
