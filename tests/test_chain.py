@@ -54,8 +54,9 @@ def test_a_fresh_chain_codes_a_segment_as_it_would_alone(way):
     assert np.array_equal(got, alone)
 
 
+@pytest.mark.parametrize("way,layout", [("bits", TEXT), ("sparse", Layout.binary())])
 @pytest.mark.parametrize("engine", ["c", "python"])
-def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatch):
+def test_chained_scan_equals_decoding_steps_and_the_reference(engine, way, layout, monkeypatch):
     """Three segments through one chain: compression's scan (C) gives what the Python stages give
     and what decoding's steps on a chain of its own compute, position by position."""
     if engine == "python":
@@ -65,10 +66,10 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatc
         pytest.skip("no C compiler")
     segs = [np.frombuffer(ALICE[i : i + 700], dtype=np.uint8) for i in (0, 700, 1400)]
     freqs = [network_like(s, i) for i, s in enumerate(segs)]
-    scanned = chain.Chain("bits", TEXT, 700)
+    scanned = chain.Chain(way, layout, 700)
     got = [scan_segment(scanned, s, f.copy()) for s, f in zip(segs, freqs)]
     assert scanned.length == 2100 and bytes(scanned.history[0, :2100]) == ALICE[:2100]
-    stepped = chain.Chain("bits", TEXT, 700)
+    stepped = chain.Chain(way, layout, 700)
     for s, f, g in zip(segs, freqs, got):
         for t in range(len(s)):
             row = stepped.stages.adjust(f[t : t + 1], stepped.length + t)
@@ -79,10 +80,10 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, monkeypatc
     if engine == "c":  # the C stages' frequencies equal the Python reference's on the same chain
         for m in (match, counts, bits):
             monkeypatch.setattr(m, "library", lambda: None)
-        reference = chain.Chain("bits", TEXT, 700)
+        reference = chain.Chain(way, layout, 700)
         assert all(np.array_equal(scan_segment(reference, s, f.copy()), g) for s, f, g in zip(segs, freqs, got))
     # the second segment gains from the first: a chain is not a fresh start
-    alone = way_frequencies("bits", segs[1], freqs[1], TEXT)
+    alone = way_frequencies(way, segs[1], freqs[1], layout)
     assert code_length(segs[1], got[1]) < code_length(segs[1], alone)
 
 

@@ -15,6 +15,7 @@ from bench.classical import zero_head
 from tzip import api
 from tzip.codec import chain, classical
 from tzip.codec.decoder import decode_segments
+from tzip.codec.encoder import chain_way, encode_segments
 from tzip.codec.pipeline import way_frequencies
 from tzip.codec.rangecoder import encode_symbols
 from tzip.engine.constants import UNIFORM_FREQ
@@ -24,6 +25,7 @@ from tzip.engine.reference import IntModel
 from tzip.engine.registry import get_model
 from tzip.format import container as C
 from tzip.format.layout import Layout
+from tzip.format.methods import DEFAULT
 from tzip.stages import bits, counts, match
 
 from .conftest import DATA
@@ -147,24 +149,46 @@ def test_one_batch_decodes_segments_with_and_without_the_network(tiny):
     assert got == [s.tobytes() for s in segs]
 
 
+@pytest.mark.parametrize("network_way", ["bits", "sparse"])
 @pytest.mark.parametrize("modality", ["binary", "text"])
 @pytest.mark.parametrize("case", ["misled network", "trained network"])
-def test_a_chain_keeps_the_smaller_way_of_its_trial(case, modality, misled):
+def test_a_chain_keeps_the_smaller_way_of_its_trial(case, modality, network_way, misled):
     """Within TRIAL_BYTES the stream is byte for byte the smaller of the two single-way streams:
     the classical one under a network worse than none, the network's under the shipped model on
     prose, whether the stream is binary or text (a PDF's pages are text to detection but code
-    smaller without the network)."""
+    smaller without the network), with either of the network's bit mixers."""
     model, data = (misled, records(6000)) if case == "misled network" else (get_model(None), ALICE[:6000])
     sizes = {}
-    for way in ("bits", "classical"):
+    for way in (network_way, "classical"):
         sizes[way] = tzip.compress(data, model=model, modality=modality, segment_size=2048,
                                    methods=("stored", "zstd", way))
     both = tzip.compress(data, model=model, modality=modality, segment_size=2048,
-                         methods=("stored", "zstd", "bits", "classical"))
-    winner = "classical" if case == "misled network" else "bits"
-    assert len(sizes[winner]) < len(sizes[{"bits": "classical", "classical": "bits"}[winner]])
+                         methods=("stored", "zstd", network_way, "classical"))
+    winner, loser = ("classical", network_way) if case == "misled network" else (network_way, "classical")
+    assert len(sizes[winner]) < len(sizes[loser])
     assert both == sizes[winner]
     assert tzip.decompress(both, model=model) == data
+
+
+def test_binary_chains_take_the_network_with_binary_contexts(tiny):
+    """Method 11: a binary chain's network way is method 10's stages fed the network's distribution;
+    text chains keep the text contexts, and independent segments are never offered it."""
+    assert chain_way(DEFAULT, BINARY) == "sparse" and chain_way(DEFAULT, Layout.text()) == "bits"
+    assert chain_way(("bits", "classical"), BINARY) == "bits"
+    assert chain_way(("sparse", "classical"), Layout.text()) == "sparse"
+    data = records(6000)
+    packed = tzip.compress(data, model=tiny, modality="binary", segment_size=2048, methods=("stored", "sparse"))
+    assert [f.method for f in frames_of(packed)] == [C.SPARSE] * 3
+    assert tzip.decompress(packed, model=tiny) == data
+    c = chain.Chain("sparse", BINARY, 2048)  # the stream's bodies: the chain's frequencies range-coded
+    x = np.frombuffer(data, dtype=np.uint8)
+    bodies = [encode_symbols(x[t0 : t0 + 2048], c.scan(c.add(x[t0 : t0 + 2048]),
+                             tiny.segment_frequencies(x[t0 : t0 + 2048], BINARY))) for t0 in (0, 2048, 4096)]
+    assert [f.body for f in frames_of(packed)] == bodies
+    independent = tzip.compress(data, model=tiny, modality="binary", segment_size=2048, chain=False)
+    assert C.SPARSE not in {f.method for f in frames_of(independent)}
+    with pytest.raises(ValueError, match="ways must be"):
+        encode_segments(tiny, [data], BINARY, ("sparse",))
 
 
 def test_after_the_trial_the_chain_carries_on_with_the_winner(misled, monkeypatch):

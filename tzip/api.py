@@ -21,8 +21,8 @@ import zstandard
 from tzip.codec import floor, x86
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import PIECE_ROWS, chain_way
-from tzip.codec.pipeline import WAYS, piece_bounds, state_bytes
+from tzip.codec.encoder import NETWORK_WAYS, PIECE_ROWS, chain_way
+from tzip.codec.pipeline import piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
@@ -89,8 +89,10 @@ class TzipCompressor:
         methods: the coding methods each segment may use (format/methods.py; the smallest output
         wins): "neural" is the network alone, "match" adds the match model, "context" the
         context counts, "pixels" (images), "samples" (16-bit audio) and "bits" (text and binary)
-        a last, layout-specific stage; "stored" and "zstd" skip the network; "lzma" codes a
-        block of segments with LZMA2 where that is smaller (codec/floor.py).
+        a last, layout-specific stage; "classical" is the bit mixer with binary contexts and no
+        network, "sparse" the same with the network (both for chains only); "stored" and "zstd"
+        skip the network; "lzma" codes a block of segments with LZMA2 where that is smaller
+        (codec/floor.py).
         transcoded_from: "png" or "flac" where the input is already that file's pixels or
         samples as PNM or WAV (format/transcode.py; `compress(transcode=True)` does it);
         "deflate" where it is a file with its zlib streams expanded (format/deflate.py), "tar"
@@ -253,7 +255,7 @@ class TzipCompressor:
         if self.chain_way is not None:
             frames = self._code_chained(raws)
         else:
-            ways = tuple(w for w in WAYS if w in self.methods and method(w).network)
+            ways = tuple(w for w in NETWORK_WAYS if w in self.methods)
             network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
             frames = [self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
                       for raw, nc in zip(raws, network)]

@@ -14,7 +14,7 @@ import numpy as np
 from tzip.codec.pipeline import LAST, WAYS, RowScan, fits, piece_bounds, stages_of, uses_counts
 from tzip.codec.rangecoder import SymbolEncoder, encode_symbols
 from tzip.engine.constants import FREQ_BITS
-from tzip.format.layout import Layout
+from tzip.format.layout import BINARY, Layout
 from tzip.format.methods import CHAINABLE, method
 from tzip.stages.hints import model_hints
 
@@ -31,16 +31,18 @@ def chain_way(methods, layout: Layout) -> str | None:
     """The way a chained stream codes its segments: the most refined allowed way for the layout
     (the one encode_segment picks on text), or None where that way cannot chain (the pixel and sample
     models keep per-segment arrays) or none with stages is allowed; the stages without the network
-    (classical) only where no way with it is allowed."""
-    for way in (*LAST, "context", "match", "classical"):
+    (classical) only where no way with it is allowed. Binary chains take the bit mixer with binary
+    data's contexts (sparse), text chains the text set's (bits)."""
+    mixers = ("sparse", "bits") if layout.modality == BINARY else ("bits", "sparse")
+    for way in ("pixels", "samples", *mixers, "context", "match", "classical"):
         if way in methods and fits(way, layout):
             return way if way in CHAINABLE else None
     return None
 
 
-# the ways an independent segment is coded with here: those with the network (the classical way
-# codes chains only, api.TzipCompressor._code_chained)
-NETWORK_WAYS = tuple(w for w in WAYS if method(w).network)
+# the ways an independent segment is coded with here: those with the network that are not a chain's
+# alone (the classical way and the network's binary way code chains only, api.TzipCompressor._code_chained)
+NETWORK_WAYS = tuple(w for w in WAYS if method(w).network and not method(w).chained_only)
 PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at once, per array
 STAGE_WAY = {"match": "match", "counts": "context"}  # the way a stage completes (the last stages are ways)
 

@@ -22,6 +22,7 @@ class Method:
     stages: tuple[str, ...] | None  # stages after the network, in order; None: not range-coded
     modalities: frozenset[int] | None = None  # the layouts its last stage fits (None: any)
     chainable: bool = False  # its stages can carry on from segment to segment (no per-segment arrays)
+    chained_only: bool = False  # a chain's way only (independent segments are not offered it)
     retired: bool = False  # decoded, but the encoder uses it only when asked to
     network: bool = True  # the stages rewrite the network's frequencies; False: a uniform distribution's
 
@@ -47,6 +48,10 @@ METHODS = (
     # with the smaller (api)
     Method(10, "classical", "u", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
            network=False),
+    # the network's way for binary chains: its distribution, rescaled by the match model and the counts,
+    # into the bit mixer with binary data's contexts (method 10's stages, with the network)
+    Method(11, "sparse", "y", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
+           chained_only=True),
 )
 BY_ID = {m.id: m for m in METHODS}
 BY_NAME = {m.name: m for m in METHODS}
