@@ -242,6 +242,19 @@ def test_a_chain_after_a_full_one_tries_again(misled, monkeypatch):
     assert tzip.decompress(packed, model=misled) == data
 
 
+def test_a_binary_chain_tries_both_bit_mixers_with_the_network(misled, monkeypatch):
+    """A binary chain's trial codes method 11, method 8 and method 10; a text chain's, its way and 10."""
+    monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    made = chains_made(monkeypatch)
+    data = records(2048)
+    packed = tzip.compress(data, model=misled, modality="binary", segment_size=1024)
+    assert made == ["sparse", "bits", "classical"]
+    assert tzip.decompress(packed, model=misled) == data
+    made.clear()
+    tzip.compress(ALICE[:2048], model=misled, modality="text", segment_size=1024)
+    assert made == ["bits", "classical"]
+
+
 def test_text_streams_do_not_try_the_classical_way(tiny):
     packed = tzip.compress(ALICE[:3000], model=tiny, segment_size=1024)
     assert {f.method for f in frames_of(packed)} <= {C.BITS, C.STORED, C.ZSTD}

@@ -298,6 +298,15 @@ class TzipCompressor:
         """Whether a new chain is coded both with and without the network over its first TRIAL_BYTES."""
         return "classical" in self.methods and method(self.chain_way).network
 
+    def _trial_ways(self) -> list[str]:
+        """The ways a new chain's trial codes: the chain's way; on binary data also the network with
+        text's contexts (method 8), which some short or text-like binary chains prefer to method 11;
+        and the classical way."""
+        ways = [self.chain_way]
+        if self.chain_way == "sparse" and self.split.layout.modality == BINARY and "bits" in self.methods:
+            ways.append("bits")
+        return [*ways, "classical"]
+
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
@@ -331,7 +340,7 @@ class TzipCompressor:
                     full = self.chain is not None  # it ended at CHAIN_LIMIT, not at a stored, zstd or lzma segment
                     self.chain = None  # the old chain's state is freed before the new one is made
                     if self._trials_classical() and (self.tried_way is None or full):
-                        trial, tried = [_Trial(self.chain_way), _Trial("classical")], 0
+                        trial, tried = [_Trial(way) for way in self._trial_ways()], 0
                     else:
                         self.chain = Chain(self.tried_way or self.chain_way, layout, self.segment_size)
                 runs = trial or [_Trial(self.chain.way, self.chain)]
@@ -355,8 +364,9 @@ class TzipCompressor:
                     if k < len(pieces):  # a chain without the network that carries on needs no pass
                         wanted = trial is not None or self.chain is None or method(self.chain.way).network
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
-                    for run, coder in networked:
-                        coder.add(x[t0 : t0 + n], run.chain.scan(run.start + t0, freqs))
+                    for j, (run, coder) in enumerate(networked):  # each scan rewrites its rows in place
+                        rows = freqs if j == len(networked) - 1 else freqs.copy()
+                        coder.add(x[t0 : t0 + n], run.chain.scan(run.start + t0, rows))
                     del freqs
                 bodies = {id(run): coder.bytes() for run, coder in networked}
                 bodies.update((key, future.result()) for key, future in alone.items())
