@@ -489,14 +489,16 @@ ELF_ONLY = {"git": "usr/bin/git"}  # git's helpers repeat most of git's code
 BINARY_TRAIN_JARS = ["libcommons-lang3-java", "libcommons-io-java", "libguava-java"]
 
 
-def elf_files(root: Path) -> dict[str, bytes]:
-    """The package's x86-64 executables and shared libraries (regular files that start as ELF)."""
+def magic_files(root: Path, magic: bytes, only: str | None = None) -> dict[str, bytes]:
+    """The package's regular files (or only the one at path `only`) whose bytes start with `magic`,
+    by path, sorted."""
     found = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            with open(path, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    found[path.relative_to(root).as_posix()] = path.read_bytes()
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not path.is_symlink() and only in (None, rel):
+            data = path.read_bytes()
+            if data.startswith(magic):
+                found[rel] = data
     return found
 
 
@@ -544,9 +546,7 @@ def build_binary_train(cache: Path) -> dict:
         return root
 
     for name in BINARY_TRAIN_ELF:
-        for rel, data in elf_files(package(name)).items():
-            if name in ELF_ONLY and rel != ELF_ONLY[name]:
-                continue
+        for rel, data in magic_files(package(name), b"\x7fELF", ELF_ONLY.get(name)).items():
             w.write(f"elf/{name}/{Path(rel).name}", data, kind="elf", origin=f"{name}:/{rel}")
     for name in BINARY_TRAIN_JARS:
         root = package(name)
@@ -568,9 +568,7 @@ def build_binary_train(cache: Path) -> dict:
         w.write(f"{name.split('.')[0]}-ids.sqlite", data, kind="sqlite", rows=rows, sqlite=sqlite3.sqlite_version,
                 origin=f"{name}:/{src.relative_to(root).as_posix()}")
     root = package("tzdata")
-    zones = root / "usr/share/zoneinfo"
-    tzif = {p.relative_to(zones).as_posix(): p.read_bytes() for p in sorted(zones.rglob("*"))
-            if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"TZif"}
+    tzif = magic_files(root / "usr/share/zoneinfo", b"TZif")
     w.write("zoneinfo.tar", tar_bytes(tzif), kind="tzif-tar", members=len(tzif), origin="tzdata:/usr/share/zoneinfo")
     return w.finish(binary_bytes=sum(f["bytes"] for f in w.files.values()), python=python,
                     sqlite=sqlite3.sqlite_version)

@@ -108,7 +108,8 @@ def test_binary_train_helpers(tmp_path):
     (tmp_path / "elf/prog").write_bytes(b"\x7fELF" + bytes(60))
     (tmp_path / "elf/notes.txt").write_bytes(b"not an executable")
     (tmp_path / "elf/link").symlink_to(tmp_path / "elf/prog")
-    assert list(build.elf_files(tmp_path)) == ["elf/prog"]
+    assert list(build.magic_files(tmp_path, b"\x7fELF")) == ["elf/prog"]
+    assert build.magic_files(tmp_path, b"\x7fELF", "elf/other") == {}
 
 
 def test_binary_docs_are_packed_as_the_compressor_models_them(tmp_path, samples):

@@ -302,10 +302,8 @@ class TzipCompressor:
         """The ways a new chain's trial codes: the chain's way; on binary data also the network with
         text's contexts (method 8), which some short or text-like binary chains prefer to method 11;
         and the classical way."""
-        ways = [self.chain_way]
-        if self.chain_way == "sparse" and self.split.layout.modality == BINARY and "bits" in self.methods:
-            ways.append("bits")
-        return [*ways, "classical"]
+        also = ["bits"] if self.chain_way == "sparse" and "bits" in self.methods else []  # binary: chain_way
+        return [self.chain_way, *also, "classical"]
 
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on

@@ -47,7 +47,7 @@ METHODS = (
     # with binary data's sparse contexts: a chain codes its first 256 KiB both ways and carries on
     # with the smaller (api)
     Method(10, "classical", "u", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
-           network=False),
+           chained_only=True, network=False),
     # the network's way for binary chains: its distribution, rescaled by the match model and the counts,
     # into the bit mixer with binary data's contexts (method 10's stages, with the network)
     Method(11, "sparse", "y", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
