@@ -37,10 +37,11 @@ CHUNK = 1 << 18
 
 
 def modelling_form(data: bytes) -> bytes:
-    """A binary file's bytes as the compressor's models see them."""
+    """A binary file's bytes as the compressor's models see them: its byte-exact form where it has
+    one, then through the x86 filter where that starts as an x86 executable (as the compressor
+    decides from the form's head)."""
     form = byte_exact_form(data, "binary")
-    if form is not None:
-        return form[0]
+    data = data if form is None else form[0]
     return x86.apply(data, 0) if x86.is_x86(data[:64]) else data
 
 
