@@ -134,6 +134,21 @@ def test_corruption_is_always_detected(tiny, samples):
     assert errors >= 0.95 * len(offsets)
 
 
+def test_a_zstd_segment_declaring_another_size_is_an_error(tiny):
+    """A flipped bit in a zstd frame's header can declare a content size of terabytes: refused as
+    corrupt before zstd would allocate for it."""
+    data = b"tzip keeps what zstd declares in check. " * 40
+    packed = tzip.compress(data, model=tiny, methods=("zstd",))
+    at = packed.index(bytes.fromhex("28b52ffd")) + 4  # the frame header descriptor
+    for bit in range(8):
+        bad = bytearray(packed)
+        bad[at] ^= 1 << bit
+        try:
+            assert tzip.decompress(bytes(bad), model=tiny) == data
+        except tzip.TzipError:
+            pass
+
+
 def test_truncation_is_always_detected(tiny, samples):
     packed = tzip.compress(samples["text"][:2000], model=tiny, segment_size=512, methods=("neural", "stored"))
     for n in range(0, len(packed)):

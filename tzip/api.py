@@ -528,7 +528,9 @@ class TzipDecompressor:
             elif f.method == C.LZMA:
                 raw = floor.decode(f.body, f.raw_len)
             elif f.method == C.ZSTD:
-                try:
+                try:  # a frame that declares another size is refused before zstd allocates for it
+                    if zstandard.frame_content_size(f.body) not in (f.raw_len, -1):
+                        raise zstandard.ZstdError("its frame declares another size than the segment's")
                     raw = zstandard.ZstdDecompressor().decompress(f.body, max_output_size=f.raw_len)
                 except zstandard.ZstdError as e:
                     raise TzipError(f"corrupted tzip stream (zstd segment: {e})") from None
