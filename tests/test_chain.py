@@ -17,6 +17,7 @@ from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import Layout
 from tzip.format.methods import DEFAULT as METHODS
+from tzip.format.methods import method
 from tzip.stages import bits, counts, match
 
 from .conftest import DATA
@@ -54,23 +55,39 @@ def test_a_fresh_chain_codes_a_segment_as_it_would_alone(way):
     assert np.array_equal(got, alone)
 
 
-@pytest.mark.parametrize("way,layout", [("bits", TEXT), ("sparse", Layout.binary())])
+def scan_ways(c: chain.Chain, segs: list[np.ndarray], ways: list[str], freqs: list[np.ndarray]) -> list[np.ndarray]:
+    """Each segment onto the chain with its way, its rows scanned in one piece."""
+    out = []
+    for s, w, f in zip(segs, ways, freqs):
+        c.begin(w)
+        out.append(scan_segment(c, s, f.copy()))
+    return out
+
+
+@pytest.mark.parametrize("ways,layout", [(["bits"] * 3, TEXT), (["sparse"] * 3, Layout.binary()),
+                                         (["sparse", "bits", "sparse"], Layout.binary())])
 @pytest.mark.parametrize("engine", ["c", "python"])
-def test_chained_scan_equals_decoding_steps_and_the_reference(engine, way, layout, monkeypatch):
+def test_chained_scan_equals_decoding_steps_and_the_reference(engine, ways, layout, monkeypatch):
     """Three segments through one chain: compression's scan (C) gives what the Python stages give
-    and what decoding's steps on a chain of its own compute, position by position."""
+    and what decoding's steps on a chain of its own compute, position by position; also where the
+    middle one, text between binary records, switches to method 8's text contexts."""
+    from .test_classical_method import records
+
     if engine == "python":
         for m in (match, counts, bits):
             monkeypatch.setattr(m, "library", lambda: None)
     elif not native.available():
         pytest.skip("no C compiler")
-    segs = [np.frombuffer(ALICE[i : i + 700], dtype=np.uint8) for i in (0, 700, 1400)]
+    switching = len(set(ways)) > 1
+    data = records(700) + ALICE[:700] + records(700, seed=8) if switching else ALICE[:2100]
+    segs = [np.frombuffer(data[i : i + 700], dtype=np.uint8) for i in (0, 700, 1400)]
     freqs = [network_like(s, i) for i, s in enumerate(segs)]
-    scanned = chain.Chain(way, layout, 700)
-    got = [scan_segment(scanned, s, f.copy()) for s, f in zip(segs, freqs)]
-    assert scanned.length == 2100 and bytes(scanned.history[0, :2100]) == ALICE[:2100]
-    stepped = chain.Chain(way, layout, 700)
-    for s, f, g in zip(segs, freqs, got):
+    scanned = chain.Chain(ways[0], layout, 700)
+    got = scan_ways(scanned, segs, ways, freqs)
+    assert scanned.length == 2100 and bytes(scanned.history[0, :2100]) == data
+    stepped = chain.Chain(ways[0], layout, 700)
+    for s, w, f, g in zip(segs, ways, freqs, got):
+        stepped.begin(w)
         for t in range(len(s)):
             row = stepped.stages.adjust(f[t : t + 1], stepped.length + t)
             assert np.array_equal(row[0], g[t])
@@ -80,11 +97,11 @@ def test_chained_scan_equals_decoding_steps_and_the_reference(engine, way, layou
     if engine == "c":  # the C stages' frequencies equal the Python reference's on the same chain
         for m in (match, counts, bits):
             monkeypatch.setattr(m, "library", lambda: None)
-        reference = chain.Chain(way, layout, 700)
-        assert all(np.array_equal(scan_segment(reference, s, f.copy()), g) for s, f, g in zip(segs, freqs, got))
-    # the second segment gains from the first: a chain is not a fresh start
-    alone = way_frequencies(way, segs[1], freqs[1], layout)
-    assert code_length(segs[1], got[1]) < code_length(segs[1], alone)
+        reference = scan_ways(chain.Chain(ways[0], layout, 700), segs, ways, freqs)
+        assert all(np.array_equal(r, g) for r, g in zip(reference, got))
+    if not switching:  # the second segment gains from the first: a chain is not a fresh start
+        alone = way_frequencies(ways[1], segs[1], freqs[1], layout)
+        assert code_length(segs[1], got[1]) < code_length(segs[1], alone)
 
 
 def test_chained_streams_round_trip_and_are_smaller(tiny):
@@ -166,3 +183,55 @@ def test_golden_chained_stream_of_the_default_model():
     assert C.Header.unpack(golden[: C.HEADER_SIZE]).chained and methods_of(golden) == [C.BITS] * 4
     assert tzip.decompress(golden) == data
     assert tzip.compress(data, segment_size=1024) == golden
+
+
+def test_a_chain_runs_each_segments_own_stages():
+    """The bit mixer's methods (8, 10, 11) share a chain, each segment running its own method's
+    stages; a way of another family cannot carry it on."""
+    c = chain.Chain("sparse", Layout.binary(), 1024)
+    classical = chain.Chain("classical", Layout.binary(), 8)
+    assert [s.KIND for s in c.stages.stages] == [s.KIND for s in classical.stages.stages]
+    assert c.continues("bits") and c.continues("classical") and not c.continues("context")
+    c.begin("bits")
+    assert set(c.parts) == {"match", "counts", "sparse", "bits"} and len(c.stages.stages) == 3
+    with pytest.raises(ValueError, match="does not carry on"):
+        c.begin("context")
+
+
+def test_a_binary_chain_codes_its_text_segments_as_text_where_the_probe_says(tiny, monkeypatch):
+    """A binary stream's segment that looks like text is coded with method 8 within the chain where
+    the probe finds the text contexts smaller than the chain's way, else with the chain's way; the
+    chain carries on across a switch (the decoder makes one chain)."""
+    from tzip import api
+
+    from .test_classical_method import records
+
+    made: list[str] = []
+
+    class Watched(chain.Chain):
+        def __init__(self, way, *args):
+            made.append(way)
+            super().__init__(way, *args)
+
+    verdicts: list[dict[str, bool]] = []
+    probe = api.TzipCompressor._text_contexts_win
+
+    def watched_probe(self, *args, **kwargs):
+        verdicts.append(probe(self, *args, **kwargs))
+        return {way: force if force is not None else wins for way, wins in verdicts[-1].items()}
+
+    monkeypatch.setattr(api, "Chain", Watched)
+    monkeypatch.setattr(api.TzipCompressor, "_text_contexts_win", watched_probe)
+    monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    data = records(2048) + ALICE[:1024] + records(2048, seed=8)
+    for force in (True, False, None):
+        verdicts.clear()
+        packed = tzip.compress(data, model=tiny, modality="binary", segment_size=1024, methods=NO_FLOOR)
+        got = methods_of(packed)
+        assert len(verdicts) == 1 and set(got) <= {C.BITS, C.SPARSE, C.CLASSICAL}  # one segment looks like text
+        [way] = verdicts[0]  # the chain's way, which the other segments take
+        switched = force if force is not None else verdicts[0][way]
+        assert got == [method(way).id] * 2 + [C.BITS if switched else method(way).id] + [method(way).id] * 2
+        made.clear()
+        assert tzip.decompress(packed, model=tiny) == data
+        assert made == [way]  # the decoder's one chain: the switch carried it on

@@ -29,7 +29,15 @@ from tzip.engine.base import Model
 from tzip.engine.registry import get_model, model_by_id, on_device
 from tzip.errors import TzipError
 from tzip.format import container as C
-from tzip.format.detect import DETECT_BYTES, Split, detect, from_model_order, pcm16_channels, to_model_order
+from tzip.format.detect import (
+    DETECT_BYTES,
+    Split,
+    detect,
+    from_model_order,
+    looks_like_text,
+    pcm16_channels,
+    to_model_order,
+)
 from tzip.format.layout import AUDIO, BINARY, IMAGE, MODALITY_NAMES, TEXT, Modality
 from tzip.format.methods import CHAINABLE, method
 from tzip.format.methods import DEFAULT as DEFAULT_METHODS
@@ -60,6 +68,9 @@ CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stag
 # states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
 # at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
+# A segment of a binary chain that looks like text is probed both ways over its first piece, the
+# probe's stages warmed on the chain's bytes just before it (_text_contexts_win).
+PROBE_WARMUP = 1 << 16
 # A stream detected as text or binary whose bytes look like headerless pixels or samples
 # (format/raw.py) codes its first bytes with each layout they may have and the detected one, and
 # keeps the smallest: the guesses are cheap statistics, the trial is what decides.
@@ -305,6 +316,37 @@ class TzipCompressor:
         also = ["bits"] if self.chain_way == "sparse" and "bits" in self.methods else []  # binary: chain_way
         return [self.chain_way, *also, "classical"]
 
+    def _switches(self, raw: bytes) -> bool:
+        """Whether a segment of a binary chain may run the text contexts (method 8) in place of the
+        chain's way: one that looks like text (a tar's source files) where method 8 is allowed."""
+        return (self.split.layout.modality == BINARY and self.chain_way == "sparse" and "bits" in self.methods
+                and looks_like_text(raw))
+
+    def _text_contexts_win(self, x: np.ndarray, freqs: np.ndarray, ways: set[str],
+                           before: np.ndarray) -> dict[str, bool]:
+        """For each way, whether method 8 codes the start of text-like segment `x` (the rows of
+        `freqs`, its first piece) smaller than that way: both from fresh stages warmed on `before`,
+        the chain's last PROBE_WARMUP bytes (fed a uniform distribution there, since the network's
+        rows of earlier segments are gone). The text contexts win on program sources and lose on
+        logs and JSON, which code smaller with binary data's contexts; without the warm-up the
+        network's head start on a cold segment calls nearly every text method 8's
+        (docs/ABLATIONS.md "Tar archives")."""
+        n, m, sizes = min(len(x), len(freqs)), len(before), {}
+        for way in ways | {"bits"}:
+            probe = Chain(way, self.split.layout, n + m)
+            warm = probe.add(before)
+            start = probe.add(x[:n])
+            if m:  # learnt bit by bit from a uniform distribution (8 of the mixer's nodes a byte, not 255)
+                probe.code(warm, m)
+            if method(way).network:
+                coder = SymbolEncoder()
+                coder.add(x[:n], probe.scan(start, freqs[:n].copy()))
+                sizes[way] = len(coder.bytes())
+            else:
+                body = probe.code(start, n)
+                sizes[way] = n + 64 if body is None else len(body)
+        return {way: sizes["bits"] < sizes[way] for way in ways}
+
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
@@ -313,9 +355,12 @@ class TzipCompressor:
         CHAIN_LIMIT, starts as a trial: two chains, with and without the network, code its first
         TRIAL_BYTES, the smaller one's frames are kept and it carries on; a chain that starts
         after a stored, zstd or lzma segment takes the way the last trial kept (a trial per chain
-        would double the stages' work on data where zstd wins most segments)."""
+        would double the stages' work on data where zstd wins most segments). In a binary chain a
+        segment that looks like text runs the text contexts (method 8) where a probe finds them
+        smaller than the chain's way (`_switches`, `_text_contexts_win`)."""
         layout, out = self.split.layout, []
         symbols = [np.frombuffer(raw, dtype=np.uint8) for raw in raws]
+        as_text = [self._switches(raw) for raw in raws]
         pieces = [(i, t0, n) for i, x in enumerate(symbols) for t0, n in piece_bounds(len(x), PIECE_ROWS)]
 
         hints: dict[int, np.ndarray | None] = {}  # a segment's, for all its pieces
@@ -341,18 +386,27 @@ class TzipCompressor:
                         trial, tried = [_Trial(way) for way in self._trial_ways()], 0
                     else:
                         self.chain = Chain(self.tried_way or self.chain_way, layout, self.segment_size)
-                runs = trial or [_Trial(self.chain.way, self.chain)]
+                runs = trial or [_Trial(self.tried_way or self.chain_way, self.chain)]
+                if as_text[i]:  # the probe needs the segment's first rows of the network: here or on their way
+                    if pending[-1].result() is None:
+                        pending[-1] = ahead.submit(network, pieces[k])
+                    known = next((r.chain for r in runs if r.chain is not None), None)
+                    before = known.history[0, max(0, known.length - PROBE_WARMUP) : known.length] if known else x[:0]
+                    text_wins = self._text_contexts_win(x, pending[-1].result(), {run.way for run in runs}, before)
                 for run in runs:
-                    if run.chain is None or not run.chain.continues(run.way):  # a trial's way restarts
+                    run.segment_way = "bits" if as_text[i] and text_wins[run.way] else run.way
+                    if run.chain is None or not run.chain.continues(run.segment_way):  # a trial's way restarts
                         run.chain = None
-                        run.chain = Chain(run.way, layout, self.segment_size)
+                        run.chain = Chain(run.segment_way, layout, self.segment_size)
+                    else:
+                        run.chain.begin(run.segment_way)
                     run.start = run.chain.add(x)
                 # a way without the network codes the whole segment in one C call, on a thread of its
                 # own beside the network's way (C calls that release the GIL); that one takes the
                 # network's rows a piece at a time (rewritten in place)
                 alone = {id(run): beside.submit(run.chain.code, run.start, len(x))
-                         for run in runs if not method(run.way).network}
-                networked = [(run, SymbolEncoder()) for run in runs if method(run.way).network]
+                         for run in runs if not method(run.segment_way).network}
+                networked = [(run, SymbolEncoder()) for run in runs if method(run.segment_way).network]
                 while k < len(pieces) and pieces[k][0] == i:
                     _, t0, n = pieces[k]
                     freqs = pending.pop().result()  # 1 KB a byte: this piece's and the next one's are alive
@@ -360,7 +414,8 @@ class TzipCompressor:
                         freqs = network(pieces[k])  # a chain without the network ended: a new trial
                     k += 1
                     if k < len(pieces):  # a chain without the network that carries on needs no pass
-                        wanted = trial is not None or self.chain is None or method(self.chain.way).network
+                        wanted = (trial is not None or self.chain is None or as_text[pieces[k][0]]
+                                  or method(self.tried_way or self.chain_way).network)
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
                     for j, (run, coder) in enumerate(networked):  # each scan rewrites its rows in place
                         rows = freqs if j == len(networked) - 1 else freqs.copy()
@@ -369,7 +424,7 @@ class TzipCompressor:
                 bodies = {id(run): coder.bytes() for run, coder in networked}
                 bodies.update((key, future.result()) for key, future in alone.items())
                 for run in runs:
-                    way, body = METHOD_OF[run.way], bodies[id(run)]
+                    way, body = METHOD_OF[run.segment_way], bodies[id(run)]
                     method_id, body = self._choose(raw, [] if body is None else [(way, body)])
                     run.frames.append(C.segment_frame(method_id, raw, body))
                     run.stats.append((method_id, len(raw), len(body)))
@@ -394,6 +449,7 @@ class _Trial:
     def __init__(self, way: str, chain: Chain | None = None):
         self.way, self.chain = way, chain
         self.start = 0  # where the segment being coded starts in the chain's history
+        self.segment_way = way  # the way of the segment being coded: the run's, or method 8 for text
         self.frames: list[bytes] = []
         self.stats: list[tuple[int, int, int]] = []
 

@@ -4,14 +4,18 @@ The match model, the context counts and the bit mixer learn each segment from no
 that costs: the bench's two long novels code 4.8 % and 3.6 % smaller as one segment than as
 256 KiB ones, almost all of it from these stages remembering the first segment, not from the
 network (which sees 64 bytes and a compressed memory). In a chained stream (header flag
-FLAG_CHAINED) consecutive segments coded with the same stage-bearing way form a chain: each
-continues the stages' state where the previous one left it, over a history that is the chain's
-bytes so far. The network still starts every segment afresh, so compression keeps its
-per-segment pass and bounded memory; decoding a chain is sequential, one byte at a time.
+FLAG_CHAINED) consecutive segments coded with stage-bearing ways of one family (the same way, or
+any of the bit mixer's methods 8, 10 and 11) form a chain: each continues the stages' state where
+the segments before it left it, over a history that is the chain's bytes so far. The network
+still starts every segment afresh, so compression keeps its per-segment pass and bounded memory;
+decoding a chain is sequential, one byte at a time.
 
 Binary data chains too: its repeats (a tar's members, a database's pages, a library's symbol
 tables) lie farther apart than a segment, and the binary bench set's source tar with its
-bytecode codes 24 % smaller chained, at the price of decoding on one core.
+bytecode codes 24 % smaller chained, at the price of decoding on one core. Such a tar's source
+files code smaller with the text contexts (method 8) than with binary data's (10, 11); one chain
+lets those segments switch to them while the match model and the counts keep the whole history,
+where a stream of their own would lose what sources and bytecode share.
 
 A segment coded otherwise (stored, zstd, lzma, the network alone) ends the chain, and a chain that
 holds CHAIN_LIMIT bytes ends before its next segment, which bounds the history and the counts'
@@ -23,29 +27,46 @@ from __future__ import annotations
 import numpy as np
 
 from tzip.codec import classical
-from tzip.codec.pipeline import RowScan
+from tzip.codec.pipeline import stage_batch, stages_of
 from tzip.format.layout import BINARY, TEXT, Layout
 from tzip.format.methods import CHAINABLE, method
+from tzip.stages.protocol import NativeStages, scan_rows
 
 CHAIN_LIMIT = 8 << 20  # a chain holding this many bytes ends before its next segment (its tables: ~20 B a byte)
 CHAINED_BY_DEFAULT = (TEXT, BINARY)  # modalities whose streams chain unless asked not to
 
 
 class Chain:
-    """One chain's stages (a batch of one, pipeline.RowScan) and the history they have seen."""
+    """One chain's stages (each a batch of one) and the history they have seen.
+
+    The methods of one family (methods.Method.family) share a chain: each segment runs its own
+    method's stages (`begin`), the others wait with their state as they left it. A stage starts
+    fresh at the first segment that runs it (a made stage holds no state until it runs), so
+    encoder and decoder, which run the same stages at the same segments, see the same state."""
 
     def __init__(self, way: str, layout: Layout, segment_size: int):
         if way not in CHAINABLE:
             raise ValueError(f"the {way} way does not chain")
-        self.way, self.length = way, 0
+        self.way = way  # its first segment's
+        self.family, self.layout, self.length = method(way).family, layout, 0
         # calloc'd: pages cost memory only once written
         self.history = np.zeros((1, CHAIN_LIMIT + segment_size), dtype=np.uint8)
-        self.rows = RowScan(method(way).stages, self.history, layout)
-        self.stages = self.rows.run  # what decoding continues (decoder.decode_segments)
+        self.parts: dict[str, object] = {}  # every stage the chain has run, by name
+        self.begin(way)
 
     def continues(self, way: str) -> bool:
         """Whether the next segment, coded `way`, carries on this chain (else a new one starts)."""
-        return way == self.way and self.length < CHAIN_LIMIT
+        return method(way).family == self.family and self.length < CHAIN_LIMIT
+
+    def begin(self, way: str) -> None:
+        """The next segment is coded `way`, a method of the chain's family: its stages run, in its order."""
+        if method(way).family != self.family:
+            raise ValueError(f"a {way} segment does not carry on a chain of the {self.family} family")
+        for stage in stages_of(way):
+            if stage not in self.parts:
+                self.parts[stage] = stage_batch(stage, [True], self.history, self.layout)
+        self.stages = NativeStages.of([self.parts[s] for s in stages_of(way)], self.history)
+        self.stages.set_active(np.ones(1, dtype=bool))
 
     def add(self, symbols: np.ndarray) -> int:
         """Compression: the next segment's bytes join the history; returns where they start, the
@@ -57,8 +78,9 @@ class Chain:
 
     def scan(self, t0: int, freqs: np.ndarray) -> np.ndarray:
         """Rows t0.. of the history's network frequencies (int32 [n, 256], C order) rewritten in
-        place by the chain's stages, which learn them."""
-        return self.rows.scan(t0, freqs)
+        place by the running way's stages, which learn them."""
+        scan_rows(self.stages, t0, freqs)
+        return freqs
 
     def code(self, t0: int, n: int) -> bytes | None:
         """The classical way (no network): rows t0..t0+n-1 of the history coded bit by bit, the

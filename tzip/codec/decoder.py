@@ -47,7 +47,7 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
     """Decode a batch of segments in lock-step: one batched engine step per byte position.
 
     `ways[i]` is how segment i was coded (default: "neural" for all). With `chain` (a
-    chain.Chain), the one segment continues that chain: its stages carry on from the chain's
+    chain.Chain), the one segment continues that chain: its way's stages carry on from the chain's
     state and its bytes are appended to the chain's history. Segments coded without the network
     (the classical way, coded bit by bit) decode on their own, no network computed.
     """
@@ -56,8 +56,10 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
     ways = ways or ["neural"] * len(coded)
     if set(ways) - set(WAYS):
         raise ValueError(f"unknown way of coding in {set(ways)}")
-    if chain is not None and (len(coded) != 1 or ways != [chain.way]):
-        raise ValueError("a chain continues with one segment of its own way")
+    if chain is not None:
+        if len(coded) != 1:
+            raise ValueError("a chain continues with one segment at a time")
+        chain.begin(ways[0])  # the segment's way runs its stages (one of the chain's family)
     alone = [not method(w).network for w in ways]  # coded bit by bit, each on its own (codec/classical.py)
     if any(alone):
         if chain is not None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from tzip.format.layout import AUDIO, BINARY, IMAGE, TEXT
 
+MIXER = "mixer"  # the family of the bit mixer's methods (8, 10, 11)
+
 
 @dataclass(frozen=True)
 class Method:
@@ -21,10 +23,16 @@ class Method:
     letter: str  # `tzip info -v`
     stages: tuple[str, ...] | None  # stages after the network, in order; None: not range-coded
     modalities: frozenset[int] | None = None  # the layouts its last stage fits (None: any)
-    chainable: bool = False  # its stages can carry on from segment to segment (no per-segment arrays)
+    # the chain its segments carry on (None: it does not chain; its stages keep per-segment arrays):
+    # methods of one family share a chain's history and stages, each segment running its own method's
+    family: str | None = None
     chained_only: bool = False  # a chain's way only (independent segments are not offered it)
     retired: bool = False  # decoded, but the encoder uses it only when asked to
     network: bool = True  # the stages rewrite the network's frequencies; False: a uniform distribution's
+
+    @property
+    def chainable(self) -> bool:
+        return self.family is not None
 
     @property
     def coded(self) -> bool:
@@ -36,21 +44,23 @@ METHODS = (
     Method(0, "stored", "s", None),
     Method(1, "zstd", "z", None),
     Method(2, "neural", "n", ()),
-    Method(3, "match", "m", ("match",), chainable=True),
-    Method(4, "context1", "k", ("match", "counts1"), chainable=True, retired=True),
-    Method(5, "context", "c", ("match", "counts"), chainable=True),
+    Method(3, "match", "m", ("match",), family="match"),
+    Method(4, "context1", "k", ("match", "counts1"), family="context1", retired=True),
+    Method(5, "context", "c", ("match", "counts"), family="context"),
     Method(6, "pixels", "p", ("match", "counts", "pixels"), frozenset({IMAGE})),
     Method(7, "samples", "a", ("match", "samples"), frozenset({AUDIO})),
-    Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), chainable=True),
+    # the bit mixers' methods share a chain: a binary chain's segments that are text run the text contexts
+    # (method 8) while the match model and the counts carry on (MIXER)
+    Method(8, "bits", "b", ("match", "counts", "bits"), frozenset({TEXT, BINARY}), family=MIXER),
     Method(9, "lzma", "x", None),
     # the bit mixer's stages without the network, which has not learnt machine code or bytecode, and
     # with binary data's sparse contexts: a chain codes its first 256 KiB both ways and carries on
     # with the smaller (api)
-    Method(10, "classical", "u", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
+    Method(10, "classical", "u", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), family=MIXER,
            chained_only=True, network=False),
     # the network's way for binary chains: its distribution, rescaled by the match model and the counts,
     # into the bit mixer with binary data's contexts (method 10's stages, with the network)
-    Method(11, "sparse", "y", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), chainable=True,
+    Method(11, "sparse", "y", ("match", "counts", "sparse"), frozenset({TEXT, BINARY}), family=MIXER,
            chained_only=True),
 )
 BY_ID = {m.id: m for m in METHODS}
