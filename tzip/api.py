@@ -313,14 +313,16 @@ class TzipCompressor:
         """The ways a new chain's trial codes: the chain's way; on binary data also the network with
         text's contexts (method 8), which some short or text-like binary chains prefer to method 11;
         and the classical way."""
-        also = ["bits"] if self.chain_way == "sparse" and "bits" in self.methods else []  # binary: chain_way
-        return [self.chain_way, *also, "classical"]
+        return [self.chain_way, *(["bits"] if self._offers_text_contexts() else []), "classical"]
+
+    def _offers_text_contexts(self) -> bool:
+        """Whether a binary chain (its way method 11) may also code with method 8's text contexts."""
+        return self.chain_way == "sparse" and "bits" in self.methods  # chain_way is "sparse" for binary only
 
     def _switches(self, raw: bytes) -> bool:
         """Whether a segment of a binary chain may run the text contexts (method 8) in place of the
         chain's way: one that looks like text (a tar's source files) where method 8 is allowed."""
-        return (self.split.layout.modality == BINARY and self.chain_way == "sparse" and "bits" in self.methods
-                and looks_like_text(raw))
+        return self._offers_text_contexts() and looks_like_text(raw)
 
     def _text_contexts_win(self, x: np.ndarray, freqs: np.ndarray, ways: set[str],
                            before: np.ndarray) -> dict[str, bool]:
