@@ -45,10 +45,12 @@ shopt -u nullglob
 whl=${wheels[0]}
 echo "   $(basename "$whl"): $(stat -c %s "$whl") bytes"
 
-# 2. What the wheel carries: the C library per CPU level, its header, the default model.
+# 2. What the wheel carries: the C library per CPU level, its header, every shipped model.
 step "wheel contents"
-"$PY" - "$whl" <<'EOF'
-import fnmatch, sys, zipfile
+"$PY" - "$whl" "$ROOT" <<'EOF'
+import fnmatch, pathlib, sys, zipfile
+# every model tzip/models holds (the default and those whose streams must still decode)
+shipped = [f"tzip/models/{p.name}" for p in sorted((pathlib.Path(sys.argv[2]) / "tzip/models").glob("*.tzm"))]
 with zipfile.ZipFile(sys.argv[1]) as z:
     infos = z.infolist()
 names = [i.filename for i in infos]
@@ -56,7 +58,7 @@ for i in infos:
     if not i.filename.endswith(".py") and not i.filename.endswith("/"):
         print(f"   {i.file_size:>9}  {i.filename}")
 print(f"   ({sum(n.endswith('.py') for n in names)} .py files not listed)")
-missing = [want for want in ("tzip/models/tzip-small.tzm", "tzip/native/tzip.h") if want not in names]
+missing = [want for want in (*shipped, "tzip/native/tzip.h") if want not in names]
 if not fnmatch.filter(names, "tzip/_native_*.so"):
     missing.append("tzip/_native_*.so")
 if missing:

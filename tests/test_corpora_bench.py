@@ -307,6 +307,39 @@ def test_ablation_table_reports_real_coded_sizes(tmp_path, samples, tiny_path):
     assert f"{want:.3f}" == row.split("|")[4].strip()
 
 
+def test_per_file_table_matches_the_coder_and_reuses_an_earlier_run(tmp_path, samples, tiny_path):
+    """bench.files: each file's size is tzip.compress's, the classical-only column is the zeroed
+    head's, a model larger than it is named, and --previous keeps an earlier run's columns."""
+    import json
+
+    import tzip
+    from bench import files
+    from bench.classical import classical_model
+
+    make_sets(tmp_path, samples)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    files.main([f"tiny={tiny_path}", "--sets", "binary", "--cache", str(tmp_path), "--workers", "1",
+                "--json", str(first)])
+    rows = json.loads(first.read_text())
+    assert [r["file"] for r in rows] == ["random.bin", "speech.wav"]
+    flat = classical_model(str(tiny_path), tmp_path)
+    for r in rows:
+        data = (tmp_path / "sets" / "binary-bench" / r["file"]).read_bytes()
+        assert r["sizes"]["tiny"] == len(tzip.compress(data, model=str(tiny_path)))
+        assert r["sizes"]["classical-only"] == len(tzip.compress(data, model=str(flat)))
+    out = tmp_path / "files.md"
+    files.main([f"again={tiny_path}", "--sets", "binary", "--cache", str(tmp_path), "--workers", "1",
+                "--previous", str(first), "--json", str(second), "--out", str(out)])
+    again = json.loads(second.read_text())
+    assert [r["sizes"]["tiny"] for r in again] == [r["sizes"]["tiny"] for r in rows]
+    assert [r["sizes"]["again"] for r in again] == [r["sizes"]["tiny"] for r in rows]
+    table = out.read_text().splitlines()
+    assert table[0] == "| set | file | raw bytes | again | tiny | classical-only |"
+    for line, r in zip(table[2:], rows):
+        larger = r["sizes"]["tiny"] > r["sizes"]["classical-only"]
+        assert ("(larger)" in line) == larger
+
+
 def test_prior_tuning_scores_the_shipped_setting_like_the_coder(tmp_path, capsys):
     """bench.priors' reference run of the shipped configurations gives the C model's ideal code length."""
     from bench import priors
