@@ -73,10 +73,10 @@ def get_model(spec: str | os.PathLike | None = None) -> Model:
     path = Path(spec)
     if path.is_file():
         return _load_path(path)
-    if isinstance(spec, str) and len(spec) == 16:
+    if isinstance(spec, str) and len(spec) == 16 and all(c in "0123456789abcdef" for c in spec.lower()):
         return model_by_id(spec)
     for p in candidates():
-        if p.name == str(spec):
+        if str(spec) in (p.name, p.stem):  # a shipped model by its file name, with or without .tzm
             return _load_path(p)
     raise TzipError(f"model {spec} not found (searched {', '.join(map(str, search_path()))})")
 
