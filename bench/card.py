@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     mf = load(args.model)
     measured = json.loads(args.measured.read_text())
     log = [json.loads(line) for line in args.log.read_text().splitlines() if line.strip()]
-    last = log[-1]
+    last = [r for r in log if "tokens" in r][-1]  # the last training step (a measurement may follow)
     vals = [r for r in log if "val_bpb" in r]
     params = sum(v.size for k, v in mf.tensors.items() if k.endswith(".w") or k.startswith("embed."))
     cfg = mf.config
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         man = json.loads(m.read_text())
         out.append(f"- set `{man['set']}`: manifest `{man['manifest_sha256']}` {json.dumps(man['summary'])}")
     if vals:
-        out.append(f"- last held-out float bits/byte (0 text, 1 image, 2 audio): {vals[-1]['val_bpb']}")
+        out.append(f"- last held-out float bits/byte (0 text, 1 image, 2 audio, 3 binary): {vals[-1]['val_bpb']}")
     out += ["", "## Measured on the bench sets (held out)", "",
             "Real coded sizes: complete `.tz` files written by `tzip.compress` at the default segment size "
             "(container included), over the subset `bench.modelcard --limit` selects. The QAT gap compares, "
