@@ -43,32 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--previous", type=Path, default=None, help="an earlier run's --json: its sizes are reused")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    models = dict(spec.partition("=")[::2] for spec in args.models)
+    models = dict(spec.partition("=")[::2] for spec in args.models)  # name -> model file, to code now
     earlier = {(r["set"], r["file"]): r for r in json.loads(args.previous.read_text())} if args.previous else {}
-    reused = sorted({n for r in earlier.values() for n in r["sizes"]} - set(models))
-    models.update({n: "" for n in reused if n != "classical-only"})
-    coders = {**models, "classical-only": str(classical_model(next(iter(models.values())), args.cache))}
+    reused = [n for n in dict.fromkeys(n for r in earlier.values() for n in r["sizes"]) if n not in models]
+    if "classical-only" not in reused:
+        models["classical-only"] = str(classical_model(next(iter(models.values())), args.cache))
+    names = [n for n in [*models, *reused] if n != "classical-only"] + ["classical-only"]
     rows: list[dict] = []
     for modality in [m for m in args.sets.split(",") if m]:
         for path in bench_files(args.cache, modality, args.limit):
             data = path.read_bytes()
             row = {"set": modality, "file": path.name, "raw": len(data), "sizes": {}, "seconds": {}}
-            for name, model in coders.items():
-                if name in reused:
-                    row["sizes"][name] = earlier[(modality, path.name)]["sizes"][name]
-                    row["seconds"][name] = earlier[(modality, path.name)]["seconds"][name]
-                    continue
+            for name in reused:
+                row["sizes"][name] = earlier[(modality, path.name)]["sizes"][name]
+                row["seconds"][name] = earlier[(modality, path.name)]["seconds"][name]
+            for name, model in models.items():
                 t0 = time.perf_counter()
                 row["sizes"][name] = len(tzip.compress(data, model=model, workers=args.workers))
                 row["seconds"][name] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    names = list(coders)
+    larger = {(n, r["file"]) for r in rows for n in names[:-1] if r["sizes"][n] > r["sizes"]["classical-only"]}
     lines = ["| set | file | raw bytes | " + " | ".join(names) + " |",
              "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
     for r in rows:
-        cells = [f"{r['sizes'][n]:,}" + (" (larger)" if n in models and r["sizes"][n] > r["sizes"]["classical-only"]
-                                         else "") for n in names]
+        cells = [f"{r['sizes'][n]:,}" + (" (larger)" if (n, r["file"]) in larger else "") for n in names]
         lines.append(f"| {r['set']} | {r['file']} | {r['raw']:,} | " + " | ".join(cells) + " |")
     totals = [f"{sum(r['sizes'][n] for r in rows):,}" for n in names]
     lines.append(f"| all | {len(rows)} files | {sum(r['raw'] for r in rows):,} | " + " | ".join(totals) + " |")
@@ -79,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(md)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
-    larger = [(n, r["file"]) for r in rows for n in models if r["sizes"][n] > r["sizes"]["classical-only"]]
     if larger:
-        print("larger than the classical-only path: " + ", ".join(f"{n} on {f}" for n, f in larger))
+        print("larger than the classical-only path: " + ", ".join(f"{n} on {f}" for n, f in sorted(larger)))
     return 0
 
 

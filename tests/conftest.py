@@ -58,6 +58,14 @@ def tiny(tiny_path) -> IntModel:
     return IntModel(parse(tiny_path.read_bytes()))
 
 
+def pnm(png: str, mode: str) -> bytes:
+    """A PNG fixture as a binary PGM (mode "L") or PPM ("RGB")."""
+    from PIL import Image
+
+    img = Image.open(DATA / png).convert(mode)
+    return f"P{5 if mode == 'L' else 6}\n{img.width} {img.height}\n255\n".encode() + img.tobytes()
+
+
 @pytest.fixture(scope="session")
 def samples() -> dict[str, bytes]:
     """Real files of every modality, in the containers tzip keeps verbatim."""
@@ -69,10 +77,9 @@ def samples() -> dict[str, bytes]:
         "wav_stereo": (DATA / "music_stereo.wav").read_bytes(),
         "random": os.urandom(3000),
     }
-    grey = Image.open(DATA / "camera_crop.png")
     rgb = Image.open(DATA / "astronaut_crop.png").convert("RGB")
-    out["pgm"] = f"P5\n{grey.width} {grey.height}\n255\n".encode() + grey.tobytes()
-    out["ppm"] = f"P6\n{rgb.width} {rgb.height}\n255\n".encode() + rgb.tobytes()
+    out["pgm"] = pnm("camera_crop.png", "L")
+    out["ppm"] = pnm("astronaut_crop.png", "RGB")
     for fmt, key in (("BMP", "bmp"), ("TIFF", "tiff")):
         buf = io.BytesIO()
         rgb.save(buf, format=fmt)

@@ -27,7 +27,8 @@ from tzip.engine.modelfile import load
 from tzip.engine.registry import DEFAULT_MODEL, MODELS_DIR
 from tzip.format import container as C
 
-DATA = Path(__file__).parent / "data"
+from .conftest import DATA, pnm
+
 GOLDEN = DATA / "golden"
 
 
@@ -40,20 +41,6 @@ def records_sample() -> bytes:
     sparse and record contexts of method 10 all take part."""
     rows = b"".join(i.to_bytes(4, "little") + bytes(6) + bytes([i % 7, 0x40]) + b"row\0" for i in range(200))
     return alice(3000)() + rows
-
-
-def pgm() -> bytes:
-    from PIL import Image
-
-    grey = Image.open(DATA / "camera_crop.png")
-    return f"P5\n{grey.width} {grey.height}\n255\n".encode() + grey.tobytes()
-
-
-def ppm() -> bytes:
-    from PIL import Image
-
-    rgb = Image.open(DATA / "astronaut_crop.png").convert("RGB")
-    return f"P6\n{rgb.width} {rgb.height}\n255\n".encode() + rgb.tobytes()
 
 
 @dataclass(frozen=True)
@@ -80,8 +67,8 @@ CASES: dict[str, Case] = {
     "alice_head.chained": Case(alice(4000), dict(segment_size=1024), methods=[C.BITS] * 4, chained=True,
                                needs_c=True),
     # the pixel model (6) on a grey and an RGB image, the sample model (7) on speech
-    "camera_crop.pixels": Case(pgm, dict(methods=("pixels",))),
-    "astronaut_crop.pixels": Case(ppm, dict(methods=("pixels",))),
+    "camera_crop.pixels": Case(lambda: pnm("camera_crop.png", "L"), dict(methods=("pixels",))),
+    "astronaut_crop.pixels": Case(lambda: pnm("astronaut_crop.png", "RGB"), dict(methods=("pixels",))),
     "speech.samples": Case(lambda: (DATA / "speech.wav").read_bytes(), dict(methods=("samples",), segment_size=16384)),
     # a chained binary stream: the classical way coded bit by bit (10), and its stages fed the
     # network's distribution (11)

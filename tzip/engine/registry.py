@@ -7,6 +7,7 @@ package's models/ folder (tzip/models). Loaded models are cached per id.
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 
 from tzip.engine.base import Model
@@ -73,7 +74,7 @@ def get_model(spec: str | os.PathLike | None = None) -> Model:
     path = Path(spec)
     if path.is_file():
         return _load_path(path)
-    if isinstance(spec, str) and len(spec) == 16 and all(c in "0123456789abcdef" for c in spec.lower()):
+    if isinstance(spec, str) and len(spec) == 16 and set(spec) <= set(string.hexdigits):
         return model_by_id(spec)
     for p in candidates():
         if str(spec) in (p.name, p.stem):  # a shipped model by its file name, with or without .tzm
