@@ -209,6 +209,7 @@ def test_a_binary_chain_codes_its_text_segments_as_text_where_the_probe_says(tin
     monkeypatch.setattr(api, "Chain", Watched)
     monkeypatch.setattr(api.TzipCompressor, "_text_contexts_win", watched_probe)
     monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    monkeypatch.setattr(api, "CONTEST_EVERY", 0)  # the chain keeps its way (contests: test_classical_method)
     data = records(2048) + ALICE[:1024] + records(2048, seed=8)
     for force in (True, False, None):
         verdicts.clear()
@@ -221,3 +222,29 @@ def test_a_binary_chain_codes_its_text_segments_as_text_where_the_probe_says(tin
         made.clear()
         assert tzip.decompress(packed, model=tiny) == data
         assert made == [way]  # the decoder's one chain: the switch carried it on
+
+
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_a_forked_chain_learns_apart_from_its_original(engine, monkeypatch):
+    """Chain.fork: the copy and the original code the next segment each its own way and carry on
+    exactly as chains that never forked would (C clones the states, Python copies them)."""
+    from .test_classical_method import records
+
+    if engine == "python":
+        for m in (match, counts, bits):
+            monkeypatch.setattr(m, "library", lambda: None)
+    elif not native.available():
+        pytest.skip("no C compiler")
+    layout = Layout.binary()
+    segs = [np.frombuffer(records(600, seed), dtype=np.uint8) for seed in (1, 2, 3, 4)]
+    freqs = [network_like(s, i) for i, s in enumerate(segs)]
+    original = chain.Chain("sparse", layout, 600)
+    scan_ways(original, segs[:2], ["sparse"] * 2, freqs[:2])
+    twin = original.fork()
+    assert twin.length == original.length == 1200 and twin.segments == original.segments == 2
+    got = {"twin": scan_ways(twin, segs[2:], ["bits", "sparse"], freqs[2:]),
+           "original": scan_ways(original, segs[2:], ["sparse", "sparse"], freqs[2:])}
+    for name, ways in (("twin", ["bits", "sparse"]), ("original", ["sparse", "sparse"])):
+        alone = scan_ways(chain.Chain("sparse", layout, 600), segs, ["sparse", "sparse", *ways], freqs)
+        assert all(np.array_equal(a, g) for a, g in zip(alone[2:], got[name]))
+    assert not np.array_equal(got["twin"][1], got["original"][1])  # the two learnt different things

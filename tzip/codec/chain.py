@@ -24,6 +24,8 @@ tables. Encoder and decoder apply the same rule (`continues`).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from tzip.codec import classical
@@ -49,6 +51,7 @@ class Chain:
             raise ValueError(f"the {way} way does not chain")
         self.way = way  # its first segment's
         self.family, self.layout, self.length = method(way).family, layout, 0
+        self.segments = 0  # added so far (compression)
         # calloc'd: pages cost memory only once written
         self.history = np.zeros((1, CHAIN_LIMIT + segment_size), dtype=np.uint8)
         self.parts: dict[str, object] = {}  # every stage the chain has run, by name
@@ -65,8 +68,18 @@ class Chain:
         for stage in stages_of(way):
             if stage not in self.parts:
                 self.parts[stage] = stage_batch(stage, [True], self.history, self.layout)
+        self.running = way
         self.stages = NativeStages.of([self.parts[s] for s in stages_of(way)], self.history)
         self.stages.set_active(np.ones(1, dtype=bool))
+
+    def fork(self) -> Chain:
+        """A copy of the chain whose stages learn apart from here on (compression: a segment coded two
+        ways from one state, the smaller kept). It shares the history, which both fill with the same
+        bytes at the same places; the copy is only ever used for the segment being decided."""
+        twin = copy.copy(self)
+        twin.parts = {name: part.fork() for name, part in self.parts.items()}
+        twin.begin(self.running)
+        return twin
 
     def add(self, symbols: np.ndarray) -> int:
         """Compression: the next segment's bytes join the history; returns where they start, the
@@ -74,6 +87,7 @@ class Chain:
         t0 = self.length
         self.history[0, t0 : t0 + len(symbols)] = symbols
         self.length += len(symbols)
+        self.segments += 1
         return t0
 
     def scan(self, t0: int, freqs: np.ndarray) -> np.ndarray:

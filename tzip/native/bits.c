@@ -91,6 +91,27 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t
     return s;
 }
 
+/* A copy of state s (NULL: no memory): a chain's stages forked, so a segment can be coded two ways
+   from the same state and the smaller kept. */
+bits_state *tzip_bits_clone(const bits_state *s) {
+    bits_state *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    *d = *s;
+    const size_t n = (size_t)s->inputs;
+    d->slots = malloc(sizeof *d->slots << BM_SLOT_BITS);
+    d->w1 = malloc(sizeof *d->w1 * 256 * n);
+    d->w2 = malloc(sizeof *d->w2 * 2048 * n);
+    d->apm1 = malloc(sizeof *d->apm1 * 256 * 33);
+    d->apm2 = malloc(sizeof *d->apm2 * 65536 * 33);
+    if (!d->slots || !d->w1 || !d->w2 || !d->apm1 || !d->apm2) { tzip_bits_free(d); return NULL; }
+    memcpy(d->slots, s->slots, sizeof *d->slots << BM_SLOT_BITS);
+    memcpy(d->w1, s->w1, sizeof *d->w1 * 256 * n);
+    memcpy(d->w2, s->w2, sizeof *d->w2 * 2048 * n);
+    memcpy(d->apm1, s->apm1, sizeof *d->apm1 * 256 * 33);
+    memcpy(d->apm2, s->apm2, sizeof *d->apm2 * 65536 * 33);
+    return d;
+}
+
 /* The contexts of position t: orders 1-4 and 6, then for text the word so far, with one and two
    words before, with the column, and the byte above (same column, previous line) with the last
    byte; for binary data the byte two back, the pairs at gaps (2,3), (1,3), (4,8), (3,4), (1,5) and

@@ -73,6 +73,41 @@ count_state *tzip_counts_new(int32_t orders, const int32_t *order, const int32_t
     return s;
 }
 
+/* A copy of state s, tables and all (NULL: no memory): a chain's stages forked, so a segment can be
+   coded two ways from the same state and the smaller kept. */
+count_state *tzip_counts_clone(const count_state *s) {
+    count_state *d = calloc(1, sizeof(count_state));
+    if (!d) return NULL;
+    d->orders = s->orders;
+    memcpy(d->order, s->order, sizeof d->order);
+    memcpy(d->beta, s->beta, sizeof d->beta);
+    for (int k = 0; k < s->orders; k++) {
+        const count_table *c = &s->t[k];
+        count_table *e = &d->t[k];
+        *e = *c;
+        e->key = malloc(c->cap * sizeof(uint64_t));
+        e->head = malloc(c->cap * sizeof(int32_t));
+        e->total = malloc(c->cap * sizeof(int32_t));
+        e->distinct = malloc(c->cap * sizeof(int32_t));
+        e->next = malloc(c->node_cap * sizeof(int32_t));
+        e->sym = malloc(c->node_cap);
+        e->count = malloc(c->node_cap * sizeof(int32_t));
+        if (!e->key || !e->head || !e->total || !e->distinct || !e->next || !e->sym || !e->count) {
+            d->orders = k + 1;
+            tzip_counts_free(d);
+            return NULL;
+        }
+        memcpy(e->key, c->key, c->cap * sizeof(uint64_t));
+        memcpy(e->head, c->head, c->cap * sizeof(int32_t));
+        memcpy(e->total, c->total, c->cap * sizeof(int32_t));
+        memcpy(e->distinct, c->distinct, c->cap * sizeof(int32_t));
+        memcpy(e->next, c->next, c->nodes * sizeof(int32_t));
+        memcpy(e->sym, c->sym, c->nodes);
+        memcpy(e->count, c->count, c->nodes * sizeof(int32_t));
+    }
+    return d;
+}
+
 static inline uint64_t count_context(const uint8_t *hist, int64_t t, int k) {
     uint64_t v = 0;
     for (int i = 1; i <= k; i++) v = (v << 8) | hist[t - i];

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define TZIP_ABI_VERSION 3
+#define TZIP_ABI_VERSION 4
 
 /* Each byte value's frequency in the uniform distribution (of 2^16): the classical way's input. */
 #define TZIP_UNIFORM_FREQ 256
@@ -227,7 +227,8 @@ TZIP_API int tzip_parallel_rows(const int32_t *cfg, void **params, const uint8_t
  * Each stage rewrites frequencies [256] (summing to 2^16) of position t from the bytes before it.
  * _scan: a whole segment sym[0..n-1], freqs [n][256] rewritten in place; 0, or -2 when a state
  * cannot be allocated. _predict/_update: one position of a decode batch of b segments, history
- * [b][stride], only the segments `use` flags. _new returns NULL for bad arguments or no memory. */
+ * [b][stride], only the segments `use` flags. _new returns NULL for bad arguments or no memory;
+ * _clone a copy of a state (a chain forked to code a segment two ways), NULL for no memory. */
 
 TZIP_API int tzip_match_scan(const uint8_t *sym, int64_t n, int32_t *freqs);
 TZIP_API void tzip_match_predict(int32_t *states, int64_t b, const uint8_t *hist, int64_t stride, const uint8_t *use,
@@ -238,6 +239,7 @@ TZIP_API int64_t tzip_match_state_size(void);
 
 TZIP_API count_state *tzip_counts_new(int32_t orders, const int32_t *order, const int32_t *beta);
 TZIP_API void tzip_counts_free(count_state *s);
+TZIP_API count_state *tzip_counts_clone(const count_state *s);
 TZIP_API int tzip_counts_scan(int32_t orders, const int32_t *order, const int32_t *beta, const uint8_t *sym, int64_t n,
                               int32_t *freqs);
 TZIP_API void tzip_counts_predict(count_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
@@ -267,6 +269,7 @@ TZIP_API void tzip_samples_update(sample_state **states, int64_t b, const uint8_
 
 TZIP_API bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t contexts);
 TZIP_API void tzip_bits_free(bits_state *s);
+TZIP_API bits_state *tzip_bits_clone(const bits_state *s);
 TZIP_API int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, int32_t contexts, const uint8_t *sym,
                             int64_t n, int32_t *freqs);
 TZIP_API void tzip_bits_predict(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,

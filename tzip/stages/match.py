@@ -120,16 +120,20 @@ class MatchBatch:
     KIND = STAGE_KINDS["match"]
     what = "the match model"
 
-    def __init__(self, use: list[bool], history: np.ndarray):
+    def __init__(self, use: list[bool], history: np.ndarray, states: np.ndarray | None = None):
         self.use = np.array(use, dtype=np.uint8)
         self.history = history  # [B, max_len] uint8, C-contiguous, filled by the caller
-        self.states = new_states(len(use))
+        self.states = new_states(len(use)) if states is None else states
         self.lib = library()
         self.mask = np.zeros_like(self.use)
         self.rows = np.zeros((len(use), 256), dtype=np.int32)  # the step's frequencies, rewritten here
         # these arrays never move: their addresses once, not per byte (ndarray.ctypes costs microseconds)
         self.pointers = self.states.ctypes.data, len(use), history.ctypes.data, history.shape[1]
         self.mask_pointer, self.rows_pointer = self.mask.ctypes.data, self.rows.ctypes.data
+
+    def fork(self) -> MatchBatch:
+        """A copy whose states learn apart from this batch's from here on, over the same history."""
+        return MatchBatch(list(self.use), self.history, self.states.copy())
 
     def adjust(self, freqs: np.ndarray, active: np.ndarray, t: int) -> np.ndarray:
         mask = np.bitwise_and(self.use, active, out=self.mask)

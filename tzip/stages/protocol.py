@@ -10,6 +10,7 @@ known). With the C library every stage of a batch runs in one call per step each
 
 from __future__ import annotations
 
+import copy
 import ctypes
 from collections.abc import Callable
 
@@ -65,20 +66,36 @@ class StateBatch:
                  new_handle: Callable, new_state: Callable):
         self.use = np.array(use, dtype=np.uint8)
         self.history = history
+        self.lib, self.what, self.prefix = lib, what, prefix
+        self._adopt([new_state() if u else None for u in use] if lib is None
+                    else [new_handle(lib) if u else None for u in use])
+
+    def _adopt(self, made: list) -> None:
+        """Take `made`, one state (Python) or handle (C) per segment, None where unused."""
         self.mask = np.zeros_like(self.use)
-        self.lib, self.what = lib, what
-        if lib is None:
-            self.states = [new_state() if u else None for u in use]
+        if self.lib is None:
+            self.states = made
             return
-        self._free, self._predict, self._update = (getattr(lib, f"{prefix}_{n}") for n in ("free", "predict", "update"))
-        made = [new_handle(lib) if u else None for u in use]
-        self.handles = (ctypes.c_void_p * len(use))(*made)
-        if any(u and not h for u, h in zip(use, made)):
+        self._free, self._predict, self._update = (getattr(self.lib, f"{self.prefix}_{n}")
+                                                   for n in ("free", "predict", "update"))
+        self.handles = (ctypes.c_void_p * len(made))(*made)
+        if any(u and not h for u, h in zip(self.use, made)):
             self.close()
-            raise MemoryError(f"{what} could not allocate its state")
-        self.rows = np.zeros((len(use), 256), dtype=np.int32)  # the step's frequencies, rewritten here
-        self.pointers = ctypes.addressof(self.handles), len(use), history.ctypes.data, history.shape[1]
+            raise MemoryError(f"{self.what} could not allocate its state")
+        self.rows = np.zeros((len(made), 256), dtype=np.int32)  # the step's frequencies, rewritten here
+        self.pointers = ctypes.addressof(self.handles), len(made), self.history.ctypes.data, self.history.shape[1]
         self.mask_pointer, self.rows_pointer = self.mask.ctypes.data, self.rows.ctypes.data
+
+    def fork(self) -> StateBatch:
+        """A copy whose states learn apart from this batch's from here on, over the same history
+        (PREFIX_clone in C): a chain coding a segment two ways from one state (chain.Chain.fork)."""
+        twin = copy.copy(self)
+        if self.lib is None:
+            twin._adopt(copy.deepcopy(self.states))
+        else:
+            clone = getattr(self.lib, f"{self.prefix}_clone")
+            twin._adopt([clone(h) if h else None for h in self.handles])
+        return twin
 
     def close(self) -> None:
         if self.lib is not None and getattr(self, "handles", None) is not None:
