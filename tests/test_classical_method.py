@@ -3,7 +3,7 @@ contexts, over a uniform distribution, without the network, each byte's bits cod
 (codec/classical.py). C and the Python stages code the same bytes, the body fits its frame or the
 segment is stored, it decodes
 without running the network, decodes beside network-coded segments in one batch, and a text or
-binary chain keeps the smaller of the two ways over its first TRIAL_BYTES."""
+binary chain keeps the smaller of the two ways over its first TRIAL_BYTES and at each contest after."""
 
 from __future__ import annotations
 
@@ -261,3 +261,32 @@ def test_text_streams_do_not_try_the_classical_way(tiny):
     independent = tzip.compress(records(3000), model=tiny, modality="binary", segment_size=1024, chain=False)
     assert C.CLASSICAL not in {f.method for f in frames_of(independent)}
     assert tzip.decompress(independent, model=tiny) == records(3000)
+
+
+def test_a_contest_takes_a_chain_off_a_network_that_loses(misled, monkeypatch):
+    """A chain whose trial kept the network (forced here) codes every CONTEST_EVERY-th segment also
+    without it, from a fork of its state, keeps the smaller, and carries on with the winner's way."""
+    monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    monkeypatch.setattr(api.TzipCompressor, "_trial_ways", lambda self: [self.chain_way])
+    monkeypatch.setattr(api, "CONTEST_EVERY", 2)
+    data, ways = records(8192), ("stored", "sparse", "classical")
+    packed = tzip.compress(data, model=misled, modality="binary", segment_size=1024, methods=ways)
+    # the trial's segment, one carried on, the contest's (segment 3 of the chain), then the winner's way
+    assert [f.method for f in frames_of(packed)] == [C.SPARSE] * 2 + [C.CLASSICAL] * 6
+    assert tzip.decompress(packed, model=misled) == data
+    monkeypatch.setattr(api, "CONTEST_EVERY", 0)
+    stuck = tzip.compress(data, model=misled, modality="binary", segment_size=1024, methods=ways)
+    assert [f.method for f in frames_of(stuck)] == [C.SPARSE] * 8
+    assert len(packed) < len(stuck)
+
+
+def test_a_contest_puts_a_chain_back_on_a_network_that_wins(monkeypatch):
+    """The other way round: a text chain whose trial kept the classical way (forced here) takes the
+    shipped network's way again at its first contest, on prose, where the network gains."""
+    monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
+    monkeypatch.setattr(api.TzipCompressor, "_trial_ways", lambda self: ["classical"])
+    monkeypatch.setattr(api, "CONTEST_EVERY", 2)
+    data = ALICE[:4096]
+    packed = tzip.compress(data, modality="text", segment_size=1024, methods=("stored", "bits", "classical"))
+    assert [f.method for f in frames_of(packed)] == [C.CLASSICAL] * 2 + [C.BITS] * 2
+    assert tzip.decompress(packed) == data

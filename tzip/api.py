@@ -68,6 +68,13 @@ CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stag
 # states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
 # at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
+# After the trial, every CONTEST_EVERY-th segment of a chain is coded both ways, with the network and
+# without, each from a fork of the chain's state (Chain.fork); the smaller is kept and its way taken
+# by the segments after it. A network that gains over a file's first bytes can lose over its later
+# ones (an executable's tail of tables: nasm's last 0.9 MB code 12 % larger with it), and the trial
+# alone would keep it. Every 4th segment catches that as every 2nd nearly does (nasm 222,614 bytes
+# against 219,748; classical-only 224,392) at a quarter of the extra coding (docs/ABLATIONS.md).
+CONTEST_EVERY = 4
 # A segment of a binary chain that looks like text is probed both ways over its first piece, the
 # probe's stages warmed on the chain's bytes just before it (_text_contexts_win).
 PROBE_WARMUP = 1 << 16
@@ -349,6 +356,23 @@ class TzipCompressor:
                 sizes[way] = n + 64 if body is None else len(body)
         return {way: sizes["bits"] < sizes[way] for way in ways}
 
+    def _contests(self, chain: Chain | None, ahead: bool = False) -> bool:
+        """Whether the segment just added to `chain` is also coded the other way (_other_way): every
+        CONTEST_EVERY-th segment that carries a chain on, never a chain's first (a chain that starts
+        after a stored or zstd segment takes the way the last contest kept). ahead: whether the next
+        segment will be, should it carry on the chain; guessed only for a chain past its first
+        segment, since where zstd wins every segment each starts a chain and the pass is wasted."""
+        if not CONTEST_EVERY or chain is None or chain.segments < 2:
+            return False
+        return (chain.segments - (not ahead)) % CONTEST_EVERY == 0
+
+    def _other_way(self, way: str) -> str | None:
+        """The way a segment of a chain coded `way` is also coded, from a fork of the chain's state,
+        the smaller kept (CONTEST_EVERY): without the network where it has it, and with it where not."""
+        if not CONTEST_EVERY or not self._trials_classical():
+            return None
+        return "classical" if method(way).network else self.chain_way
+
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
         """Segments coded in order on the chain, each with the chain's way, its stages carrying on
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
@@ -356,10 +380,12 @@ class TzipCompressor:
         the two share the cores. A stream's first chain, and each after one that reached
         CHAIN_LIMIT, starts as a trial: two chains, with and without the network, code its first
         TRIAL_BYTES, the smaller one's frames are kept and it carries on; a chain that starts
-        after a stored, zstd or lzma segment takes the way the last trial kept (a trial per chain
-        would double the stages' work on data where zstd wins most segments). In a binary chain a
-        segment that looks like text runs the text contexts (method 8) where a probe finds them
-        smaller than the chain's way (`_switches`, `_text_contexts_win`)."""
+        after a stored, zstd or lzma segment takes the way the last trial or contest kept (a trial
+        per chain would double the stages' work on data where zstd wins most segments). After the
+        trial, a contest codes every CONTEST_EVERY-th segment of the chain also the other way, from
+        a fork of its state, and the chain carries on with the smaller (`_contests`). In a binary
+        chain a segment that looks like text runs the text contexts (method 8) where a probe finds
+        them smaller than the chain's way (`_switches`, `_text_contexts_win`)."""
         layout, out = self.split.layout, []
         symbols = [np.frombuffer(raw, dtype=np.uint8) for raw in raws]
         as_text = [self._switches(raw) for raw in raws]
@@ -403,12 +429,17 @@ class TzipCompressor:
                     else:
                         run.chain.begin(run.segment_way)
                     run.start = run.chain.add(x)
+                if trial is None and self._contests(runs[0].chain) and (other := self._other_way(runs[0].segment_way)):
+                    runs[0].rival = _Trial(other, runs[0].chain.fork())
+                    runs[0].rival.segment_way, runs[0].rival.start = other, runs[0].start
+                    runs[0].rival.chain.begin(other)
+                coding = [*runs, *(run.rival for run in runs if run.rival is not None)]
                 # a way without the network codes the whole segment in one C call, on a thread of its
                 # own beside the network's way (C calls that release the GIL); that one takes the
                 # network's rows a piece at a time (rewritten in place)
                 alone = {id(run): beside.submit(run.chain.code, run.start, len(x))
-                         for run in runs if not method(run.segment_way).network}
-                networked = [(run, SymbolEncoder()) for run in runs if method(run.segment_way).network]
+                         for run in coding if not method(run.segment_way).network}
+                networked = [(run, SymbolEncoder()) for run in coding if method(run.segment_way).network]
                 while k < len(pieces) and pieces[k][0] == i:
                     _, t0, n = pieces[k]
                     freqs = pending.pop().result()  # 1 KB a byte: this piece's and the next one's are alive
@@ -416,8 +447,10 @@ class TzipCompressor:
                         freqs = network(pieces[k])  # a chain without the network ended: a new trial
                     k += 1
                     if k < len(pieces):  # a chain without the network that carries on needs no pass
-                        wanted = (trial is not None or self.chain is None or as_text[pieces[k][0]]
-                                  or method(self.tried_way or self.chain_way).network)
+                        wanted = bool(networked) if pieces[k][0] == i else (
+                            trial is not None or self.chain is None or as_text[pieces[k][0]]
+                            or method(self.tried_way or self.chain_way).network
+                            or (trial is None and self._contests(runs[0].chain, ahead=True)))
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
                     for j, (run, coder) in enumerate(networked):  # each scan rewrites its rows in place
                         rows = freqs if j == len(networked) - 1 else freqs.copy()
@@ -426,12 +459,15 @@ class TzipCompressor:
                 bodies = {id(run): coder.bytes() for run, coder in networked}
                 bodies.update((key, future.result()) for key, future in alone.items())
                 for run in runs:
-                    way, body = METHOD_OF[run.segment_way], bodies[id(run)]
-                    method_id, body = self._choose(raw, [] if body is None else [(way, body)])
+                    coded = [(r, METHOD_OF[r.segment_way], bodies[id(r)]) for r in (run, run.rival) if r is not None]
+                    method_id, body = self._choose(raw, [(way, body) for _, way, body in coded if body is not None])
                     run.frames.append(C.segment_frame(method_id, raw, body))
                     run.stats.append((method_id, len(raw), len(body)))
-                    if method_id != way:
-                        run.chain = None  # another method won: the decoder ends the chain here too
+                    kept = next((r for r, way, _ in coded if way == method_id), None)
+                    run.chain = kept.chain if kept is not None else None  # another method: the chain ends
+                    if kept is not None and kept is run.rival:
+                        self.tried_way = kept.way  # the chain's segments take it until the next contest
+                    run.rival = None
                 tried += len(raw)
                 if trial is not None and tried < TRIAL_BYTES and i < len(raws) - 1:
                     continue  # the trial goes on
@@ -452,6 +488,7 @@ class _Trial:
         self.way, self.chain = way, chain
         self.start = 0  # where the segment being coded starts in the chain's history
         self.segment_way = way  # the way of the segment being coded: the run's, or method 8 for text
+        self.rival: _Trial | None = None  # the segment coded the other way from a fork of the chain
         self.frames: list[bytes] = []
         self.stats: list[tuple[int, int, int]] = []
 
