@@ -58,6 +58,20 @@ def tiny(tiny_path) -> IntModel:
     return IntModel(parse(tiny_path.read_bytes()))
 
 
+@pytest.fixture(scope="session")
+def misled(tiny) -> IntModel:
+    """The tiny model with a random output head 16 times as sharp: confident and wrong, worse than
+    no network."""
+    import numpy as np
+
+    from tzip.engine.modelfile import IntModelFile
+
+    t = dict(tiny.file.tensors)
+    t["head.w"] = np.random.default_rng(3).integers(-127, 128, t["head.w"].shape).astype(t["head.w"].dtype)
+    t["head.shift"] = t["head.shift"] - 4
+    return IntModel(parse(IntModelFile(dict(tiny.file.config), t, dict(tiny.file.meta)).to_bytes()))
+
+
 def pnm(png: str, mode: str) -> bytes:
     """A PNG fixture as a binary PGM (mode "L") or PPM ("RGB")."""
     from PIL import Image

@@ -20,7 +20,7 @@ from tzip.codec.pipeline import way_frequencies
 from tzip.codec.rangecoder import encode_symbols
 from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.library import header
-from tzip.engine.modelfile import IntModelFile, parse
+from tzip.engine.modelfile import parse
 from tzip.engine.reference import IntModel
 from tzip.engine.registry import get_model
 from tzip.format import container as C
@@ -55,16 +55,6 @@ def frames_of(packed: bytes) -> list[C.Frame]:
 def zeroed(tiny) -> IntModel:
     """The tiny model with its output head zeroed: a uniform distribution at every position."""
     return IntModel(parse(zero_head(tiny.file).to_bytes()))
-
-
-@pytest.fixture(scope="module")
-def misled(tiny) -> IntModel:
-    """The tiny model with a random output head 16 times as sharp: confident and wrong, worse than
-    no network."""
-    t = dict(tiny.file.tensors)
-    t["head.w"] = np.random.default_rng(3).integers(-127, 128, t["head.w"].shape).astype(t["head.w"].dtype)
-    t["head.shift"] = t["head.shift"] - 4
-    return IntModel(parse(IntModelFile(dict(tiny.file.config), t, dict(tiny.file.meta)).to_bytes()))
 
 
 def classical_bodies(segments: list[bytes]) -> list[bytes | None]:

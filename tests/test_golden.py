@@ -69,6 +69,9 @@ CASES: dict[str, Case] = {
     # the pixel model (6) on a grey and an RGB image, the sample model (7) on speech
     "camera_crop.pixels": Case(lambda: pnm("camera_crop.png", "L"), dict(methods=("pixels",))),
     "astronaut_crop.pixels": Case(lambda: pnm("astronaut_crop.png", "RGB"), dict(methods=("pixels",))),
+    # the pixel model's stages over a uniform distribution, without the network (12)
+    "astronaut_crop.classical-pixels": Case(lambda: pnm("astronaut_crop.png", "RGB"),
+                                            dict(methods=("classical-pixels",)), methods=[C.CLASSICAL_PIXELS]),
     "speech.samples": Case(lambda: (DATA / "speech.wav").read_bytes(), dict(methods=("samples",), segment_size=16384)),
     # a chained binary stream: the classical way coded bit by bit (10), and its stages fed the
     # network's distribution (11)

@@ -21,8 +21,8 @@ import zstandard
 from tzip.codec import floor, x86
 from tzip.codec.chain import CHAINED_BY_DEFAULT, Chain
 from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import NETWORK_WAYS, PIECE_ROWS, chain_way
-from tzip.codec.pipeline import piece_bounds, state_bytes
+from tzip.codec.encoder import PIECE_ROWS, SEGMENT_WAYS, chain_way
+from tzip.codec.pipeline import fits, piece_bounds, state_bytes
 from tzip.codec.rangecoder import CoderError, SymbolEncoder
 from tzip.codec.workers import SegmentCoder
 from tzip.engine.base import Model
@@ -273,7 +273,8 @@ class TzipCompressor:
         if self.chain_way is not None:
             frames = self._code_chained(raws)
         else:
-            ways = tuple(w for w in NETWORK_WAYS if w in self.methods)
+            ways = tuple(w for w in SEGMENT_WAYS if w in self.methods
+                         and (method(w).network or fits(w, self.split.layout)))
             network = self.coder.encode(raws, self.split.layout, ways) if ways else [None] * len(raws)
             frames = [self._frame(raw, [] if nc is None else [(METHOD_OF[nc[0]], nc[1])])
                       for raw, nc in zip(raws, network)]

@@ -14,6 +14,7 @@ import numpy as np
 from tzip.codec.chain import Chain
 from tzip.codec.pipeline import WAYS, batch_stages
 from tzip.codec.rangecoder import SymbolDecoder
+from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.native import DecodeTurns, NativeDecoder
 from tzip.format.layout import Layout
 from tzip.format.methods import method
@@ -42,6 +43,27 @@ def _turns(dec, step: Callable, stages, history: np.ndarray, symbols: np.ndarray
     return lambda ts: stages.adjust(step(), ts).astype(np.float32), learn
 
 
+class UniformModel:
+    """A stand-in for the network that predicts the uniform distribution at every position: what the
+    stages of a method without the network (methods.Method.network False) start from."""
+
+    class Decoder:
+        def __init__(self, n: int):
+            self.rows = np.full((n, 256), UNIFORM_FREQ, dtype=np.int32)
+
+        def step_numpy(self) -> np.ndarray:
+            return self.rows
+
+        def push(self, symbols: np.ndarray) -> None:
+            pass
+
+    def decoder(self, layouts: list[Layout], length: int) -> UniformModel.Decoder:
+        return self.Decoder(len(layouts))
+
+
+UNIFORM = UniformModel()
+
+
 def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layout,
                     ways: list[str] | None = None, chain: Chain | None = None) -> list[bytes]:
     """Decode a batch of segments in lock-step: one batched engine step per byte position.
@@ -60,7 +82,7 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
         if len(coded) != 1:
             raise ValueError("a chain continues with one segment at a time")
         chain.begin(ways[0])  # the segment's way runs its stages (one of the chain's family)
-    alone = [not method(w).network for w in ways]  # coded bit by bit, each on its own (codec/classical.py)
+    alone = [method(w).bitwise for w in ways]  # coded bit by bit, each on its own (codec/classical.py)
     if any(alone):
         if chain is not None:
             return [chain.decode(coded[0], lengths[0])]
@@ -69,6 +91,14 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
             [w for w, a in zip(ways, alone) if not a]))
         return [Chain(w, layout, n).decode(c, n) if a else next(rest)
                 for c, n, w, a in zip(coded, lengths, ways, alone)]
+    uniform = [not method(w).network for w in ways]  # range-coded from a uniform distribution: no network
+    if any(uniform) and not all(uniform):
+        parts = {u: iter(decode_segments(model if not u else UNIFORM, *(
+            [v for v, x in zip(values, uniform) if x == u] for values in (coded, lengths)), layout,
+            [w for w, x in zip(ways, uniform) if x == u])) for u in (False, True)}
+        return [next(parts[u]) for u in uniform]
+    if all(uniform):
+        model = UNIFORM
     decoders = [SymbolDecoder(c) for c in coded]
     n, t_len = len(coded), max(lengths)
     dec = model.decoder([layout] * n, t_len)

@@ -13,7 +13,7 @@ import numpy as np
 
 from tzip.codec.pipeline import LAST, WAYS, RowScan, fits, piece_bounds, stages_of, uses_counts
 from tzip.codec.rangecoder import SymbolEncoder, encode_symbols
-from tzip.engine.constants import FREQ_BITS
+from tzip.engine.constants import FREQ_BITS, UNIFORM_FREQ
 from tzip.format.layout import BINARY, Layout
 from tzip.format.methods import CHAINABLE, method
 from tzip.stages.hints import model_hints
@@ -40,10 +40,16 @@ def chain_way(methods, layout: Layout) -> str | None:
     return None
 
 
-# the ways an independent segment is coded with here: those with the network that are not a chain's
-# alone (the classical way and the network's binary way code chains only, api.TzipCompressor._code_chained)
-NETWORK_WAYS = tuple(w for w in WAYS if method(w).network and not method(w).chained_only)
+# the ways an independent segment is coded with here: all but a chain's alone (the classical way and the
+# network's binary way code chains only, api.TzipCompressor._code_chained)
+SEGMENT_WAYS = tuple(w for w in WAYS if not method(w).chained_only)
 PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at once, per array
+# Where a way without the network is allowed (method 12), the first PROBE_ROWS rows of a segment decide
+# whether the network goes on: on the image bench set's segments the network's share of the cost
+# only grows along a segment (chelsea.ppm: +1.8 % at 16 KiB, +3.3 % over 256 KiB), so a network
+# behind at the probe is behind at the end, and one ahead by more than PROBE_MARGIN stays ahead.
+PROBE_ROWS = 1 << 14
+PROBE_MARGIN = 0.01
 STAGE_WAY = {"match": "match", "counts": "context"}  # the way a stage completes (the last stages are ways)
 
 
@@ -66,12 +72,22 @@ def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, 
     stages rewrite each piece in place as they build on each other (their states carry on from
     piece to piece: the same integers as one pass), and the cost of each allowed way is summed.
     The most refined way computed is range-coded as it goes; where another way wins (rare), a
-    second pass codes that one."""
+    second pass codes that one.
+
+    A way without the network (method 12) runs its own stages over the uniform distribution
+    beside them and is range-coded as it goes too. Over the first PROBE_ROWS rows, where it is
+    already smaller than every way with the network, the network is dropped for the rest of the
+    segment (its pass is most of the time that way costs); where the network leads by more than
+    PROBE_MARGIN, the way without it is dropped; otherwise both run to the end."""
     # the ways build on each other (match, then the context counts, then the pixel model or the bit
     # mixer; or match, then the sample model); where the last stage does not fit the layout the
     # way codes as "context", and beside the sample model "context" is not tried (its counts gain
-    # audio 0.1 % and would cost a pass)
-    ways = tuple(dict.fromkeys("context" if not fits(w, layout) else w for w in ways))
+    # audio 0.1 % and would cost a pass); a way without the network is dropped where it does not fit
+    history = np.ascontiguousarray(symbols, dtype=np.uint8)[None]
+    uniform = {w: RowScan(stages_of(w), history, layout) for w in ways if not method(w).network and fits(w, layout)}
+    asked, ways = ways, tuple(dict.fromkeys("context" if not fits(w, layout) else w for w in ways if method(w).network))
+    if not ways and not uniform:
+        raise ValueError(f"none of the ways {asked} fits this layout")
     mixed = [w for w in LAST if w in ways]  # at most one applies to a layout
     on_match = [w for w in mixed if not uses_counts(w)]  # the sample model: counts not tried beside it
     plan = ["match"] if any(w != "neural" for w in ways) else []
@@ -79,29 +95,54 @@ def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, 
         plan.append("counts")
     plan += mixed
     last = STAGE_WAY.get(plan[-1], plan[-1]) if plan else "neural"
-    history = np.ascontiguousarray(symbols, dtype=np.uint8)[None]
     scans = {stage: RowScan((stage,), history, layout) for stage in plan}
     first = RowScan(("counts1",), history, layout) if "context1" in ways else None
     costs: dict[str, float] = {}  # the allowed ways computed, and their code lengths so far
+    hints = model_hints(model, symbols, layout) if ways else None  # once for all the pieces
+    coders = {w: SymbolEncoder() for w in (last, *uniform)}
 
     def cost(way: str, x: np.ndarray, f: np.ndarray) -> None:
-        if way in ways:
+        if way in ways or way in uniform:
             costs[way] = costs.get(way, 0.0) + code_length(x, f)
 
-    coder = SymbolEncoder()
-    for t0, x, f in _pieces(model, symbols, layout, piece_rows):
-        cost("neural", x, f)
-        for stage in plan:
-            scans[stage].scan(t0, f)
-            if stage == "match" and first is not None:
-                cost("context1", x, first.scan(t0, f.copy()))
-            cost(STAGE_WAY.get(stage, stage), x, f)
-        coder.add(x, f)
-        del f
+    bounds = list(piece_bounds(len(symbols), piece_rows))
+    if uniform and ways and len(symbols) > PROBE_ROWS:  # the probe's rows are a piece of their own
+        bounds = [(0, PROBE_ROWS), *((PROBE_ROWS + t0, n) for t0, n in piece_bounds(len(symbols) - PROBE_ROWS,
+                                                                                      piece_rows))]
+    for t0, n in bounds:
+        x = symbols[t0 : t0 + n]
+        for way, scan in uniform.items():
+            u = scan.scan(t0, np.full((n, 256), UNIFORM_FREQ, dtype=np.int32))
+            cost(way, x, u)
+            coders[way].add(x, u)
+            del u
+        if ways:
+            f = np.ascontiguousarray(model.segment_frequencies(symbols, layout, rows=(t0, n), hints=hints),
+                                     dtype=np.int32)
+            cost("neural", x, f)
+            for stage in plan:
+                scans[stage].scan(t0, f)
+                if stage == "match" and first is not None:
+                    cost("context1", x, first.scan(t0, f.copy()))
+                cost(STAGE_WAY.get(stage, stage), x, f)
+            coders[last].add(x, f)
+            del f
+        if t0 == 0 and uniform and ways:
+            without = min(costs[w] for w in uniform)
+            with_network = min(costs[w] for w in ways if w in costs)
+            if without < with_network:  # behind already, the network stays behind
+                for w in ways:
+                    costs.pop(w, None)
+                ways = ()
+            elif with_network < without * (1 - PROBE_MARGIN):
+                for w in uniform:
+                    costs.pop(w)
+                uniform.clear()
     way = min(costs, key=lambda w: (costs[w], WAYS.index(w)))
-    if way == last:
-        return way, coder.bytes()
-    del coder, scans, first
+    if way in coders:
+        return way, coders[way].bytes()
+    del coders, scans, first
+    uniform.clear()
     redo = RowScan(stages_of(way), history, layout) if stages_of(way) else None
     coder = SymbolEncoder()
     for t0, x, f in _pieces(model, symbols, layout, piece_rows):
@@ -122,8 +163,8 @@ def encode_segments(model, segments: list[bytes], layout: Layout,
     One segment at a time: a segment is already a long sequence, so batching gains little here
     and would multiply the pass's memory (results are identical either way; tests pin it).
     """
-    if not ways or set(ways) - set(NETWORK_WAYS):
-        raise ValueError(f"ways must be a non-empty subset of {NETWORK_WAYS}")
+    if not ways or set(ways) - set(SEGMENT_WAYS):
+        raise ValueError(f"ways must be a non-empty subset of {SEGMENT_WAYS}")
     out = []
     for s in segments:
         symbols = np.frombuffer(s, dtype=np.uint8)
