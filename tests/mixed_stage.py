@@ -1,5 +1,6 @@
 """Checks shared by the last, mixed stages (tests/test_pixels.py, test_samples.py, test_bits.py): each is
-a container method whose decode batch, coder choice and damaged streams behave alike."""
+a container method whose decode batch, coder choice and damaged streams behave alike, and each has a
+twin without the network (methods 12 and 13) that behaves alike too."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import tzip
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import encode_segments
 from tzip.codec.pipeline import uses_counts, way_frequencies
-from tzip.codec.rangecoder import CoderError
+from tzip.codec.rangecoder import CoderError, encode_symbols
 from tzip.engine import native
+from tzip.engine.constants import UNIFORM_FREQ
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import Layout
@@ -78,3 +80,35 @@ def damaged_fails(packed: bytes, method: int) -> None:
         tzip.decompress(bytes(bad))
     with pytest.raises(TzipError):
         tzip.decompress(packed[:-5])
+
+
+class NoNetwork:
+    """A model that must not be run."""
+
+    def decoder(self, *args):
+        raise AssertionError("the network was asked for its rows")
+
+
+def uniform_twin(tiny, way: str, network_way: str, segs: list[bytes], layout: Layout, elsewhere: Layout) -> None:
+    """A way without the network codes `network_way`'s stages over uniform rows, range-coded; it
+    decodes without the network, and in one batch beside `network_way`'s segments; off its layouts
+    no way is left to code with."""
+    coded = encode_segments(tiny, segs, layout, (way,))
+    assert [w for w, _ in coded] == [way] * len(segs)
+    x = np.frombuffer(segs[0], dtype=np.uint8)
+    uniform = np.full((len(x), 256), UNIFORM_FREQ, dtype=np.int32)
+    assert coded[0][1] == encode_symbols(x, way_frequencies(network_way, x, uniform, layout))
+    assert decode_segments(NoNetwork(), [coded[0][1]], [len(x)], layout, [way]) == segs[:1]
+    mixed = [coded[0], *encode_segments(tiny, segs[1:], layout, (network_way,))]
+    assert decode_segments(tiny, [c for _, c in mixed], list(map(len, segs)), layout, [w for w, _ in mixed]) == segs
+    with pytest.raises(ValueError, match="fits"):
+        encode_segments(tiny, [b"text"], elsewhere, (way,))
+
+
+def chosen_under_a_misled_network(misled, data: bytes, way: str, method: int) -> None:
+    """Under a network worse than none the encoder picks the way without it, and the stream is
+    smaller than one that must use the network."""
+    packed = tzip.compress(data, model=misled)
+    assert method in {f.method for _, frames in C.streams(packed) for f in frames if f.kind == C.FRAME_SEGMENT}
+    assert tzip.decompress(packed, model=misled) == data
+    assert len(packed) < len(tzip.compress(data, model=misled, methods=tuple(m for m in tzip.api.METHODS if m != way)))

@@ -73,6 +73,9 @@ CASES: dict[str, Case] = {
     "astronaut_crop.classical-pixels": Case(lambda: pnm("astronaut_crop.png", "RGB"),
                                             dict(methods=("classical-pixels",)), methods=[C.CLASSICAL_PIXELS]),
     "speech.samples": Case(lambda: (DATA / "speech.wav").read_bytes(), dict(methods=("samples",), segment_size=16384)),
+    # the sample model's stages over a uniform distribution (13)
+    "speech.classical-samples": Case(lambda: (DATA / "speech.wav").read_bytes(),
+                                     dict(methods=("classical-samples",), segment_size=16384)),
     # a chained binary stream: the classical way coded bit by bit (10), and its stages fed the
     # network's distribution (11)
     "classical": Case(records_sample, dict(modality="binary", methods=("classical",), segment_size=2048),

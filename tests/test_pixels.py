@@ -8,18 +8,21 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip.codec.decoder import decode_segments
-from tzip.codec.encoder import code_length, encode_segments
-from tzip.codec.pipeline import way_frequencies
-from tzip.codec.rangecoder import encode_symbols
+from tzip.codec.encoder import code_length
 from tzip.engine import native
-from tzip.engine.constants import UNIFORM_FREQ
 from tzip.format import container as C
 from tzip.format.detect import split_bytes
 from tzip.format.layout import Layout
 from tzip.stages import mixing, pixels
 
-from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
+from .mixed_stage import (
+    batch_equals_scan,
+    chosen_under_a_misled_network,
+    coder_round_trip,
+    damaged_fails,
+    refused_elsewhere,
+    uniform_twin,
+)
 from .test_match import network_like
 
 needs_c = pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
@@ -125,7 +128,8 @@ def test_api_round_trips_with_the_pixel_model(samples):
         data = samples[key]
         packed = tzip.compress(data)
         assert tzip.decompress(packed) == data
-        without = tzip.compress(data, methods=tuple(m for m in tzip.api.METHODS if m != "pixels"))
+        model_less = tuple(m for m in tzip.api.METHODS if m not in ("pixels", "classical-pixels"))
+        without = tzip.compress(data, methods=model_less)
         assert len(packed) <= len(without), key
     assert len(tzip.compress(samples["pgm"])) < 0.9 * len(tzip.compress(samples["pgm"], methods=("context",)))
 
@@ -153,39 +157,13 @@ def test_tables_equal_their_decimal_definition_at_every_entry():
     assert np.array_equal(mixing.SQUASH, np.clip(exact(mixing._squash_exact, 4096), 1, 4095))
 
 
-class NoNetwork:
-    """A model that must not be run."""
-
-    def decoder(self, *args):
-        raise AssertionError("the network was asked for its rows")
-
-
 def test_classical_pixels_are_method_6s_stages_over_a_uniform_distribution(tiny, samples):
-    """Method 12's body is method 6's stages scanned over uniform rows and range-coded; it decodes
-    without the network, and in one batch beside method 6 segments."""
     x, layout = photo(samples, "ppm")
-    segs = [bytes(x[:2048]), bytes(x[2048:4096])]
-    coded = encode_segments(tiny, segs, layout, ("classical-pixels",))
-    assert [w for w, _ in coded] == ["classical-pixels"] * 2
-    uniform = np.full((2048, 256), UNIFORM_FREQ, dtype=np.int32)
-    assert coded[0][1] == encode_symbols(x[:2048], way_frequencies("pixels", x[:2048], uniform, layout))
-    assert decode_segments(NoNetwork(), [coded[0][1]], [2048], layout, ["classical-pixels"]) == segs[:1]
-    mixed = [coded[0], encode_segments(tiny, segs[1:], layout, ("pixels",))[0]]
-    assert decode_segments(tiny, [c for _, c in mixed], [2048, 2048], layout, [w for w, _ in mixed]) == segs
-    with pytest.raises(ValueError, match="fits"):  # its stages fit images only, and no way is left
-        encode_segments(tiny, [b"text"], Layout.text(), ("classical-pixels",))
+    uniform_twin(tiny, "classical-pixels", "pixels", [bytes(x[:2048]), bytes(x[2048:4096])], layout, Layout.text())
 
 
 def test_an_image_codes_without_the_network_where_the_network_loses(misled, samples):
-    """Under a network worse than none the encoder picks method 12, and the stream is smaller than
-    one that must use the network; with the shipped network the pixel model keeps it (tests above)."""
-    data = samples["ppm"]
-    packed = tzip.compress(data, model=misled)
-    assert C.CLASSICAL_PIXELS in {f.method for _, frames in C.streams(packed) for f in frames
-                                  if f.kind == C.FRAME_SEGMENT}
-    assert tzip.decompress(packed, model=misled) == data
-    assert len(packed) < len(tzip.compress(data, model=misled,
-                                           methods=tuple(m for m in tzip.api.METHODS if m != "classical-pixels")))
+    chosen_under_a_misled_network(misled, samples["ppm"], "classical-pixels", C.CLASSICAL_PIXELS)
 
 
 def test_a_classical_pixels_segment_outside_an_image_is_refused(tiny):

@@ -1,5 +1,6 @@
 """The sample model: C and Python give the same integers, decompression's steps give compression's
-frequencies, and method 7 ("samples") segments round-trip and fail cleanly."""
+frequencies, and method 7 ("samples") segments round-trip and fail cleanly; method 13
+("classical-samples") runs the same stages over a uniform distribution where the network loses."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from tzip.format.detect import split_bytes
 from tzip.format.layout import Layout
 from tzip.stages import samples as sample_model
 
-from .mixed_stage import batch_equals_scan, coder_round_trip, damaged_fails, refused_elsewhere
+from .mixed_stage import (
+    batch_equals_scan,
+    chosen_under_a_misled_network,
+    coder_round_trip,
+    damaged_fails,
+    refused_elsewhere,
+    uniform_twin,
+)
 from .test_match import network_like
 
 ONE = 1 << 16
@@ -101,7 +109,8 @@ def test_api_round_trips_with_the_sample_model(samples):
         data = samples[key]
         packed = tzip.compress(data)
         assert tzip.decompress(packed) == data
-        without = tzip.compress(data, methods=tuple(m for m in tzip.api.METHODS if m != "samples"))
+        model_less = tuple(m for m in tzip.api.METHODS if m not in ("samples", "classical-samples"))
+        without = tzip.compress(data, methods=model_less)
         assert len(packed) < len(without), key
 
 
@@ -112,3 +121,22 @@ def test_a_samples_segment_outside_16_bit_audio_is_refused(tiny):
 def test_damaged_samples_segment_fails_cleanly(samples):
     packed = tzip.compress(samples["wav_mono"], methods=("samples",))
     damaged_fails(packed, C.SAMPLES)
+
+
+def test_classical_samples_are_method_7s_stages_over_a_uniform_distribution(tiny, samples):
+    x, layout = recording(samples, "wav_mono")
+    uniform_twin(tiny, "classical-samples", "samples", [bytes(x[:4000]), bytes(x[4000:9000])], layout,
+                 Layout.text())
+
+
+def test_audio_codes_without_the_network_where_the_network_loses(misled, samples):
+    chosen_under_a_misled_network(misled, samples["wav_mono"], "classical-samples", C.CLASSICAL_SAMPLES)
+
+
+def test_a_classical_samples_segment_outside_16_bit_audio_is_refused(tiny):
+    refused_elsewhere(tiny, "classical-samples", C.CLASSICAL_SAMPLES, Layout.image(1, 3))
+
+
+def test_damaged_classical_samples_segment_fails_cleanly(samples):
+    packed = tzip.compress(samples["wav_mono"], methods=("classical-samples",))
+    damaged_fails(packed, C.CLASSICAL_SAMPLES)

@@ -44,10 +44,13 @@ def chain_way(methods, layout: Layout) -> str | None:
 # network's binary way code chains only, api.TzipCompressor._code_chained)
 SEGMENT_WAYS = tuple(w for w in WAYS if not method(w).chained_only)
 PIECE_ROWS = 1 << 15  # positions whose frequencies (1 KB each) are in memory at once, per array
-# Where a way without the network is allowed (method 12), the first PROBE_ROWS rows of a segment decide
-# whether the network goes on: on the image bench set's segments the network's share of the cost
-# only grows along a segment (chelsea.ppm: +1.8 % at 16 KiB, +3.3 % over 256 KiB), so a network
-# behind at the probe is behind at the end, and one ahead by more than PROBE_MARGIN stays ahead.
+# Where a way without the network is allowed (methods 12 and 13), the first PROBE_ROWS rows of a
+# segment decide whether the network goes on. Along a segment of the image bench set the network's
+# cost only grows against the uniform distribution's (chelsea.ppm: +1.8 % at 16 KiB, +3.3 % over
+# 256 KiB), so a network behind at the probe stops there; one ahead by more than PROBE_MARGIN
+# codes the rest alone; between the two both run to the end (a lead under 1 % at the probe can
+# turn: deciding every segment at the probe leaves astronaut.ppm 0.03 % larger than the uniform
+# distribution codes it).
 PROBE_ROWS = 1 << 14
 PROBE_MARGIN = 0.01
 STAGE_WAY = {"match": "match", "counts": "context"}  # the way a stage completes (the last stages are ways)
@@ -74,11 +77,10 @@ def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, 
     The most refined way computed is range-coded as it goes; where another way wins (rare), a
     second pass codes that one.
 
-    A way without the network (method 12) runs its own stages over the uniform distribution
-    beside them and is range-coded as it goes too. Over the first PROBE_ROWS rows, where it is
-    already smaller than every way with the network, the network is dropped for the rest of the
-    segment (its pass is most of the time that way costs); where the network leads by more than
-    PROBE_MARGIN, the way without it is dropped; otherwise both run to the end."""
+    A way without the network (methods 12 and 13) runs its own stages over the uniform
+    distribution beside them and is range-coded as it goes too: after the first PROBE_ROWS rows
+    it goes on alone where it is already smaller (the network's pass is most of the time its ways
+    cost), stops where the network's ways lead by more than PROBE_MARGIN, and else both go on."""
     # the ways build on each other (match, then the context counts, then the pixel model or the bit
     # mixer; or match, then the sample model); where the last stage does not fit the layout the
     # way codes as "context", and beside the sample model "context" is not tried (its counts gain

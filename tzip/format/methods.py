@@ -66,6 +66,8 @@ METHODS = (
     # method 6's stages over a uniform distribution: an image segment where the network costs more than
     # it gives (a photo's noise: chelsea.ppm codes 3.2 % larger with it) is coded as if it had none
     Method(12, "classical-pixels", "q", ("match", "counts", "pixels"), frozenset({IMAGE}), network=False),
+    # and method 7's for audio
+    Method(13, "classical-samples", "v", ("match", "samples"), frozenset({AUDIO}), network=False),
 )
 BY_ID = {m.id: m for m in METHODS}
 BY_NAME = {m.name: m for m in METHODS}
