@@ -248,3 +248,19 @@ def test_a_forked_chain_learns_apart_from_its_original(engine, monkeypatch):
         alone = scan_ways(chain.Chain("sparse", layout, 600), segs, ["sparse", "sparse", *ways], freqs)
         assert all(np.array_equal(a, g) for a, g in zip(alone[2:], got[name]))
     assert not np.array_equal(got["twin"][1], got["original"][1])  # the two learnt different things
+
+
+@needs_c
+def test_a_stage_without_a_clone_refuses_to_fork_and_keeps_its_state():
+    """The pixel model does not chain, so its C library has no clone: fork raises, and the batch's
+    own states are untouched (the failed copy frees nothing of theirs)."""
+    from tzip.stages import pixels
+
+    layout = Layout.image(1, 64)
+    hist = np.zeros((1, 4096), dtype=np.uint8)
+    batch = pixels.PixelsBatch([True], hist, layout)
+    with pytest.raises(AttributeError):
+        batch.fork()
+    row = batch.adjust(np.full((1, 256), 256, dtype=np.int32), np.ones(1, dtype=bool), 0)
+    assert row.sum() == 1 << 16
+    batch.update(0)

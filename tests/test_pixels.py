@@ -157,9 +157,10 @@ def test_tables_equal_their_decimal_definition_at_every_entry():
     assert np.array_equal(mixing.SQUASH, np.clip(exact(mixing._squash_exact, 4096), 1, 4095))
 
 
-def test_classical_pixels_are_method_6s_stages_over_a_uniform_distribution(tiny, samples):
+def test_classical_pixels_are_method_6s_stages_over_a_uniform_distribution(tiny, samples, monkeypatch):
     x, layout = photo(samples, "ppm")
-    uniform_twin(tiny, "classical-pixels", "pixels", [bytes(x[:2048]), bytes(x[2048:4096])], layout, Layout.text())
+    uniform_twin(tiny, "classical-pixels", "pixels", [bytes(x[:2048]), bytes(x[2048:4096])], layout, Layout.text(),
+                 monkeypatch, pixels)
 
 
 def test_an_image_codes_without_the_network_where_the_network_loses(misled, samples):

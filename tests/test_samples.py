@@ -123,10 +123,10 @@ def test_damaged_samples_segment_fails_cleanly(samples):
     damaged_fails(packed, C.SAMPLES)
 
 
-def test_classical_samples_are_method_7s_stages_over_a_uniform_distribution(tiny, samples):
+def test_classical_samples_are_method_7s_stages_over_a_uniform_distribution(tiny, samples, monkeypatch):
     x, layout = recording(samples, "wav_mono")
     uniform_twin(tiny, "classical-samples", "samples", [bytes(x[:4000]), bytes(x[4000:9000])], layout,
-                 Layout.text())
+                 Layout.text(), monkeypatch, sample_model)
 
 
 def test_audio_codes_without_the_network_where_the_network_loses(misled, samples):

@@ -363,7 +363,7 @@ class TzipCompressor:
         after a stored or zstd segment takes the way the last contest kept). ahead: whether the next
         segment will be, should it carry on the chain; guessed only for a chain past its first
         segment, since where zstd wins every segment each starts a chain and the pass is wasted."""
-        if not CONTEST_EVERY or chain is None or chain.segments < 2:
+        if not CONTEST_EVERY or not self._trials_classical() or chain is None or chain.segments < 2:
             return False
         return (chain.segments - (not ahead)) % CONTEST_EVERY == 0
 
@@ -430,7 +430,9 @@ class TzipCompressor:
                     else:
                         run.chain.begin(run.segment_way)
                     run.start = run.chain.add(x)
-                if trial is None and self._contests(runs[0].chain) and (other := self._other_way(runs[0].segment_way)):
+                # a text segment that switched to method 8 is not contested: its probe chose its way
+                if (trial is None and runs[0].segment_way == runs[0].way and self._contests(runs[0].chain)
+                        and (other := self._other_way(runs[0].way))):
                     runs[0].rival = _Trial(other, runs[0].chain.fork())
                     runs[0].rival.segment_way, runs[0].rival.start = other, runs[0].start
                     runs[0].rival.chain.begin(other)
@@ -459,6 +461,7 @@ class TzipCompressor:
                     del freqs
                 bodies = {id(run): coder.bytes() for run, coder in networked}
                 bodies.update((key, future.result()) for key, future in alone.items())
+                del coding, alone, networked  # a losing rival's stages are freed with its chain, below
                 for run in runs:
                     coded = [(r, METHOD_OF[r.segment_way], bodies[id(r)]) for r in (run, run.rival) if r is not None]
                     method_id, body = self._choose(raw, [(way, body) for _, way, body in coded if body is not None])

@@ -52,7 +52,7 @@ class UniformModel:
             self.rows = np.full((n, 256), UNIFORM_FREQ, dtype=np.int32)
 
         def step_numpy(self) -> np.ndarray:
-            return self.rows
+            return self.rows.copy()  # the stages may rewrite what they are given in place
 
         def push(self, symbols: np.ndarray) -> None:
             pass
@@ -71,7 +71,8 @@ def decode_segments(model, coded: list[bytes], lengths: list[int], layout: Layou
     `ways[i]` is how segment i was coded (default: "neural" for all). With `chain` (a
     chain.Chain), the one segment continues that chain: its way's stages carry on from the chain's
     state and its bytes are appended to the chain's history. Segments coded without the network
-    (the classical way, coded bit by bit) decode on their own, no network computed.
+    decode without it: the classical way's (coded bit by bit) each on its own, methods 12 and 13's
+    in a batch of their own, their stages fed a uniform distribution (UniformModel).
     """
     if not coded:
         return []

@@ -1,9 +1,11 @@
 """The encoder's policy: which method codes a segment, and the segment's coded bytes.
 
 Independent segments take the allowed method with the shortest ideal code (`encode_segment`,
-from one pass of the network, in pieces of rows so memory stays bounded); a chained stream
-codes every segment with one method (`chain_way`), the most refined that fits the layout, whose
-stages carry on from segment to segment. Either way the caller then keeps the smallest of
+from one pass of the network, and for images and audio a pass of the same stages over a uniform
+distribution beside it, in pieces of rows so memory stays bounded); a chained stream codes its
+segments with the chain's way (`chain_way`), the most refined that fits the layout, whose stages
+carry on from segment to segment, or without the network where its trial and contests find that
+smaller (api.TzipCompressor._code_chained). Either way the caller then keeps the smallest of
 that, stored and zstd (api.TzipCompressor._frame).
 """
 
@@ -108,7 +110,8 @@ def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, 
             costs[way] = costs.get(way, 0.0) + code_length(x, f)
 
     bounds = list(piece_bounds(len(symbols), piece_rows))
-    if uniform and ways and len(symbols) > PROBE_ROWS:  # the probe's rows are a piece of their own
+    probing = bool(uniform and ways) and len(symbols) > PROBE_ROWS  # shorter: both ways run to the end
+    if probing:  # the probe's rows are a piece of their own
         bounds = [(0, PROBE_ROWS), *((PROBE_ROWS + t0, n) for t0, n in piece_bounds(len(symbols) - PROBE_ROWS,
                                                                                       piece_rows))]
     for t0, n in bounds:
@@ -129,7 +132,7 @@ def encode_segment(model, symbols: np.ndarray, layout: Layout, ways: tuple[str, 
                 cost(STAGE_WAY.get(stage, stage), x, f)
             coders[last].add(x, f)
             del f
-        if t0 == 0 and uniform and ways:
+        if probing and t0 == 0:
             without = min(costs[w] for w in uniform)
             with_network = min(costs[w] for w in ways if w in costs)
             if without < with_network:  # behind already, the network stays behind

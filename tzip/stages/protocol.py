@@ -89,12 +89,14 @@ class StateBatch:
     def fork(self) -> StateBatch:
         """A copy whose states learn apart from this batch's from here on, over the same history
         (PREFIX_clone in C): a chain coding a segment two ways from one state (chain.Chain.fork)."""
-        twin = copy.copy(self)
         if self.lib is None:
+            twin = copy.copy(self)
             twin._adopt(copy.deepcopy(self.states))
-        else:
-            clone = getattr(self.lib, f"{self.prefix}_clone")
-            twin._adopt([clone(h) if h else None for h in self.handles])
+            return twin
+        clone = getattr(self.lib, f"{self.prefix}_clone")  # before the copy, which must never free these handles
+        twin = copy.copy(self)
+        twin.handles = None
+        twin._adopt([clone(h) if h else None for h in self.handles])
         return twin
 
     def close(self) -> None:
