@@ -367,11 +367,9 @@ class TzipCompressor:
             return False
         return (chain.segments - (not ahead)) % CONTEST_EVERY == 0
 
-    def _other_way(self, way: str) -> str | None:
-        """The way a segment of a chain coded `way` is also coded, from a fork of the chain's state,
-        the smaller kept (CONTEST_EVERY): without the network where it has it, and with it where not."""
-        if not CONTEST_EVERY or not self._trials_classical():
-            return None
+    def _other_way(self, way: str) -> str:
+        """The way a contested segment of a chain coded `way` is also coded (_contests): without the
+        network where it has it, and with it where not."""
         return "classical" if method(way).network else self.chain_way
 
     def _code_chained(self, raws: list[bytes]) -> list[bytes]:
@@ -431,10 +429,10 @@ class TzipCompressor:
                         run.chain.begin(run.segment_way)
                     run.start = run.chain.add(x)
                 # a text segment that switched to method 8 is not contested: its probe chose its way
-                if (trial is None and runs[0].segment_way == runs[0].way and self._contests(runs[0].chain)
-                        and (other := self._other_way(runs[0].way))):
+                if trial is None and runs[0].segment_way == runs[0].way and self._contests(runs[0].chain):
+                    other = self._other_way(runs[0].way)
                     runs[0].rival = _Trial(other, runs[0].chain.fork())
-                    runs[0].rival.segment_way, runs[0].rival.start = other, runs[0].start
+                    runs[0].rival.start = runs[0].start
                     runs[0].rival.chain.begin(other)
                 coding = [*runs, *(run.rival for run in runs if run.rival is not None)]
                 # a way without the network codes the whole segment in one C call, on a thread of its
