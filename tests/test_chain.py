@@ -54,6 +54,34 @@ def test_a_fresh_chain_codes_a_segment_as_it_would_alone(way):
     assert np.array_equal(got, alone)
 
 
+@pytest.mark.parametrize("way,layout", [("match", TEXT), ("context", TEXT), ("bits", TEXT),
+                                        ("sparse", Layout.binary())])
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_front_and_back_scans_ahead_of_each_other_equal_one_scan(engine, way, layout, monkeypatch):
+    """Chain.scan_front then scan_back (compression's pipeline: the front stages run pieces ahead of
+    the last stage) give what one scan gives, over two chained segments, the second coded on the
+    states the first left: each stage reads only its own state and the rows before it."""
+    if engine == "python":
+        for m in (match, counts, bits):
+            monkeypatch.setattr(m, "library", lambda: None)
+    elif not native.available():
+        pytest.skip("no C compiler")
+    segs = [np.frombuffer(ALICE[i : i + 1500], dtype=np.uint8) for i in (0, 1500)]
+    freqs = [network_like(s, i) for i, s in enumerate(segs)]
+    whole = scan_ways(chain.Chain(way, layout, 1500), segs, [way, way], freqs)
+    split, got = chain.Chain(way, layout, 1500), []
+    for s, f in zip(segs, freqs):
+        start, rows = split.add(s), f.copy()
+        pieces = [(t0, rows[t0 : t0 + 400]) for t0 in range(0, len(s), 400)]
+        split.scan_front(start, pieces[0][1])
+        for (t0, piece), ahead in zip(pieces, [*pieces[1:], None]):
+            if ahead is not None:  # the next piece's front stages before this piece's last stage
+                split.scan_front(start + ahead[0], ahead[1])
+            split.scan_back(start + t0, piece)
+        got.append(rows)
+    assert all(np.array_equal(w, g) for w, g in zip(whole, got))
+
+
 def scan_ways(c: chain.Chain, segs: list[np.ndarray], ways: list[str], freqs: list[np.ndarray]) -> list[np.ndarray]:
     """Each segment onto the chain with its way, its rows scanned in one piece."""
     out = []

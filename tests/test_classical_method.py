@@ -7,6 +7,8 @@ binary chain keeps the smaller of the two ways over its first TRIAL_BYTES and at
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -280,3 +282,27 @@ def test_a_contest_puts_a_chain_back_on_a_network_that_wins(monkeypatch):
     packed = tzip.compress(data, modality="text", segment_size=1024, methods=("stored", "bits", "classical"))
     assert [f.method for f in frames_of(packed)] == [C.CLASSICAL] * 2 + [C.BITS] * 2
     assert tzip.decompress(packed) == data
+
+
+def test_a_trial_stops_a_way_with_the_network_far_behind(misled, monkeypatch):
+    """After each of the trial's segments, a way with the network more than TRIAL_MARGIN behind the
+    smallest stops (its scans cost as much as the chain's own); the classical way, the floor, runs
+    to the trial's end. A way that far behind does not come back here: the stream is the same."""
+    monkeypatch.setattr(api, "TRIAL_BYTES", 4096)
+    scanned: Counter[str] = Counter()  # rows scanned with the network, by way
+    scan_back = chain.Chain.scan_back
+
+    def watched(self, t0, freqs):
+        scanned[self.running] += len(freqs)
+        return scan_back(self, t0, freqs)
+
+    monkeypatch.setattr(chain.Chain, "scan_back", watched)
+    data = records(4096)
+    cut = tzip.compress(data, model=misled, modality="binary", segment_size=1024)
+    assert scanned == {"sparse": 1024, "bits": 1024}  # the trial's first segment
+    assert [f.method for f in frames_of(cut)] == [C.CLASSICAL] * 4
+    scanned.clear()
+    monkeypatch.setattr(api, "TRIAL_MARGIN", float("inf"))
+    assert tzip.compress(data, model=misled, modality="binary", segment_size=1024) == cut
+    assert scanned == {"sparse": 4096, "bits": 4096}
+    assert tzip.decompress(cut, model=misled) == data

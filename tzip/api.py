@@ -60,6 +60,10 @@ BATCH_BYTES = 4 << 20  # range-coded segments are decoded together in batches of
 BATCH_STATE_BYTES = 160 << 20  # ...whose stages hold about this much at most (pipeline.state_bytes)
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
+# A chain's stages take the network's rows this many at a time, the front stages on one thread a few
+# rows ahead of the last stage on another (Chain.scan_front, Chain.scan_back): the bit mixer is as
+# costly as the rest, and a pipeline keeps both cores busy where one scan ran beside the network.
+SCAN_ROWS = 1 << 9
 # A chain's first bytes are coded both with the network and without it (the classical method) and
 # the chain carries on the smaller way: a network that has not learnt machine code or bytecode can
 # cost the bit mixer more than it gives (the Java classes of the binary bench set code 12 % larger
@@ -68,6 +72,12 @@ CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stag
 # states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
 # at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
+# A trial's way with the network that is behind the smallest by more than TRIAL_MARGIN after a
+# segment stops there: the text contexts on an executable (nasm's first 64 KiB: 48 % larger than
+# the binary contexts) never come back, and their scan is as costly as the chain's own. On the
+# binary bench set no trial's choice changes (the jinja2 tar's text contexts, ahead at 64 KiB, go
+# on). The classical way (cheap, and the floor) always runs to the trial's end.
+TRIAL_MARGIN = 0.05
 # After the trial, every CONTEST_EVERY-th segment of a chain is coded both ways, with the network and
 # without, each from a fork of the chain's state (Chain.fork); the smaller is kept and its way taken
 # by the segments after it. A network that gains over a file's first bytes can lose over its later
@@ -402,7 +412,7 @@ class TzipCompressor:
 
         trial: list[_Trial] | None = None  # the two ways of a new chain, while its trial lasts
         tried = 0  # the bytes the trial has coded
-        with ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as beside:
+        with ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as beside, ThreadPoolExecutor(1) as front:
             pending = [ahead.submit(network, pieces[0])] if pieces else []
             k = 0  # the next piece to take
             for i, (raw, x) in enumerate(zip(raws, symbols)):
@@ -453,9 +463,8 @@ class TzipCompressor:
                             or method(self.tried_way or self.chain_way).network
                             or (trial is None and self._contests(runs[0].chain, ahead=True)))
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
-                    for j, (run, coder) in enumerate(networked):  # each scan rewrites its rows in place
-                        rows = freqs if j == len(networked) - 1 else freqs.copy()
-                        coder.add(x[t0 : t0 + n], run.chain.scan(run.start + t0, rows))
+                    if networked:
+                        _scan_ways(front, networked, x, t0, freqs)
                     del freqs
                 bodies = {id(run): coder.bytes() for run, coder in networked}
                 bodies.update((key, future.result()) for key, future in alone.items())
@@ -472,7 +481,11 @@ class TzipCompressor:
                     run.rival = None
                 tried += len(raw)
                 if trial is not None and tried < TRIAL_BYTES and i < len(raws) - 1:
-                    continue  # the trial goes on
+                    # the trial goes on, without a way with the network already far behind
+                    smallest = min(sum(map(len, r.frames)) for r in trial)
+                    trial[:] = [r for r in trial if not method(r.way).network
+                                or sum(map(len, r.frames)) <= smallest * (1 + TRIAL_MARGIN)]
+                    continue
                 # the trial's smaller way (the network's on a tie), or the one way
                 best = min(runs, key=lambda r: (sum(map(len, r.frames)), not method(r.way).network))
                 out += best.frames
@@ -481,6 +494,22 @@ class TzipCompressor:
                     self.tried_way = best.way
                 self.chain, trial = best.chain, None
         return out
+
+
+def _scan_ways(front: ThreadPoolExecutor, networked: list, x: np.ndarray, t0: int, freqs: np.ndarray) -> None:
+    """Rows t0.. of the segment being coded (x its bytes; `freqs` the network's, for every way) through
+    each (run, coder) of `networked`: rewritten by the run's stages and range-coded. Each way's stages
+    rewrite its rows in place (all but the last way get a copy), SCAN_ROWS at a time: all but the
+    last stage on the `front` thread, a few rows ahead of the last stage and the coder here."""
+    rows = [freqs.copy() for _ in networked[1:]] + [freqs]
+    subs = list(piece_bounds(len(freqs), SCAN_ROWS))
+    fronts = [[front.submit(run.chain.scan_front, run.start + t0 + s0, r[s0 : s0 + m]) for s0, m in subs]
+              for (run, _), r in zip(networked, rows)]
+    for (run, coder), r, done in zip(networked, rows, fronts):
+        for (s0, m), job in zip(subs, done):
+            job.result()
+            at = t0 + s0
+            coder.add(x[at : at + m], run.chain.scan_back(run.start + at, r[s0 : s0 + m]))
 
 
 class _Trial:

@@ -69,8 +69,16 @@ class Chain:
             if stage not in self.parts:
                 self.parts[stage] = stage_batch(stage, [True], self.history, self.layout)
         self.running = way
-        self.stages = NativeStages.of([self.parts[s] for s in stages_of(way)], self.history)
+        parts = [self.parts[s] for s in stages_of(way)]
+        self.stages = NativeStages.of(parts, self.history)
         self.stages.set_active(np.ones(1, dtype=bool))
+        # the same stages in two runs, for scan_front and scan_back: each stage reads only its own state,
+        # the history and the rows the stage before it wrote, so running them stage-major is exact
+        self.front = NativeStages.of(parts[:-1], self.history) if len(parts) > 1 else None
+        self.back = NativeStages.of(parts[-1:], self.history)
+        for run in (self.front, self.back):
+            if run is not None:
+                run.set_active(np.ones(1, dtype=bool))
 
     def fork(self) -> Chain:
         """A copy of the chain whose stages learn apart from here on (compression: a segment coded two
@@ -94,6 +102,19 @@ class Chain:
         """Rows t0.. of the history's network frequencies (int32 [n, 256], C order) rewritten in
         place by the running way's stages, which learn them."""
         scan_rows(self.stages, t0, freqs)
+        return freqs
+
+    def scan_front(self, t0: int, freqs: np.ndarray) -> np.ndarray:
+        """`scan` by all the running way's stages but its last: with `scan_back` over the same rows
+        after it, what `scan` does. Rows ahead can go through the front stages on one thread while
+        the last stage (the costliest: the mixer) works on the rows before on another."""
+        if self.front is not None:
+            scan_rows(self.front, t0, freqs)
+        return freqs
+
+    def scan_back(self, t0: int, freqs: np.ndarray) -> np.ndarray:
+        """`scan` by the running way's last stage, of rows `scan_front` has rewritten."""
+        scan_rows(self.back, t0, freqs)
         return freqs
 
     def code(self, t0: int, n: int) -> bytes | None:
