@@ -8,6 +8,7 @@ binary chain keeps the smaller of the two ways over its first TRIAL_BYTES and at
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import chain_way, encode_segments
 from tzip.codec.pipeline import way_frequencies
 from tzip.codec.rangecoder import encode_symbols
+from tzip.engine import native
 from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.library import header
 from tzip.engine.modelfile import parse
@@ -306,3 +308,22 @@ def test_a_trial_stops_a_way_with_the_network_far_behind(misled, monkeypatch):
     assert tzip.compress(data, model=misled, modality="binary", segment_size=1024) == cut
     assert scanned == {"sparse": 4096, "bits": 4096}
     assert tzip.decompress(cut, model=misled) == data
+
+
+@pytest.mark.skipif(not native.available(), reason="the C library is unavailable")
+@pytest.mark.parametrize("rows_at_once", [1, 300, 1 << 12])
+def test_the_pipelined_classical_encoder_codes_what_the_one_call_codes(rows_at_once, monkeypatch):
+    """Chain.code with a thread ahead (tzip_classical_rows there, tzip_classical_code here, the coder
+    carried between calls) writes the bodies tzip_classical_encode writes, segment after segment of
+    one chain, also where a body does not fit its frame (here: where it is longer than the segment;
+    the random bytes and the one byte, None both ways)."""
+    monkeypatch.setattr(classical, "max_coded", lambda n: n)
+    segments = [records(1500), records(700, seed=3), np.random.default_rng(2).bytes(900), records(1, seed=4)]
+    alone, piped = (chain.Chain("classical", BINARY, 1500) for _ in range(2))
+    bodies = []
+    with ThreadPoolExecutor(1) as ahead:
+        for s in segments:
+            x = np.frombuffer(s, dtype=np.uint8)
+            bodies.append(alone.code(alone.add(x), len(x)))
+            assert piped.code(piped.add(x), len(x), ahead, rows_at_once) == bodies[-1]
+    assert [b is None for b in bodies] == [False, False, True, True]

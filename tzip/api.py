@@ -60,9 +60,10 @@ BATCH_BYTES = 4 << 20  # range-coded segments are decoded together in batches of
 BATCH_STATE_BYTES = 160 << 20  # ...whose stages hold about this much at most (pipeline.state_bytes)
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
-# A chain's stages take the network's rows this many at a time, the front stages on one thread a few
-# rows ahead of the last stage on another (Chain.scan_front, Chain.scan_back): the bit mixer is as
-# costly as the rest, and a pipeline keeps both cores busy where one scan ran beside the network.
+# A chain's stages take their rows this many at a time, the front stages on one thread a few rows
+# ahead of the last stage on another (Chain.scan_front and scan_back with the network, Chain.code's
+# two halves without): a pipeline keeps both cores busy where one scan left one idle. 512 rows
+# (512 KB) stay in a core's cache between the two.
 SCAN_ROWS = 1 << 9
 # A chain's first bytes are coded both with the network and without it (the classical method) and
 # the chain carries on the smaller way: a network that has not learnt machine code or bytecode can
@@ -412,7 +413,8 @@ class TzipCompressor:
 
         trial: list[_Trial] | None = None  # the two ways of a new chain, while its trial lasts
         tried = 0  # the bytes the trial has coded
-        with ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as beside, ThreadPoolExecutor(1) as front:
+        with (ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as beside, ThreadPoolExecutor(1) as front,
+              ThreadPoolExecutor(1) as rowing):
             pending = [ahead.submit(network, pieces[0])] if pieces else []
             k = 0  # the next piece to take
             for i, (raw, x) in enumerate(zip(raws, symbols)):
@@ -445,10 +447,10 @@ class TzipCompressor:
                     runs[0].rival.start = runs[0].start
                     runs[0].rival.chain.begin(other)
                 coding = [*runs, *(run.rival for run in runs if run.rival is not None)]
-                # a way without the network codes the whole segment in one C call, on a thread of its
-                # own beside the network's way (C calls that release the GIL); that one takes the
-                # network's rows a piece at a time (rewritten in place)
-                alone = {id(run): beside.submit(run.chain.code, run.start, len(x))
+                # a way without the network codes the whole segment on a thread of its own beside the
+                # network's way (C calls that release the GIL), its stages before the bit mixer a few
+                # rows ahead on another; the network's way takes its rows a piece at a time
+                alone = {id(run): beside.submit(run.chain.code, run.start, len(x), rowing, SCAN_ROWS)
                          for run in coding if not method(run.segment_way).network}
                 networked = [(run, SymbolEncoder()) for run in coding if method(run.segment_way).network]
                 while k < len(pieces) and pieces[k][0] == i:

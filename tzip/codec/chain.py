@@ -25,6 +25,7 @@ tables. Encoder and decoder apply the same rule (`continues`).
 from __future__ import annotations
 
 import copy
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -117,9 +118,13 @@ class Chain:
         scan_rows(self.back, t0, freqs)
         return freqs
 
-    def code(self, t0: int, n: int) -> bytes | None:
+    def code(self, t0: int, n: int, ahead: Executor | None = None, rows_at_once: int = 1 << 12) -> bytes | None:
         """The classical way (no network): rows t0..t0+n-1 of the history coded bit by bit, the
-        stages learning them (codec/classical.py); None where the body would not fit its frame."""
+        stages learning them (codec/classical.py); None where the body would not fit its frame.
+        With `ahead`, the stages before the bit mixer run there, rows_at_once positions ahead of it
+        (the same bytes)."""
+        if ahead is not None:
+            return classical.encode_pipelined(self.stages, self.history, t0, n, ahead, rows_at_once)
         return classical.encode(self.stages, self.history, t0, n)
 
     def decode(self, body: bytes, n: int) -> bytes:

@@ -9,6 +9,9 @@ decodes a segment (tzip_classical_encode/_decode); without the C library the Pyt
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Executor
+
 import numpy as np
 
 from tzip.codec.bitcoder import BitDecoder, BitEncoder
@@ -57,6 +60,45 @@ def encode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n:
     _python_run(stages, history, t0, n, coder)
     body = coder.bytes()
     return body if len(body) <= cap else None
+
+
+ROWS_AHEAD = 4  # pieces of rows encode_pipelined lets its thread ahead compute before the coder takes them
+
+
+def encode_pipelined(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int,
+                     ahead: Executor, rows_at_once: int) -> bytes | None:
+    """What `encode` gives, in two halves that overlap: the rows of the next rows_at_once positions
+    (tzip_classical_rows: every stage but the bit mixer, which learn) on `ahead`, while the bit
+    mixer codes the positions before here (tzip_classical_code). The match model and the counts
+    take about as long as the mixer's eight decisions a byte, so two cores nearly halve the time."""
+    if not isinstance(stages, NativeStages):
+        return encode(stages, history, t0, n)
+    cap, args = max_coded(n), _native_args(stages)
+    out = np.empty(cap, dtype=np.uint8)
+    coder = np.array([0, 0xFFFFFFFF, 0], dtype=np.int64)
+
+    def rows(at: int, m: int) -> np.ndarray:
+        r = np.empty((m, 256), dtype=np.int32)
+        got = stages.lib.tzip_classical_rows(*args, at, m, r.ctypes.data)
+        if got:
+            _check(stages, got)
+        return r
+
+    bounds = [(at, min(rows_at_once, t0 + n - at)) for at in range(t0, t0 + n, rows_at_once)]
+    # one thread, so in order; at most ROWS_AHEAD pieces of rows wait (1 KB a position)
+    jobs = deque(ahead.submit(rows, at, m) for at, m in bounds[:ROWS_AHEAD])
+    got = 0
+    for k, (at, m) in enumerate(bounds):
+        r = jobs.popleft().result()
+        if k + ROWS_AHEAD < len(bounds):
+            jobs.append(ahead.submit(rows, *bounds[k + ROWS_AHEAD]))
+        got = stages.lib.tzip_classical_code(*args, at, m, r.ctypes.data, out.ctypes.data, cap, coder.ctypes.data,
+                                             k == len(bounds) - 1)
+        if got < -1:
+            _check(stages, got)
+    if not bounds:  # an empty segment: the coder's flush alone
+        got = stages.lib.tzip_classical_code(*args, t0, 0, None, out.ctypes.data, cap, coder.ctypes.data, 1)
+    return None if got < 0 else out[:got].tobytes()
 
 
 def decode(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int, body: bytes) -> None:

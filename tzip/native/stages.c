@@ -145,6 +145,31 @@ int64_t tzip_classical_encode(int64_t n_stages, const int32_t *kinds, void *cons
     return c.pos <= cap ? c.pos : -1;
 }
 
+int64_t tzip_classical_rows(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                            const uint8_t *hist, int64_t t0, int64_t n, int32_t *rows) {
+    if (!classical_chain(n_stages, kinds)) return -2;
+    for (int64_t t = t0; t < t0 + n; t++) {
+        classical_row(n_stages, kinds, states, masks, hist, t, rows + (t - t0) * 256);
+        const int64_t failed = tzip_stages_update(n_stages - 1, kinds, states, masks, 1, hist, 0, t);
+        if (failed) return -2 - failed;
+    }
+    return 0;
+}
+
+int64_t tzip_classical_code(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                            uint8_t *hist, int64_t t0, int64_t n, const int32_t *rows, uint8_t *out, int64_t cap,
+                            int64_t *coder, int32_t flush) {
+    if (!classical_chain(n_stages, kinds)) return -2;
+    bits_state *bits = ((bits_state **)states[n_stages - 1])[0];
+    bit_coder c;
+    bc_encoder(&c, out, cap);
+    c.x1 = (uint32_t)coder[0]; c.x2 = (uint32_t)coder[1]; c.pos = coder[2];
+    for (int64_t t = t0; t < t0 + n; t++) bits_code(bits, hist, t, rows + (t - t0) * 256, &c, 0);
+    if (flush) bc_flush(&c);
+    coder[0] = c.x1; coder[1] = c.x2; coder[2] = c.pos;
+    return !flush ? 0 : c.pos <= cap ? c.pos : -1;
+}
+
 int64_t tzip_classical_decode(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
                               uint8_t *hist, int64_t t0, int64_t n, const uint8_t *coded, int64_t len) {
     bit_coder c;

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define TZIP_ABI_VERSION 4
+#define TZIP_ABI_VERSION 5
 
 /* Each byte value's frequency in the uniform distribution (of 2^16): the classical way's input. */
 #define TZIP_UNIFORM_FREQ 256
@@ -325,6 +325,20 @@ TZIP_API int64_t tzip_classical_encode(int64_t n_stages, const int32_t *kinds, v
 TZIP_API int64_t tzip_classical_decode(int64_t n_stages, const int32_t *kinds, void *const *states,
                                        const uint8_t *const *masks, uint8_t *hist, int64_t t0, int64_t n,
                                        const uint8_t *coded, int64_t len);
+
+/* The classical way's encoding in two halves, for a pipeline (the rows of positions ahead on one
+ * thread while the bit mixer codes those before on another), which together give what _encode
+ * gives: _rows writes the incoming frequencies of positions t0..t0+n-1 into rows [n][256] (the
+ * uniform distribution through every stage but the last, which learn the bytes); _code codes rows
+ * written by _rows with the last stage, the bit mixer, into out [cap] through a coder carried in
+ * coder[3] from call to call ({0, 0xffffffff, 0} to start). _code with flush ends the body and
+ * returns its length, -1 where more than cap; else 0. Both return -2 and -2 - k as _encode does. */
+TZIP_API int64_t tzip_classical_rows(int64_t n_stages, const int32_t *kinds, void *const *states,
+                                     const uint8_t *const *masks, const uint8_t *hist, int64_t t0, int64_t n,
+                                     int32_t *rows);
+TZIP_API int64_t tzip_classical_code(int64_t n_stages, const int32_t *kinds, void *const *states,
+                                     const uint8_t *const *masks, uint8_t *hist, int64_t t0, int64_t n,
+                                     const int32_t *rows, uint8_t *out, int64_t cap, int64_t *coder, int32_t flush);
 
 /* The network's step at its position t, the stages' predict at position ts of their history, and
  * the frequencies as float32 into probs; returns tzip_step's status. */
