@@ -83,9 +83,11 @@ TRIAL_MARGIN = 0.05
 # without, each from a fork of the chain's state (Chain.fork); the smaller is kept and its way taken
 # by the segments after it. A network that gains over a file's first bytes can lose over its later
 # ones (an executable's tail of tables: nasm's last 0.9 MB code 12 % larger with it), and the trial
-# alone would keep it. Every 4th segment catches that as every 2nd nearly does (nasm 222,614 bytes
-# against 219,748; classical-only 224,392) at a quarter of the extra coding (docs/ABLATIONS.md).
-CONTEST_EVERY = 4
+# alone would keep it. Every 8th segment codes the binary bench set smaller than every 4th (nasm
+# 220,784 bytes against 222,614, classical-only 224,392; the Java class tar 198,323 against
+# 198,424) and the tar 1.3 times as fast: a contest's rival costs a second coding of its segment
+# (docs/ABLATIONS.md).
+CONTEST_EVERY = 8
 # A segment of a binary chain that looks like text is probed both ways over its first piece, the
 # probe's stages warmed on the chain's bytes just before it (_text_contexts_win).
 PROBE_WARMUP = 1 << 16
