@@ -60,10 +60,10 @@ BATCH_BYTES = 4 << 20  # range-coded segments are decoded together in batches of
 BATCH_STATE_BYTES = 160 << 20  # ...whose stages hold about this much at most (pipeline.state_bytes)
 ENCODE_BATCH_BYTES = 1 << 19  # ...and encoded in batches of this many
 CHAINED_BATCH_BYTES = 4 << 20  # a chained stream's (its passes overlap its stages within a batch)
-# A chain's stages take their rows this many at a time, the front stages on one thread a few rows
-# ahead of the last stage on another (Chain.scan_front and scan_back with the network, Chain.code's
-# two halves without): a pipeline keeps both cores busy where one scan left one idle. 512 rows
-# (512 KB) stay in a core's cache between the two.
+# A chain's stages take their rows this many at a time, the front stages on one thread ahead of the
+# last stage on another (Chain.scan_front and scan_back with the network, up to a piece of rows
+# ahead; Chain.code's two halves without, up to classical.ROWS_AHEAD of these): a pipeline keeps
+# both cores busy where one scan left one idle.
 SCAN_ROWS = 1 << 9
 # A chain's first bytes are coded both with the network and without it (the classical method) and
 # the chain carries on the smaller way: a network that has not learnt machine code or bytecode can
@@ -390,8 +390,9 @@ class TzipCompressor:
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
         over the next piece runs on a thread meanwhile (both are C calls that release the GIL), so
         the two share the cores. A stream's first chain, and each after one that reached
-        CHAIN_LIMIT, starts as a trial: two chains, with and without the network, code its first
-        TRIAL_BYTES, the smaller one's frames are kept and it carries on; a chain that starts
+        CHAIN_LIMIT, starts as a trial: chains with the network (a binary chain's two bit mixers) and
+        without it code its first TRIAL_BYTES, a way with the network stopping where it falls more
+        than TRIAL_MARGIN behind, and the smallest one's frames are kept and it carries on; a chain that starts
         after a stored, zstd or lzma segment takes the way the last trial or contest kept (a trial
         per chain would double the stages' work on data where zstd wins most segments). After the
         trial, a contest codes every CONTEST_EVERY-th segment of the chain also the other way, from
@@ -463,7 +464,8 @@ class TzipCompressor:
                     k += 1
                     if k < len(pieces):  # a chain without the network that carries on needs no pass
                         wanted = bool(networked) if pieces[k][0] == i else (
-                            trial is not None or self.chain is None or as_text[pieces[k][0]]
+                            (trial is not None and any(method(r.way).network for r in trial))
+                            or self.chain is None or as_text[pieces[k][0]]
                             or method(self.tried_way or self.chain_way).network
                             or (trial is None and self._contests(runs[0].chain, ahead=True)))
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
@@ -504,7 +506,8 @@ def _scan_ways(front: ThreadPoolExecutor, networked: list, x: np.ndarray, t0: in
     """Rows t0.. of the segment being coded (x its bytes; `freqs` the network's, for every way) through
     each (run, coder) of `networked`: rewritten by the run's stages and range-coded. Each way's stages
     rewrite its rows in place (all but the last way get a copy), SCAN_ROWS at a time: all but the
-    last stage on the `front` thread, a few rows ahead of the last stage and the coder here."""
+    last stage on the `front` thread (one worker, so in order), as far ahead of the last stage and
+    the coder here as they run."""
     rows = [freqs.copy() for _ in networked[1:]] + [freqs]
     subs = list(piece_bounds(len(freqs), SCAN_ROWS))
     fronts = [[front.submit(run.chain.scan_front, run.start + t0 + s0, r[s0 : s0 + m]) for s0, m in subs]

@@ -121,7 +121,8 @@ class Chain:
     def code(self, t0: int, n: int, ahead: Executor | None = None, rows_at_once: int = 1 << 12) -> bytes | None:
         """The classical way (no network): rows t0..t0+n-1 of the history coded bit by bit, the
         stages learning them (codec/classical.py); None where the body would not fit its frame.
-        With `ahead`, the stages before the bit mixer run there, rows_at_once positions ahead of it
+        With `ahead`, an executor of one worker (its jobs run in order), the stages before the bit
+        mixer run there, up to classical.ROWS_AHEAD pieces of rows_at_once positions ahead of it
         (the same bytes)."""
         if ahead is not None:
             return classical.encode_pipelined(self.stages, self.history, t0, n, ahead, rows_at_once)

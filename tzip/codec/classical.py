@@ -4,7 +4,8 @@ Without the network nothing needs a byte's whole distribution: the match model a
 counts turn a uniform distribution into the bit mixer's incoming frequencies, and the mixer's
 eight decisions on the byte's path are coded by a binary arithmetic coder (codec/bitcoder.py),
 where the range coder needs all 255 nodes of the byte's tree evaluated. One C call codes or
-decodes a segment (tzip_classical_encode/_decode); without the C library the Python stages do.
+decodes a segment (tzip_classical_encode/_decode), or compression runs the stages before the bit
+mixer on a thread ahead of it (encode_pipelined); without the C library the Python stages do.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ ROWS_AHEAD = 4  # pieces of rows encode_pipelined lets its thread ahead compute 
 
 def encode_pipelined(stages: NativeStages | StagesInTurn, history: np.ndarray, t0: int, n: int,
                      ahead: Executor, rows_at_once: int) -> bytes | None:
-    """What `encode` gives, in two halves that overlap: the rows of the next rows_at_once positions
-    (tzip_classical_rows: every stage but the bit mixer, which learn) on `ahead`, while the bit
+    """What `encode` gives, in two halves that overlap: the rows of the next pieces of rows_at_once
+    positions (tzip_classical_rows: every stage but the bit mixer, which learn) on `ahead`, an
+    executor of one worker (the pieces' rows must be made in order), while the bit
     mixer codes the positions before here (tzip_classical_code). The match model and the counts
     take about as long as the mixer's eight decisions a byte, so two cores nearly halve the time."""
     if not isinstance(stages, NativeStages):

@@ -159,7 +159,9 @@ int64_t tzip_classical_rows(int64_t n_stages, const int32_t *kinds, void *const 
 int64_t tzip_classical_code(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
                             uint8_t *hist, int64_t t0, int64_t n, const int32_t *rows, uint8_t *out, int64_t cap,
                             int64_t *coder, int32_t flush) {
-    if (!classical_chain(n_stages, kinds)) return -2;
+    if (!classical_chain(n_stages, kinds) || (n > 0 && !rows) || coder[2] < 0 || coder[0] < 0 || coder[1] < coder[0]
+        || coder[1] > (int64_t)0xffffffffu)
+        return -2;
     bits_state *bits = ((bits_state **)states[n_stages - 1])[0];
     bit_coder c;
     bc_encoder(&c, out, cap);

@@ -332,7 +332,9 @@ TZIP_API int64_t tzip_classical_decode(int64_t n_stages, const int32_t *kinds, v
  * uniform distribution through every stage but the last, which learn the bytes); _code codes rows
  * written by _rows with the last stage, the bit mixer, into out [cap] through a coder carried in
  * coder[3] from call to call ({0, 0xffffffff, 0} to start). _code with flush ends the body and
- * returns its length, -1 where more than cap; else 0. Both return -2 and -2 - k as _encode does. */
+ * returns its length, -1 where more than cap; else 0; -2 for a chain that does not end with the bit
+ * mixer, a coder state no call could leave, or no rows. _rows returns 0, or -2 and -2 - k as
+ * _encode does. */
 TZIP_API int64_t tzip_classical_rows(int64_t n_stages, const int32_t *kinds, void *const *states,
                                      const uint8_t *const *masks, const uint8_t *hist, int64_t t0, int64_t n,
                                      int32_t *rows);
