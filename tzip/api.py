@@ -488,12 +488,12 @@ class TzipCompressor:
                 tried += len(raw)
                 if trial is not None and tried < TRIAL_BYTES and i < len(raws) - 1:
                     # the trial goes on, without a way with the network already far behind
-                    smallest = min(sum(map(len, r.frames)) for r in trial)
-                    trial[:] = [r for r in trial if not method(r.way).network
-                                or sum(map(len, r.frames)) <= smallest * (1 + TRIAL_MARGIN)]
+                    smallest = min(r.size for r in trial)
+                    trial[:] = [r for r in trial
+                                if not method(r.way).network or r.size <= smallest * (1 + TRIAL_MARGIN)]
                     continue
                 # the trial's smaller way (the network's on a tie), or the one way
-                best = min(runs, key=lambda r: (sum(map(len, r.frames)), not method(r.way).network))
+                best = min(runs, key=lambda r: (r.size, not method(r.way).network))
                 out += best.frames
                 self.stats += best.stats
                 if trial is not None:
@@ -529,6 +529,11 @@ class _Trial:
         self.rival: _Trial | None = None  # the segment coded the other way from a fork of the chain
         self.frames: list[bytes] = []
         self.stats: list[tuple[int, int, int]] = []
+
+    @property
+    def size(self) -> int:
+        """The bytes of the frames written so far."""
+        return sum(map(len, self.frames))
 
 
 class TzipDecompressor:

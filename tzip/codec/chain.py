@@ -72,12 +72,11 @@ class Chain:
         self.running = way
         parts = [self.parts[s] for s in stages_of(way)]
         self.stages = NativeStages.of(parts, self.history)
-        self.stages.set_active(np.ones(1, dtype=bool))
         # the same stages in two runs, for scan_front and scan_back: each stage reads only its own state,
         # the history and the rows the stage before it wrote, so running them stage-major is exact
         self.front = NativeStages.of(parts[:-1], self.history) if len(parts) > 1 else None
         self.back = NativeStages.of(parts[-1:], self.history)
-        for run in (self.front, self.back):
+        for run in (self.stages, self.front, self.back):
             if run is not None:
                 run.set_active(np.ones(1, dtype=bool))
 

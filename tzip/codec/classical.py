@@ -89,17 +89,15 @@ def encode_pipelined(stages: NativeStages | StagesInTurn, history: np.ndarray, t
     bounds = [(at, min(rows_at_once, t0 + n - at)) for at in range(t0, t0 + n, rows_at_once)]
     # one thread, so in order; at most ROWS_AHEAD pieces of rows wait (1 KB a position)
     jobs = deque(ahead.submit(rows, at, m) for at, m in bounds[:ROWS_AHEAD])
-    got = 0
     for k, (at, m) in enumerate(bounds):
         r = jobs.popleft().result()
         if k + ROWS_AHEAD < len(bounds):
             jobs.append(ahead.submit(rows, *bounds[k + ROWS_AHEAD]))
-        got = stages.lib.tzip_classical_code(*args, at, m, r.ctypes.data, out.ctypes.data, cap, coder.ctypes.data,
-                                             k == len(bounds) - 1)
-        if got < -1:
+        got = stages.lib.tzip_classical_code(*args, at, m, r.ctypes.data, out.ctypes.data, cap, coder.ctypes.data, 0)
+        if got:
             _check(stages, got)
-    if not bounds:  # an empty segment: the coder's flush alone
-        got = stages.lib.tzip_classical_code(*args, t0, 0, None, out.ctypes.data, cap, coder.ctypes.data, 1)
+    # the coder's flush, in a call of no rows
+    got = stages.lib.tzip_classical_code(*args, t0 + n, 0, None, out.ctypes.data, cap, coder.ctypes.data, 1)
     return None if got < 0 else out[:got].tobytes()
 
 
