@@ -4,16 +4,19 @@ twin without the network (methods 12 and 13) that behaves alike too."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
 import tzip
+from tzip.codec import encoder
 from tzip.codec.decoder import decode_segments
 from tzip.codec.encoder import encode_segments
-from tzip.codec.pipeline import uses_counts, way_frequencies
+from tzip.codec.pipeline import RowScan, stages_of, uses_counts, way_frequencies
 from tzip.codec.rangecoder import CoderError, encode_symbols
 from tzip.engine import native
-from tzip.engine.constants import UNIFORM_FREQ
+from tzip.engine.constants import FREQ_BITS, UNIFORM_FREQ
 from tzip.errors import TzipError
 from tzip.format import container as C
 from tzip.format.layout import Layout
@@ -116,3 +119,40 @@ def chosen_under_a_misled_network(misled, data: bytes, way: str, method: int) ->
     assert method in {f.method for _, frames in C.streams(packed) for f in frames if f.kind == C.FRAME_SEGMENT}
     assert tzip.decompress(packed, model=misled) == data
     assert len(packed) < len(tzip.compress(data, model=misled, methods=tuple(m for m in tzip.api.METHODS if m != way)))
+
+
+class Oracle:
+    """A stand-in network that gives every true byte half of the mass: far ahead of a uniform
+    distribution at any probe (compression only: it reads the bytes it predicts)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def segment_frequencies(self, symbols: np.ndarray, layout: Layout, rows: tuple[int, int] | None = None,
+                            hints: np.ndarray | None = None) -> np.ndarray:
+        t0, n = rows if rows is not None else (0, len(symbols))
+        f = np.full((n, 256), UNIFORM_FREQ // 2, dtype=np.int32)
+        f[np.arange(n), symbols[t0 : t0 + n]] += 1 << (FREQ_BITS - 1)
+        return f
+
+
+def twin_rows_under_a_leading_network(tiny, monkeypatch, network_way: str, twin: str, symbols: np.ndarray,
+                                      layout: Layout) -> int:
+    """How many rows the way without the network (`twin`) codes beside `network_way` when the
+    network leads from the first byte; the network's way must be the one kept."""
+    rows: Counter = Counter()
+
+    class Counting(RowScan):
+        def __init__(self, stages: tuple[str, ...], history: np.ndarray, layout: Layout):
+            super().__init__(stages, history, layout)
+            self.stages = stages
+
+        def scan(self, t0: int, freqs: np.ndarray) -> np.ndarray:
+            rows[self.stages] += len(freqs)
+            return super().scan(t0, freqs)
+
+    monkeypatch.setattr(encoder, "RowScan", Counting)
+    way, _ = encoder.encode_segment(Oracle(tiny.cfg), symbols, layout, (network_way, twin))
+    assert way == network_way
+    assert rows[stages_of(network_way)[-1:]] == len(symbols)  # the network's way: a RowScan a stage
+    return rows[stages_of(twin)]  # the twin's: one RowScan of all its stages

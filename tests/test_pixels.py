@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip.codec.encoder import code_length
+from tzip.codec.encoder import PROBE_MARGIN, PROBE_ROWS, code_length
 from tzip.engine import native
 from tzip.format import container as C
 from tzip.format.detect import split_bytes
@@ -21,6 +21,7 @@ from .mixed_stage import (
     coder_round_trip,
     damaged_fails,
     refused_elsewhere,
+    twin_rows_under_a_leading_network,
     uniform_twin,
 )
 from .test_match import network_like
@@ -174,3 +175,17 @@ def test_a_classical_pixels_segment_outside_an_image_is_refused(tiny):
 def test_damaged_classical_pixels_segment_fails_cleanly(samples):
     packed = tzip.compress(samples["pgm"], methods=("classical-pixels",))
     damaged_fails(packed, C.CLASSICAL_PIXELS)
+
+
+def test_a_network_far_ahead_stops_the_pixels_twin_after_the_probe_unless_its_margin_says_not(tiny, monkeypatch):
+    """Method 12 stops at the probe where the network leads by more than its PROBE_MARGIN (1 %), and
+    runs to the end beside the network's way where the lead is within it."""
+    rng = np.random.default_rng(5)
+    side = 160  # 25,600 pixels: longer than the probe
+    grey = np.add.outer(np.arange(side), np.arange(side)) + rng.integers(0, 8, (side, side))
+    x = np.clip(grey, 0, 255).astype(np.uint8).ravel()
+    layout = Layout.image(1, side)
+    assert len(x) > PROBE_ROWS
+    assert twin_rows_under_a_leading_network(tiny, monkeypatch, "pixels", "classical-pixels", x, layout) == PROBE_ROWS
+    monkeypatch.setitem(PROBE_MARGIN, "classical-pixels", 1.0)  # no lead is past a margin of 100 %
+    assert twin_rows_under_a_leading_network(tiny, monkeypatch, "pixels", "classical-pixels", x, layout) == len(x)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tzip
-from tzip.codec.encoder import code_length
+from tzip.codec.encoder import PROBE_MARGIN, PROBE_ROWS, code_length
 from tzip.engine import native
 from tzip.format import container as C
 from tzip.format.detect import split_bytes
@@ -21,6 +21,7 @@ from .mixed_stage import (
     coder_round_trip,
     damaged_fails,
     refused_elsewhere,
+    twin_rows_under_a_leading_network,
     uniform_twin,
 )
 from .test_match import network_like
@@ -140,3 +141,15 @@ def test_a_classical_samples_segment_outside_16_bit_audio_is_refused(tiny):
 def test_damaged_classical_samples_segment_fails_cleanly(samples):
     packed = tzip.compress(samples["wav_mono"], methods=("classical-samples",))
     damaged_fails(packed, C.CLASSICAL_SAMPLES)
+
+
+def test_a_network_far_ahead_leaves_the_samples_twin_running_to_the_end(tiny, monkeypatch):
+    """Method 13 has no PROBE_MARGIN: a lead at the probe can turn on audio, so the way without the
+    network codes the whole segment beside the network's, however far the network leads."""
+    rng = np.random.default_rng(5)
+    t = np.arange(12_800)  # 25,600 bytes of 16-bit mono: longer than the probe
+    wave = 8000 * np.sin(t / 9.0) + rng.normal(0, 200, len(t))
+    x = np.frombuffer(wave.astype(">i2").tobytes(), dtype=np.uint8)
+    assert "classical-samples" not in PROBE_MARGIN and len(x) > PROBE_ROWS
+    assert twin_rows_under_a_leading_network(tiny, monkeypatch, "samples", "classical-samples", x,
+                                             Layout.audio(1, 2)) == len(x)
