@@ -416,6 +416,17 @@ class TzipCompressor:
 
         trial: list[_Trial] | None = None  # the two ways of a new chain, while its trial lasts
         tried = 0  # the bytes the trial has coded
+
+        def segment_needs_network(j: int, runs: list[_Trial]) -> bool:
+            """Whether segment j, the next, may run a way with the network (its first piece's rows are
+            computed ahead, beside the segment before): a trial still holds such a way; no chain
+            carries on, so its way is decided only when it starts; its probe for the text contexts
+            reads the network's rows; the chain's way has the network; or a contest will code it
+            both ways. Otherwise it carries on a chain without the network, which needs no pass."""
+            return ((trial is not None and any(method(r.way).network for r in trial))
+                    or self.chain is None or as_text[j]
+                    or method(self.tried_way or self.chain_way).network
+                    or (trial is None and self._contests(runs[0].chain, ahead=True)))
         with (ThreadPoolExecutor(1) as ahead, ThreadPoolExecutor(1) as beside, ThreadPoolExecutor(1) as front,
               ThreadPoolExecutor(1) as rowing):
             pending = [ahead.submit(network, pieces[0])] if pieces else []
@@ -463,11 +474,8 @@ class TzipCompressor:
                         freqs = network(pieces[k])  # a chain without the network ended: a new trial
                     k += 1
                     if k < len(pieces):  # a chain without the network that carries on needs no pass
-                        wanted = bool(networked) if pieces[k][0] == i else (
-                            (trial is not None and any(method(r.way).network for r in trial))
-                            or self.chain is None or as_text[pieces[k][0]]
-                            or method(self.tried_way or self.chain_way).network
-                            or (trial is None and self._contests(runs[0].chain, ahead=True)))
+                        j = pieces[k][0]
+                        wanted = bool(networked) if j == i else segment_needs_network(j, runs)
                         pending.append(ahead.submit(network, pieces[k]) if wanted else ahead.submit(lambda: None))
                     if networked:
                         _scan_ways(front, networked, x, t0, freqs)
