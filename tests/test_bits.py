@@ -52,6 +52,35 @@ def test_c_scan_equals_python(contexts):
         assert (got >= 1).all() and (got.sum(1) == ONE).all()
 
 
+@needs_c
+def test_c_scan_equals_python_with_the_network_row():
+    """The net set (method 14's last stage) reads the network's own rows beside the incoming ones:
+    C and Python give the same integers, and with the network's row equal to the incoming one it
+    still differs from method 8's mixer (the extra input and weight sets), so the row is read."""
+    for i, x in enumerate(texts()):
+        net = network_like(x, i)
+        incoming = network_like(x, i + 7)
+        got = bits.Net.apply(x, incoming, Layout.text(), net=net)
+        want = bits.Net.apply(x, incoming, Layout.text(), native=False, net=net)
+        assert np.array_equal(got, want), i
+        assert (got >= 1).all() and (got.sum(1) == ONE).all()
+        if len(x) > 100:
+            assert not np.array_equal(got, bits.Net.apply(x, incoming, Layout.text(), net=incoming)), i
+    with pytest.raises(ValueError, match="network row"):
+        bits.Net.apply(ALICE[:10], network_like(ALICE[:10]), Layout.text(), net=network_like(ALICE[:9]))
+
+
+def test_the_network_row_teaches_the_mixer_to_trust_the_network():
+    """Where the network knows each byte (half of its mass on it) and the incoming rows do not
+    (flat), the net set codes far under method 8's mixer, which sees only the flat rows."""
+    x = ALICE[:3000]
+    flat = np.full((len(x), 256), ONE // 256, dtype=np.int32)
+    knowing = np.full((len(x), 256), 128, dtype=np.int32)
+    knowing[np.arange(len(x)), x] += ONE // 2
+    with_row = code_length(x, bits.Net.apply(x, flat, Layout.text(), net=knowing))
+    assert with_row < 0.5 * code_length(x, bits.apply(x, flat, Layout.text()))
+
+
 def x86_like(n: int, seed: int = 4) -> bytes:
     """Fixed-width instructions: an opcode from a few, then a 4-byte little-endian operand that
     counts up, so the opcode repeats five bytes apart and the operand's high bytes barely change."""
@@ -95,11 +124,11 @@ def test_only_text_and_binary_layouts():
 
 
 @pytest.mark.parametrize("engine", ["c", "python"])
-@pytest.mark.parametrize("way", ["bits", "classical"])
+@pytest.mark.parametrize("way", ["bits", "classical", "bits-net"])
 def test_batch_steps_equal_whole_segment_scan(engine, way, monkeypatch):
     segs = [ALICE[:700], ALICE[700:900], ALICE[900:1500]]
     ways = [way, "context", way]
-    batch = bits.BitsBatch if way == "bits" else bits.Sparse.batch
+    batch = {"bits": bits.BitsBatch, "classical": bits.Sparse.batch, "bits-net": bits.Net.batch}[way]
     batch_equals_scan(engine, monkeypatch, bits, batch, segs, ways, Layout.text())
 
 
@@ -110,11 +139,30 @@ def test_coder_round_trip_and_choice(tiny):
 
 def test_api_round_trips_with_the_bit_mixer():
     data = bytes(ALICE)
-    packed = tzip.compress(data)
+    packed = tzip.compress(data, methods=tuple(m for m in tzip.api.METHODS if m != "bits-net"))
     assert tzip.decompress(packed) == data
     assert C.FRAME_SEGMENT + bytes([C.BITS]) in packed
-    without = tzip.compress(data, methods=tuple(m for m in tzip.api.METHODS if m != "bits"))
+    without = tzip.compress(data, methods=tuple(m for m in tzip.api.METHODS if m not in ("bits", "bits-net")))
     assert len(packed) < len(without)
+
+
+def test_text_chains_take_the_bit_mixer_with_the_network_row(monkeypatch):
+    """By default a text chain's way is method 14; its segments decode with the C stages and with the
+    Python ones (the network's rows kept before the stages in both)."""
+    from tzip.stages import counts, match
+
+    data = bytes(ALICE)
+    packed = tzip.compress(data, segment_size=2048)
+    methods = {f.method for _, frames in C.streams(packed) for f in frames if f.kind == C.FRAME_SEGMENT}
+    assert methods == {C.BITS_NET}
+    assert tzip.decompress(packed) == data
+    for m in (match, counts, bits):
+        monkeypatch.setattr(m, "library", lambda: None)
+    assert tzip.decompress(packed) == data
+
+
+def test_a_bits_net_segment_outside_text_is_refused(tiny):
+    refused_elsewhere(tiny, "bits-net", C.BITS_NET, Layout.image(1, 3))
 
 
 def test_a_bits_segment_outside_text_is_refused(tiny):

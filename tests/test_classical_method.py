@@ -167,7 +167,7 @@ def test_a_chain_keeps_the_smaller_way_of_its_trial(case, modality, network_way,
 def test_binary_chains_take_the_network_with_binary_contexts(tiny):
     """Method 11: a binary chain's network way is method 10's stages fed the network's distribution;
     text chains keep the text contexts, and independent segments are never offered it."""
-    assert chain_way(DEFAULT, BINARY) == "sparse" and chain_way(DEFAULT, Layout.text()) == "bits"
+    assert chain_way(DEFAULT, BINARY) == "sparse" and chain_way(DEFAULT, Layout.text()) == "bits-net"
     assert chain_way(("bits", "classical"), BINARY) == "bits"
     assert chain_way(("sparse", "classical"), Layout.text()) == "sparse"
     data = records(6000)
@@ -237,7 +237,7 @@ def test_a_chain_after_a_full_one_tries_again(misled, monkeypatch):
 
 
 def test_a_binary_chain_tries_both_bit_mixers_with_the_network(misled, monkeypatch):
-    """A binary chain's trial codes method 11, method 8 and method 10; a text chain's, its way and 10."""
+    """A binary chain's trial codes method 11, method 8 and method 10; a text chain's, its way (14) and 10."""
     monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
     made = chains_made(monkeypatch)
     data = records(2048)
@@ -246,12 +246,12 @@ def test_a_binary_chain_tries_both_bit_mixers_with_the_network(misled, monkeypat
     assert tzip.decompress(packed, model=misled) == data
     made.clear()
     tzip.compress(ALICE[:2048], model=misled, modality="text", segment_size=1024)
-    assert made == ["bits", "classical"]
+    assert made == ["bits-net", "classical"]
 
 
 def test_text_streams_do_not_try_the_classical_way(tiny):
     packed = tzip.compress(ALICE[:3000], model=tiny, segment_size=1024)
-    assert {f.method for f in frames_of(packed)} <= {C.BITS, C.STORED, C.ZSTD}
+    assert {f.method for f in frames_of(packed)} <= {C.BITS_NET, C.STORED, C.ZSTD}
     independent = tzip.compress(records(3000), model=tiny, modality="binary", segment_size=1024, chain=False)
     assert C.CLASSICAL not in {f.method for f in frames_of(independent)}
     assert tzip.decompress(independent, model=tiny) == records(3000)

@@ -76,7 +76,7 @@ def test_an_lzma_block_restarts_the_chain(tiny, monkeypatch):
     ways = WITHOUT_CLASSICAL  # the untrained model would lose its chain's trial
     packed = tzip.compress(data, model=tiny, segment_size=1024, modality="text", methods=ways)
     assert C.Header.unpack(packed[: C.HEADER_SIZE]).chained
-    assert [f.method for f in segments_of(packed)] == [C.LZMA] + [C.BITS] * 4
+    assert [f.method for f in segments_of(packed)] == [C.LZMA] + [C.BITS_NET] * 4
     assert tzip.decompress(packed, model=tiny) == data
     alone = tzip.compress(ALICE[:4096], model=tiny, segment_size=1024, modality="text", methods=ways)
     tail = -1 - C.END.size

@@ -16,6 +16,7 @@ from tzip.format import container as C
 from tzip.format.layout import Layout
 from tzip.format.methods import method
 from tzip.stages import counts, match
+from tzip.stages.protocol import StagesInTurn
 
 from .conftest import DATA
 
@@ -105,18 +106,18 @@ def lock_step(segs: list[np.ndarray], freqs: list[np.ndarray], stages: list, his
     """Each segment's frequencies as the decoder's batch of stages computes them, step by step."""
     lengths = np.array([len(x) for x in segs])
     got = [np.zeros_like(f) for f in freqs]
+    run = StagesInTurn(stages)
     for t in range(hist.shape[1]):
         active = lengths > t
+        run.set_active(active)
         step = np.zeros((len(segs), 256), dtype=np.int32)
         for i in np.flatnonzero(active):
             step[i] = freqs[i][t]
-        for stage in stages:
-            step = stage.adjust(step, active, t)
+        step = run.adjust(step, t)
         for i in np.flatnonzero(active):
             got[i][t] = step[i]
             hist[i, t] = segs[i][t]
-        for stage in stages:
-            stage.update(t)
+        run.update(t)
     return got
 
 

@@ -121,7 +121,8 @@ class TzipCompressor:
         wins): "neural" is the network alone, "match" adds the match model, "context" the
         context counts, "pixels" (images), "samples" (16-bit audio) and "bits" (text and binary)
         a last, layout-specific stage; "classical" is the bit mixer with binary contexts and no
-        network, "sparse" the same with the network (both for chains only); "stored" and "zstd"
+        network, "sparse" the same with the network, "bits-net" the bits stage also given the
+        network's own row (the three for chains only); "stored" and "zstd"
         skip the network; "lzma" codes a block of segments with LZMA2 where that is smaller
         (codec/floor.py).
         transcoded_from: "png" or "flac" where the input is already that file's pixels or

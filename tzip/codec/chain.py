@@ -5,7 +5,7 @@ that costs: the bench's two long novels code 4.8 % and 3.6 % smaller as one segm
 256 KiB ones, almost all of it from these stages remembering the first segment, not from the
 network (which sees 64 bytes and a compressed memory). In a chained stream (header flag
 FLAG_CHAINED) consecutive segments coded with stage-bearing ways of one family (the same way, or
-any of the bit mixer's methods 8, 10 and 11) form a chain: each continues the stages' state where
+any of the bit mixer's methods 8, 10, 11 and 14) form a chain: each continues the stages' state where
 the segments before it left it, over a history that is the chain's bytes so far. The network
 still starts every segment afresh, so compression keeps its per-segment pass and bounded memory;
 decoding a chain is sequential, one byte at a time.
@@ -30,7 +30,7 @@ from concurrent.futures import Executor
 import numpy as np
 
 from tzip.codec import classical
-from tzip.codec.pipeline import stage_batch, stages_of
+from tzip.codec.pipeline import LAST, stage_batch, stages_of
 from tzip.format.layout import BINARY, TEXT, Layout
 from tzip.format.methods import CHAINABLE, method
 from tzip.stages.protocol import NativeStages, scan_rows
@@ -73,9 +73,12 @@ class Chain:
         parts = [self.parts[s] for s in stages_of(way)]
         self.stages = NativeStages.of(parts, self.history)
         # the same stages in two runs, for scan_front and scan_back: each stage reads only its own state,
-        # the history and the rows the stage before it wrote, so running them stage-major is exact
-        self.front = NativeStages.of(parts[:-1], self.history) if len(parts) > 1 else None
-        self.back = NativeStages.of(parts[-1:], self.history)
+        # the history and the rows the stage before it wrote, so running them stage-major is exact; but
+        # a last stage that reads the network's own rows (bits-net) needs them as they come, before the
+        # stages in front rewrite them, so its way's stages run as one (all of them in scan_back)
+        split = len(parts) > 1 and not getattr(LAST.get(stages_of(way)[-1]), "reads_network", False)
+        self.front = NativeStages.of(parts[:-1], self.history) if split else None
+        self.back = NativeStages.of(parts[-1:], self.history) if split else self.stages
         for run in (self.stages, self.front, self.back):
             if run is not None:
                 run.set_active(np.ones(1, dtype=bool))
@@ -107,13 +110,15 @@ class Chain:
     def scan_front(self, t0: int, freqs: np.ndarray) -> np.ndarray:
         """`scan` by all the running way's stages but its last: with `scan_back` over the same rows
         after it, what `scan` does. Rows ahead can go through the front stages on one thread while
-        the last stage (the costliest: the mixer) works on the rows before on another."""
+        the last stage (the costliest: the mixer) works on the rows before on another. For a way
+        whose last stage reads the network's own rows, nothing: scan_back runs every stage."""
         if self.front is not None:
             scan_rows(self.front, t0, freqs)
         return freqs
 
     def scan_back(self, t0: int, freqs: np.ndarray) -> np.ndarray:
-        """`scan` by the running way's last stage, of rows `scan_front` has rewritten."""
+        """`scan` by the running way's last stage, of rows `scan_front` has rewritten (or by all its
+        stages, of the network's rows, for a way whose last stage reads them)."""
         scan_rows(self.back, t0, freqs)
         return freqs
 

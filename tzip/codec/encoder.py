@@ -34,8 +34,8 @@ def chain_way(methods, layout: Layout) -> str | None:
     (the one encode_segment picks on text), or None where that way cannot chain (the pixel and sample
     models keep per-segment arrays) or none with stages is allowed; the stages without the network
     (classical) only where no way with it is allowed. Binary chains take the bit mixer with binary
-    data's contexts (sparse), text chains the text set's (bits)."""
-    mixers = ("sparse", "bits") if layout.modality == BINARY else ("bits", "sparse")
+    data's contexts (sparse), text chains the text set's with the network's own row (bits-net)."""
+    mixers = ("sparse", "bits") if layout.modality == BINARY else ("bits-net", "bits", "sparse")
     for way in ("pixels", "samples", *mixers, "context", "match", "classical"):
         if way in methods and fits(way, layout):
             return way if way in CHAINABLE else None

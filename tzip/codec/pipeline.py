@@ -18,9 +18,10 @@ from tzip.stages.protocol import NativeStages, scan_rows
 
 WAYS = CODED  # the range-coded methods by name, in id order (ties go to the earlier)
 # the last stages, each for its own layouts: "sparse" is the bit mixer with binary data's context set
-LAST = {"pixels": pixels, "samples": samples, "bits": bits, "sparse": bits.Sparse}
+# ("bits-net" the text set with the network's own row as one more input)
+LAST = {"pixels": pixels, "samples": samples, "bits": bits, "sparse": bits.Sparse, "bits-net": bits.Net}
 LAST_BATCH = {"pixels": pixels.PixelsBatch, "samples": samples.SamplesBatch, "bits": bits.BitsBatch,
-              "sparse": bits.Sparse.batch}
+              "sparse": bits.Sparse.batch, "bits-net": bits.Net.batch}
 COUNTS_CONFIG = {"counts1": "context1", "counts": "context"}  # a counts stage's configuration (counts.config)
 
 
@@ -55,7 +56,8 @@ def fits(way: str, layout: Layout) -> bool:
 # (measured with resource.getrusage on 128 KiB segments, rounded up: the context counts' tables
 # grow with the contexts seen, the pixel model keeps per-pixel errors, the bit mixer its slots)
 STATE_BYTES = {"match": (1 << 18, 0), "counts1": (0, 200), "counts": (0, 200), "pixels": (0, 110),
-               "samples": (0, 16), "bits": (25 << 20, 0), "sparse": (25 << 20, 0)}
+               "samples": (0, 16), "bits": (25 << 20, 0), "sparse": (25 << 20, 0),
+               "bits-net": (25 << 20, 0)}
 
 
 def state_bytes(way: str, n: int) -> int:
@@ -72,6 +74,8 @@ def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: La
             out = match.apply(symbols, freqs)
         elif stage in COUNTS_CONFIG:
             counts.apply(symbols, out, counts.config(COUNTS_CONFIG[stage], layout.modality), in_place=True)
+        elif getattr(LAST[stage], "reads_network", False):  # beside the incoming rows, the network's own
+            LAST[stage].apply(symbols, out, layout, in_place=True, net=freqs)
         else:
             LAST[stage].apply(symbols, out, layout, in_place=True)
     return out

@@ -25,10 +25,10 @@ VERBATIM = struct.Struct("<II")  # length, crc32
 END = struct.Struct("<QI")  # total original length, crc32(original)
 FRAME_SEGMENT, FRAME_VERBATIM, FRAME_END = b"S", b"V", b"E"
 (STORED, ZSTD, NEURAL, MATCH, CONTEXT1, CONTEXT, PIXELS, SAMPLES, BITS, LZMA, CLASSICAL, SPARSE, CLASSICAL_PIXELS,
- CLASSICAL_SAMPLES) = (
+ CLASSICAL_SAMPLES, BITS_NET) = (
     BY_NAME[n].id
     for n in ("stored", "zstd", "neural", "match", "context1", "context", "pixels", "samples", "bits", "lzma",
-              "classical", "sparse", "classical-pixels", "classical-samples"))
+              "classical", "sparse", "classical-pixels", "classical-samples", "bits-net"))
 METHOD_NAMES = {m.id: m.name for m in METHODS}
 METHOD_LETTERS = {m.id: m.letter for m in METHODS}  # `tzip info -v`
 CODED = tuple(m.id for m in METHODS if m.coded)  # range-coded: their frames may be up to twice the raw size

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tzip.format.layout import AUDIO, BINARY, IMAGE, TEXT
 
-MIXER = "mixer"  # the family of the bit mixer's methods (8, 10, 11)
+MIXER = "mixer"  # the family of the bit mixer's methods (8, 10, 11, 14)
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,11 @@ METHODS = (
     Method(12, "classical-pixels", "q", ("match", "counts", "pixels"), frozenset({IMAGE}), network=False),
     # and method 7's for audio
     Method(13, "classical-samples", "v", ("match", "samples"), frozenset({AUDIO}), network=False),
+    # the text chains' way: method 8's stages, its bit mixer also given the network's own row (the counts
+    # stage rescales the network's distribution before the mixer sees it), so it learns per file how far
+    # to trust the network
+    Method(14, "bits-net", "t", ("match", "counts", "bits-net"), frozenset({TEXT, BINARY}), family=MIXER,
+           chained_only=True),
 )
 BY_ID = {m.id: m for m in METHODS}
 BY_NAME = {m.name: m for m in METHODS}

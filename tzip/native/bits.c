@@ -1,8 +1,9 @@
 /* The bit mixer (tzip/stages/bits.py is the reference; the same integers): each byte as eight
  * binary decisions, each predicted by mixing the incoming split of the node with ten hashed
  * contexts' bit statistics (orders 1-4 and 6, then words, columns and the byte above for text, or
- * sparse contexts for binary data: enum tzip_bits_contexts), then refined by two interpolated
- * curves; the byte's frequencies follow by descending the tree of decisions.
+ * sparse contexts for binary data: enum tzip_bits_contexts) and, in the TZIP_BITS_NET set, the
+ * network's own split of the node, then refined by two interpolated curves; the byte's
+ * frequencies follow by descending the tree of decisions.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #define BM_HISTORY_LIMIT 255      /* a history's probability moves at least 1/256.5 of the way per bit */
 #define BM_RECORD_MAX 4096        /* the longest record length detected */
 #define BM_RECORD_VOTES 16
+#define BM_NET_SETS 8             /* the net set's first weight sets: by node and the network's split, in 8 bands */
 
 typedef struct {
     int32_t x[BM_INPUTS];
@@ -42,13 +44,17 @@ struct bits_state {
     int32_t history_p[BM_CONTEXTS * 256], history_n[BM_CONTEXTS * 256]; /* sparse set: by context and bit history */
     int32_t contexts;           /* enum tzip_bits_contexts */
     int32_t contexts_used;      /* BM_WORD_CONTEXTS, or with the sparse set BM_CONTEXTS */
-    int32_t inputs;             /* the mixer's inputs: BM_WORD_CONTEXTS + 2, or with the sparse set BM_INPUTS */
+    int32_t inputs;             /* the mixer's inputs: BM_WORD_CONTEXTS + 2 (+ 1 with the net set), or BM_INPUTS */
+    int32_t net;                /* the net set: the network's row is an input (net_row, from tzip_bits_keep) */
+    int32_t w1_sets;            /* the first weight sets a node: 1, or BM_NET_SETS with the net set */
     uint32_t word, word1, word2, above;
     int32_t record, candidate, votes;   /* sparse set: the detected record length, a candidate and its votes */
     int64_t last_at[256], last_gap[256]; /* by byte value: its last position, the gap to the one before */
     int64_t line_start, previous_line;
     uint32_t ctx[BM_CONTEXTS];  /* position t's contexts, from predict */
     int64_t cum[257];           /* the incoming frequencies' cumulative sums, from predict */
+    int32_t net_row[256];       /* the net set: the network's row of the position predicted next */
+    int64_t net_cum[257];       /* its cumulative sums, from predict */
     bm_node nodes[256];         /* the nodes predict evaluated (by c0), which update learns from as they were */
     uint8_t evaluated[256];
 };
@@ -72,16 +78,19 @@ bits_state *tzip_bits_new(const int32_t *squash, const int32_t *stretch, int32_t
     bits_state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->squash = squash; s->stretch = stretch; s->contexts = contexts;
+    s->net = contexts == TZIP_BITS_NET;
+    s->w1_sets = s->net ? BM_NET_SETS : 1;
     s->contexts_used = contexts == TZIP_BITS_SPARSE ? BM_CONTEXTS : BM_WORD_CONTEXTS;
-    s->inputs = contexts == TZIP_BITS_SPARSE ? BM_INPUTS : BM_WORD_CONTEXTS + 2;
+    s->inputs = contexts == TZIP_BITS_SPARSE ? BM_INPUTS : BM_WORD_CONTEXTS + 2 + s->net;
+    for (int v = 0; v < 256; v++) s->net_row[v] = TZIP_UNIFORM_FREQ;  /* until a row is kept */
     s->slots = calloc((size_t)1 << BM_SLOT_BITS, sizeof *s->slots);
     const int n = s->inputs;
-    s->w1 = malloc(sizeof *s->w1 * 256 * n);
+    s->w1 = malloc(sizeof *s->w1 * 256 * s->w1_sets * n);
     s->w2 = malloc(sizeof *s->w2 * 2048 * n);
     s->apm1 = malloc(sizeof *s->apm1 * 256 * 33);
     s->apm2 = malloc(sizeof *s->apm2 * 65536 * 33);
     if (!s->slots || !s->w1 || !s->w2 || !s->apm1 || !s->apm2) { tzip_bits_free(s); return NULL; }
-    for (int i = 0; i < 256 * n; i++) s->w1[i] = i % n ? BM_W_START : 65536;
+    for (int i = 0; i < 256 * s->w1_sets * n; i++) s->w1[i] = i % n ? BM_W_START : 65536;
     for (int i = 0; i < 2048 * n; i++) s->w2[i] = i % n ? BM_W_START : 65536;
     for (int i = 0; i < BM_CONTEXTS * 256; i++) s->history_p[i] = 32768;
     uint16_t curve[33];
@@ -99,13 +108,13 @@ bits_state *tzip_bits_clone(const bits_state *s) {
     *d = *s;
     const size_t n = (size_t)s->inputs;
     d->slots = malloc(sizeof *d->slots << BM_SLOT_BITS);
-    d->w1 = malloc(sizeof *d->w1 * 256 * n);
+    d->w1 = malloc(sizeof *d->w1 * 256 * s->w1_sets * n);
     d->w2 = malloc(sizeof *d->w2 * 2048 * n);
     d->apm1 = malloc(sizeof *d->apm1 * 256 * 33);
     d->apm2 = malloc(sizeof *d->apm2 * 65536 * 33);
     if (!d->slots || !d->w1 || !d->w2 || !d->apm1 || !d->apm2) { tzip_bits_free(d); return NULL; }
     memcpy(d->slots, s->slots, sizeof *d->slots << BM_SLOT_BITS);
-    memcpy(d->w1, s->w1, sizeof *d->w1 * 256 * n);
+    memcpy(d->w1, s->w1, sizeof *d->w1 * 256 * s->w1_sets * n);
     memcpy(d->w2, s->w2, sizeof *d->w2 * 2048 * n);
     memcpy(d->apm1, s->apm1, sizeof *d->apm1 * 256 * 33);
     memcpy(d->apm2, s->apm2, sizeof *d->apm2 * 65536 * 33);
@@ -182,7 +191,15 @@ static void bm_eval(const bits_state *s, uint32_t *const *bucket, uint32_t c1, i
     }
     const int n = s->inputs;
     nd->x[n - 1] = 256;
-    nd->w1 = c0 * n;
+    int band = 0;
+    if (s->net) {  /* the network's own split of the node, and its band of the first weight sets */
+        const int64_t *nc = s->net_cum;
+        const int64_t nt = nc[base + 2 * half] - nc[base], no = nc[base + 2 * half] - nc[base + half];
+        const int64_t q = (no * 4096 + nt / 2) / nt;
+        nd->x[n - 2] = s->stretch[q < 1 ? 1 : q > 4095 ? 4095 : q];
+        band = (int)(((int64_t)nd->x[n - 2] + 2048) * BM_NET_SETS >> 12);
+    }
+    nd->w1 = (c0 * s->w1_sets + band) * n;
     nd->w2 = (c0 * 8 + known) * n;
     int64_t a = 0, b = 0;
     for (int i = 0; i < n; i++) { a += (int64_t)nd->x[i] * s->w1[nd->w1 + i]; b += (int64_t)nd->x[i] * s->w2[nd->w2 + i]; }
@@ -230,6 +247,7 @@ static void bits_predict(bits_state *s, const uint8_t *h, int64_t t, int32_t *fr
     uint32_t *first[BM_CONTEXTS];
     bm_contexts(s, h, t);
     bm_cumulative(freq, s->cum);
+    if (s->net) bm_cumulative(s->net_row, s->net_cum);
     memset(s->evaluated, 0, sizeof s->evaluated);
     bm_buckets(s, 0, 0, first);
     bm_descend(s, first, freq, t > 0 ? h[t - 1] : 0, 1, 0, (int64_t)1 << 32, p);
@@ -349,6 +367,24 @@ int tzip_bits_scan(const int32_t *squash, const int32_t *stretch, int32_t contex
                    int32_t *freqs) {
     bits_state *s = tzip_bits_new(squash, stretch, contexts);
     SCAN_WITH(bits, s)
+}
+
+void tzip_bits_keep(bits_state **states, int64_t b, const uint8_t *use, const int32_t *freqs) {
+    for (int64_t i = 0; i < b; i++)
+        if (use[i] && states[i]->net) memcpy(states[i]->net_row, freqs + i * 256, sizeof states[i]->net_row);
+}
+
+int tzip_bits_scan_net(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n,
+                       const int32_t *net, int32_t *freqs) {
+    bits_state *s = tzip_bits_new(squash, stretch, TZIP_BITS_NET);
+    if (!s) return -2;
+    for (int64_t t = 0; t < n; t++) {
+        memcpy(s->net_row, net + t * 256, sizeof s->net_row);
+        bits_predict(s, sym, t, freqs + t * 256);
+        bits_update(s, sym, t);
+    }
+    tzip_bits_free(s);
+    return 0;
 }
 
 BATCH_STEPS(bits, bits_state)

@@ -15,6 +15,8 @@
    the match model's state array or the other stages' array of handles. */
 void tzip_stages_predict(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks, int64_t b,
                          const uint8_t *hist, int64_t stride, int64_t t, int32_t *freqs) {
+    for (int64_t k = 0; k < n; k++)  /* a bit mixer of the net set reads the rows as they come, before any stage */
+        if (kinds[k] == TZIP_STAGE_BITS) tzip_bits_keep((bits_state **)states[k], b, masks[k], freqs);
     for (int64_t k = 0; k < n; k++) {
         switch (kinds[k]) {
         case TZIP_STAGE_MATCH:

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define TZIP_ABI_VERSION 5
+#define TZIP_ABI_VERSION 6
 
 /* Each byte value's frequency in the uniform distribution (of 2^16): the classical way's input. */
 #define TZIP_UNIFORM_FREQ 256
@@ -112,10 +112,13 @@ enum tzip_stage_kind {
 
 /* The bit mixer's context sets (bits.c): beside orders 1-4 and 6, text's words, columns and the byte
  * above, or binary data's (bytes, pairs and triples at gaps up to 8, as in fixed-width fields and
- * instructions; the word so far; the bytes one and two detected records up; each slot's bit history). */
+ * instructions; the word so far; the bytes one and two detected records up; each slot's bit history);
+ * or text's with the network's own row as one more input, which also chooses the first weight set
+ * (the row as the chain's first stage received it, kept by tzip_bits_keep). */
 enum tzip_bits_contexts {
     TZIP_BITS_WORDS,
     TZIP_BITS_SPARSE,
+    TZIP_BITS_NET,
     TZIP_BITS_CONTEXTS_COUNT
 };
 
@@ -276,6 +279,12 @@ TZIP_API void tzip_bits_predict(bits_state **states, int64_t b, const uint8_t *h
                                 const uint8_t *use, int32_t *freqs);
 TZIP_API void tzip_bits_update(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
                                const uint8_t *use);
+/* The network's rows of a step, freqs [b][256] before any stage: kept by the flagged segments' mixers
+ * of the TZIP_BITS_NET set (tzip_stages_predict does it for its chains) for their next predict. */
+TZIP_API void tzip_bits_keep(bits_state **states, int64_t b, const uint8_t *use, const int32_t *freqs);
+/* tzip_bits_scan for the TZIP_BITS_NET set: net [n][256] are the network's rows, freqs the incoming. */
+TZIP_API int tzip_bits_scan_net(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n,
+                                const int32_t *net, int32_t *freqs);
 
 /* ---- Hints (hints.c) --------------------------------------------------------------------------
  * The stages' own predictions as the network's inputs: hints [n][TZIP_N_HINTS] int16 of positions

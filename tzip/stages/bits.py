@@ -32,18 +32,20 @@ four 2.1 %, the record's two 1.2 %: 29 % on an executable's relocation and symbo
 Integer arithmetic throughout (12-bit probabilities, exact decimal tables), so every machine
 computes the same frequencies (docs/DESIGN.md §2). This file is the reference and the fallback;
 tzip/native/bits.c computes the same integers fast. Segments coded this way are container
-method 8 ("bits", the text set) and method 10 ("classical", the sparse set), offered for text and
-binary layouts.
+method 8 ("bits", the text set), method 10 ("classical", the sparse set) and method 14
+("bits-net": the text set and, as one more input, the network's own row before the other stages
+rescaled it; `Net`), offered for text and binary layouts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tzip.engine.constants import UNIFORM_FREQ
 from tzip.engine.library import header, library
 from tzip.format.layout import BINARY, TEXT, Layout
 from tzip.stages.mixing import STRETCH, normalise, squash, squash_tables
-from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage
+from tzip.stages.protocol import STAGE_KINDS, StateBatch, apply_stage, segment_arrays
 
 SLOT_BITS = 22  # 2^22 words (16 MB) in buckets of 16: a check, then 15 nodes' p (16 bits) << 16 | history << 8 | count
 CONTEXTS = 10  # text's set
@@ -62,7 +64,8 @@ RECORD_MAX = 4096  # the longest record length detected
 RECORD_VOTES = 16
 CONTEXT_SETS = {name.removeprefix("TZIP_BITS_").lower(): v  # "words", "sparse": tzip.h's enum tzip_bits_contexts
                 for name, v in header().enums["tzip_bits_contexts"].items() if name != "TZIP_BITS_CONTEXTS_COUNT"}
-WORDS, SPARSE = CONTEXT_SETS["words"], CONTEXT_SETS["sparse"]
+WORDS, SPARSE, NET = CONTEXT_SETS["words"], CONTEXT_SETS["sparse"], CONTEXT_SETS["net"]
+NET_SETS = 8  # the net set's first weight sets a node: by the network's split of the node, in 8 bands
 _STRETCH = STRETCH.tolist()
 MASK32 = 0xFFFFFFFF
 
@@ -90,10 +93,13 @@ class SegmentBits:
     """One segment's mixer state; predict then update at each byte in turn."""
 
     def __init__(self, contexts: int = WORDS):
-        self.sparse = contexts == SPARSE
-        self.inputs = n = SPARSE_INPUTS if self.sparse else INPUTS
+        self.sparse, self.net = contexts == SPARSE, contexts == NET
+        self.inputs = n = SPARSE_INPUTS if self.sparse else INPUTS + self.net
+        self.w1_sets = NET_SETS if self.net else 1
+        self.net_row = np.full(256, UNIFORM_FREQ, dtype=np.int64)  # the net set: the network's row, from keep
+        self.net_cum: list[int] = []
         self.slots: dict[int, list[int]] = {}  # bucket (its first word's index) -> its 16 words, absent = zeros
-        self.w1 = [W_START if i % n else 65536 for i in range(256 * n)]
+        self.w1 = [W_START if i % n else 65536 for i in range(256 * self.w1_sets * n)]
         self.w2 = [W_START if i % n else 65536 for i in range(2048 * n)]
         self.history_p, self.history_n = [32768] * (SPARSE_CONTEXTS * 256), [0] * (SPARSE_CONTEXTS * 256)
         self.record = self.candidate = self.votes = 0  # the detected record length, a candidate, its votes
@@ -162,9 +168,15 @@ class SegmentBits:
             if CONTEXTS - 3 <= i < CONTEXTS:
                 known = known * 2 + (v & 0xFF != 0)
         x += histories
+        band = 0
+        if self.net:  # the network's own split of the node, and its band of the first weight sets
+            nc = self.net_cum
+            nt, no = nc[base + 2 * half] - nc[base], nc[base + 2 * half] - nc[base + half]
+            x.append(_STRETCH[clamp((no * 4096 + nt // 2) // nt, 1, 4095)])
+            band = ((x[-1] + 2048) * NET_SETS) >> 12
         x.append(256)
         n = self.inputs
-        o1, o2 = c0 * n, (c0 * 8 + known) * n
+        o1, o2 = (c0 * self.w1_sets + band) * n, (c0 * 8 + known) * n
         d1 = sum(a * b for a, b in zip(x, self.w1[o1:o1 + n])) >> 16
         d2 = sum(a * b for a, b in zip(x, self.w2[o2:o2 + n])) >> 16
         pr = squash((d1 + d2) >> 1)
@@ -194,10 +206,16 @@ class SegmentBits:
         self.descend(buckets, f, c1, 2 * c0, depth + 1, mass - m1, p)
         self.descend(buckets, f, c1, 2 * c0 + 1, depth + 1, m1, p)
 
+    def keep(self, net: np.ndarray) -> None:
+        """The net set: the network's row of the position predicted next, before any stage."""
+        self.net_row = np.array(net, dtype=np.int64)
+
     def predict(self, hist, t: int, freq: np.ndarray) -> None:
         """Refine position t's frequencies in place."""
         self.ctx = self.contexts(hist, t)
         self.cum = [0, *np.cumsum(freq.astype(np.int64)).tolist()]
+        if self.net:
+            self.net_cum = [0, *np.cumsum(self.net_row).tolist()]
         self.nodes = {}
         p = [0] * 256
         self.descend(self.buckets(0, False), freq, int(hist[t - 1]) if t else 0, 1, 0, 1 << 32, p)
@@ -316,6 +334,17 @@ class BitsBatch(StateBatch):
         super().__init__(use, history, library(), "tzip_bits", "the bit mixer",
                          lambda lib: lib.tzip_bits_new(*squash_tables(), contexts), lambda: SegmentBits(contexts))
 
+    def keep(self, freqs: np.ndarray, active: np.ndarray) -> None:
+        """The step's rows [b, 256] as the network gave them, before any stage: what the mixers of
+        the net set read beside the incoming rows (NativeStages does this in C, tzip_stages_predict)."""
+        mask = np.bitwise_and(self.use, active, out=self.mask)
+        if self.lib is not None:
+            rows = np.ascontiguousarray(freqs, dtype=np.int32)
+            self.lib.tzip_bits_keep(self.pointers[0], self.pointers[1], self.mask_pointer, rows.ctypes.data)
+            return
+        for i in np.flatnonzero(mask):
+            self.states[i].keep(freqs[i])
+
 
 class Sparse:
     """The bit mixer with the sparse contexts, as a method's last stage ("sparse" in the method
@@ -331,3 +360,42 @@ class Sparse:
     @staticmethod
     def batch(use: list[bool], history: np.ndarray, layout: Layout) -> BitsBatch:
         return BitsBatch(use, history, layout, SPARSE)
+
+
+class Net:
+    """The bit mixer with text's contexts and the network's own row as one more input, as a method's
+    last stage ("bits-net" in the method table). The counts stage rescales the network's
+    distribution by the segment's statistics before the mixer sees it; beside that blend, the
+    network's own split of each node lets the mixer learn per file how far to trust the network
+    (it also chooses the node's first weight set, in 8 bands of the split): the text bench set
+    codes 0.58 % smaller than with method 8, all of it where the network is present."""
+
+    applies = staticmethod(applies)
+    reads_network = True  # its apply takes the network's rows (`net`) beside the incoming ones
+
+    @staticmethod
+    def apply(symbols: np.ndarray, freqs: np.ndarray, layout: Layout, native: bool = True,
+              in_place: bool = False, net: np.ndarray | None = None) -> np.ndarray:
+        """`freqs` the incoming rows, `net` [T, 256] the network's (rows before any stage)."""
+        if not applies(layout):
+            raise ValueError("the bit mixer is for text and binary layouts")
+        data, out = segment_arrays(symbols, freqs, in_place)
+        rows = np.ascontiguousarray(net, dtype=np.int32)
+        if rows.shape != out.shape:
+            raise ValueError("one network row per symbol")
+        lib = library() if native else None
+        if lib is not None:
+            if lib.tzip_bits_scan_net(*squash_tables(), data.ctypes.data, len(data), rows.ctypes.data,
+                                      out.ctypes.data):
+                raise MemoryError("the bit mixer could not allocate its state")
+            return out
+        state = SegmentBits(NET)
+        for t in range(len(data)):
+            state.keep(rows[t])
+            state.predict(data, t, out[t])
+            state.update(data, t)
+        return out
+
+    @staticmethod
+    def batch(use: list[bool], history: np.ndarray, layout: Layout) -> BitsBatch:
+        return BitsBatch(use, history, layout, NET)

@@ -140,6 +140,9 @@ class StagesInTurn:
         self.active = active
 
     def adjust(self, freqs: np.ndarray, t: int) -> np.ndarray:
+        for stage in self.stages:  # a bit mixer of the net set reads the rows as they come, before any stage
+            if hasattr(stage, "keep"):
+                stage.keep(freqs, self.active)
         for stage in self.stages:
             freqs = stage.adjust(freqs, self.active, t)
         return freqs
