@@ -262,7 +262,7 @@ def test_a_contest_takes_a_chain_off_a_network_that_loses(misled, monkeypatch):
     """A chain whose trial kept the network (forced here) codes every CONTEST_EVERY-th segment also
     without it, from a fork of its state, keeps the smaller, and carries on with the winner's way."""
     monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
-    monkeypatch.setattr(api.TzipCompressor, "_trial_ways", lambda self: [self.chain_way])
+    monkeypatch.setattr(api.TzipCompressor, "_trial_ways", lambda self, first: [self.chain_way])
     monkeypatch.setattr(api, "CONTEST_EVERY", 2)
     data, ways = records(8192), ("stored", "sparse", "classical")
     packed = tzip.compress(data, model=misled, modality="binary", segment_size=1024, methods=ways)
@@ -279,7 +279,7 @@ def test_a_contest_puts_a_chain_back_on_a_network_that_wins(monkeypatch):
     """The other way round: a text chain whose trial kept the classical way (forced here) takes the
     shipped network's way again at its first contest, on prose, where the network gains."""
     monkeypatch.setattr(api, "TRIAL_BYTES", 1024)
-    monkeypatch.setattr(api.TzipCompressor, "_trial_ways", lambda self: ["classical"])
+    monkeypatch.setattr(api.TzipCompressor, "_trial_ways", lambda self, first: ["classical"])
     monkeypatch.setattr(api, "CONTEST_EVERY", 2)
     data = ALICE[:4096]
     packed = tzip.compress(data, modality="text", segment_size=1024, methods=("stored", "bits", "classical"))
@@ -295,9 +295,9 @@ def test_a_trial_stops_a_way_with_the_network_far_behind(misled, monkeypatch):
     scanned: Counter[str] = Counter()  # rows scanned with the network, by way
     scan_back = chain.Chain.scan_back
 
-    def watched(self, t0, freqs):
+    def watched(self, t0, freqs, net=None):
         scanned[self.running] += len(freqs)
-        return scan_back(self, t0, freqs)
+        return scan_back(self, t0, freqs, net)
 
     monkeypatch.setattr(chain.Chain, "scan_back", watched)
     data = records(4096)

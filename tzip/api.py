@@ -88,6 +88,10 @@ TRIAL_MARGIN = 0.05
 # 198,424) and the tar 1.3 times as fast: a contest's rival costs a second coding of its segment
 # (docs/ABLATIONS.md).
 CONTEST_EVERY = 8
+# A text chain whose first segment is shorter than SHORT_TEXT also tries method 8 beside method 14
+# (_trial_ways). Texts of n bytes from the bench set's four (each from byte 50,000), method 14
+# against method 8: 8 KiB +0.75 %, 16 KiB +0.43 %, 32 KiB +0.14 %, 64 KiB -0.12 %, 128 KiB -0.28 %.
+SHORT_TEXT = 1 << 16
 # A segment of a binary chain that looks like text is probed both ways over its first piece, the
 # probe's stages warmed on the chain's bytes just before it (_text_contexts_win).
 PROBE_WARMUP = 1 << 16
@@ -331,12 +335,15 @@ class TzipCompressor:
         """Whether a new chain is coded both with and without the network over its first TRIAL_BYTES."""
         return "classical" in self.methods and method(self.chain_way).network
 
-    def _trial_ways(self) -> list[str]:
-        """The ways a new chain's trial codes: the chain's way; method 8 beside method 11 (some short or
-        text-like binary chains prefer text's contexts) and beside method 14 (whose eight times as
-        many first weight sets learn more slowly: 4 KiB texts code 1 % larger with it alone); and the
-        classical way."""
-        method_8 = "bits" in self.methods and self.chain_way in ("sparse", "bits-net")
+    def _trial_ways(self, first: int) -> list[str]:
+        """The ways a new chain's trial codes (`first`: the length of its first segment): the chain's
+        way; method 8 beside method 11 (some short or text-like binary chains prefer text's
+        contexts), and beside method 14 where the first segment is under SHORT_TEXT (method 14's
+        eight times as many first weight sets learn more slowly: 4 KiB texts code 1 % larger with it
+        alone, from 64 KiB on it is the smaller, and a third way costs a third of the trial's
+        speed); and the classical way."""
+        method_8 = "bits" in self.methods and (self.chain_way == "sparse"
+                                               or (self.chain_way == "bits-net" and first < SHORT_TEXT))
         return [self.chain_way, *(["bits"] if method_8 else []), "classical"]
 
     def _offers_text_contexts(self) -> bool:
@@ -439,7 +446,7 @@ class TzipCompressor:
                     full = self.chain is not None  # it ended at CHAIN_LIMIT, not at a stored, zstd or lzma segment
                     self.chain = None  # the old chain's state is freed before the new one is made
                     if self._trials_classical() and (self.tried_way is None or full):
-                        trial, tried = [_Trial(way) for way in self._trial_ways()], 0
+                        trial, tried = [_Trial(way) for way in self._trial_ways(len(raw))], 0
                     else:
                         self.chain = Chain(self.tried_way or self.chain_way, layout, self.segment_size)
                 runs = trial or [_Trial(self.tried_way or self.chain_way, self.chain)]
@@ -518,7 +525,9 @@ def _scan_ways(front: ThreadPoolExecutor, networked: list, x: np.ndarray, t0: in
     each (run, coder) of `networked`: rewritten by the run's stages and range-coded. Each way's stages
     rewrite its rows in place (all but the last way get a copy), SCAN_ROWS at a time: all but the
     last stage on the `front` thread (one worker, so in order), as far ahead of the last stage and
-    the coder here as they run."""
+    the coder here as they run. A last stage that reads the network's rows (method 14's) gets a copy
+    of them as they came."""
+    net = freqs.copy() if any(run.chain.reads_network for run, _ in networked) else None
     rows = [freqs.copy() for _ in networked[1:]] + [freqs]
     subs = list(piece_bounds(len(freqs), SCAN_ROWS))
     fronts = [[front.submit(run.chain.scan_front, run.start + t0 + s0, r[s0 : s0 + m]) for s0, m in subs]
@@ -527,7 +536,8 @@ def _scan_ways(front: ThreadPoolExecutor, networked: list, x: np.ndarray, t0: in
         for (s0, m), job in zip(subs, done):
             job.result()
             at = t0 + s0
-            coder.add(x[at : at + m], run.chain.scan_back(run.start + at, r[s0 : s0 + m]))
+            coder.add(x[at : at + m], run.chain.scan_back(run.start + at, r[s0 : s0 + m],
+                                                          None if net is None else net[s0 : s0 + m]))
 
 
 class _Trial:

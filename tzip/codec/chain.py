@@ -73,12 +73,11 @@ class Chain:
         parts = [self.parts[s] for s in stages_of(way)]
         self.stages = NativeStages.of(parts, self.history)
         # the same stages in two runs, for scan_front and scan_back: each stage reads only its own state,
-        # the history and the rows the stage before it wrote, so running them stage-major is exact; but
-        # a last stage that reads the network's own rows (bits-net) needs them as they come, before the
-        # stages in front rewrite them, so its way's stages run as one (all of them in scan_back)
-        split = len(parts) > 1 and not getattr(LAST.get(stages_of(way)[-1]), "reads_network", False)
-        self.front = NativeStages.of(parts[:-1], self.history) if split else None
-        self.back = NativeStages.of(parts[-1:], self.history) if split else self.stages
+        # the history, the rows the stage before it wrote and the network's rows, so running them
+        # stage-major is exact
+        self.front = NativeStages.of(parts[:-1], self.history) if len(parts) > 1 else None
+        self.back = NativeStages.of(parts[-1:], self.history)
+        self.reads_network = bool(getattr(LAST.get(stages_of(way)[-1]), "reads_network", False))
         for run in (self.stages, self.front, self.back):
             if run is not None:
                 run.set_active(np.ones(1, dtype=bool))
@@ -110,16 +109,17 @@ class Chain:
     def scan_front(self, t0: int, freqs: np.ndarray) -> np.ndarray:
         """`scan` by all the running way's stages but its last: with `scan_back` over the same rows
         after it, what `scan` does. Rows ahead can go through the front stages on one thread while
-        the last stage (the costliest: the mixer) works on the rows before on another. For a way
-        whose last stage reads the network's own rows, nothing: scan_back runs every stage."""
+        the last stage (the costliest: the mixer) works on the rows before on another."""
         if self.front is not None:
             scan_rows(self.front, t0, freqs)
         return freqs
 
-    def scan_back(self, t0: int, freqs: np.ndarray) -> np.ndarray:
-        """`scan` by the running way's last stage, of rows `scan_front` has rewritten (or by all its
-        stages, of the network's rows, for a way whose last stage reads them)."""
-        scan_rows(self.back, t0, freqs)
+    def scan_back(self, t0: int, freqs: np.ndarray, net: np.ndarray | None = None) -> np.ndarray:
+        """`scan` by the running way's last stage, of rows `scan_front` has rewritten; `net`, the
+        network's rows as they were before, for a last stage that reads them (reads_network)."""
+        if self.reads_network and net is None:
+            raise ValueError(f"the {self.running} way's last stage reads the network's rows")
+        scan_rows(self.back, t0, freqs, net if self.reads_network else None)
         return freqs
 
     def code(self, t0: int, n: int, ahead: Executor | None = None, rows_at_once: int = 1 << 12) -> bytes | None:

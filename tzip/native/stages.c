@@ -13,10 +13,20 @@
 
 /* Each stage in turn rewrites the step's frequencies of the segments its mask flags; states[k] is
    the match model's state array or the other stages' array of handles. */
+static void stages_predict(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks, int64_t b,
+                           const uint8_t *hist, int64_t stride, int64_t t, int32_t *freqs, const int32_t *net);
+
 void tzip_stages_predict(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks, int64_t b,
                          const uint8_t *hist, int64_t stride, int64_t t, int32_t *freqs) {
-    for (int64_t k = 0; k < n; k++)  /* a bit mixer of the net set reads the rows as they come, before any stage */
-        if (kinds[k] == TZIP_STAGE_BITS) tzip_bits_keep((bits_state **)states[k], b, masks[k], freqs);
+    stages_predict(n, kinds, states, masks, b, hist, stride, t, freqs, freqs);
+}
+
+/* net: the network's rows of the step, which a bit mixer of the net set keeps before any stage runs
+   (freqs itself where the stages get them as they come; apart where the stages before ran already). */
+static void stages_predict(int64_t n, const int32_t *kinds, void *const *states, const uint8_t *const *masks, int64_t b,
+                           const uint8_t *hist, int64_t stride, int64_t t, int32_t *freqs, const int32_t *net) {
+    for (int64_t k = 0; k < n; k++)
+        if (kinds[k] == TZIP_STAGE_BITS) tzip_bits_keep((bits_state **)states[k], b, masks[k], net);
     for (int64_t k = 0; k < n; k++) {
         switch (kinds[k]) {
         case TZIP_STAGE_MATCH:
@@ -69,8 +79,13 @@ int64_t tzip_stages_update(int64_t n, const int32_t *kinds, void *const *states,
    The stages are those of a decode batch of one; returns what tzip_stages_update returns. */
 int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
                          const uint8_t *hist, int64_t t0, int64_t n, int32_t *freqs) {
+    return tzip_stages_scan_net(n_stages, kinds, states, masks, hist, t0, n, freqs, freqs);
+}
+
+int64_t tzip_stages_scan_net(int64_t n_stages, const int32_t *kinds, void *const *states, const uint8_t *const *masks,
+                             const uint8_t *hist, int64_t t0, int64_t n, int32_t *freqs, const int32_t *net) {
     for (int64_t t = t0; t < t0 + n; t++) {
-        tzip_stages_predict(n_stages, kinds, states, masks, 1, hist, 0, t, freqs + (t - t0) * 256);
+        stages_predict(n_stages, kinds, states, masks, 1, hist, 0, t, freqs + (t - t0) * 256, net + (t - t0) * 256);
         const int64_t failed = tzip_stages_update(n_stages, kinds, states, masks, 1, hist, 0, t);
         if (failed) return failed;
     }

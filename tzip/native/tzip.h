@@ -321,6 +321,11 @@ TZIP_API int64_t tzip_stages_update(int64_t n, const int32_t *kinds, void *const
 TZIP_API int64_t tzip_stages_scan(int64_t n_stages, const int32_t *kinds, void *const *states,
                                   const uint8_t *const *masks, const uint8_t *hist, int64_t t0, int64_t n,
                                   int32_t *freqs);
+/* _scan where the rows reach the stages after others have rewritten them: net [n][256] are the
+ * network's rows, which a bit mixer of the net set keeps (_scan keeps freqs' rows as they come). */
+TZIP_API int64_t tzip_stages_scan_net(int64_t n_stages, const int32_t *kinds, void *const *states,
+                                      const uint8_t *const *masks, const uint8_t *hist, int64_t t0, int64_t n,
+                                      int32_t *freqs, const int32_t *net);
 
 /* The classical way (method 10): a chain's stages (a batch of one, as _scan takes them; the last
  * the bit mixer) over positions t0..t0+n-1 of hist from the uniform distribution, each byte coded

@@ -139,10 +139,12 @@ class StagesInTurn:
     def set_active(self, active: np.ndarray) -> None:
         self.active = active
 
-    def adjust(self, freqs: np.ndarray, t: int) -> np.ndarray:
-        for stage in self.stages:  # a bit mixer of the net set reads the rows as they come, before any stage
+    def adjust(self, freqs: np.ndarray, t: int, net: np.ndarray | None = None) -> np.ndarray:
+        """net: the network's rows where `freqs` come rewritten by stages before these (a bit mixer of
+        the net set keeps them, else the rows as they come)."""
+        for stage in self.stages:
             if hasattr(stage, "keep"):
-                stage.keep(freqs, self.active)
+                stage.keep(freqs if net is None else net, self.active)
         for stage in self.stages:
             freqs = stage.adjust(freqs, self.active, t)
         return freqs
@@ -189,11 +191,18 @@ class NativeStages:
     def update(self, t: int) -> None:
         self.check(self.lib.tzip_stages_update(*self.args, t))
 
-    def scan(self, t0: int, freqs: np.ndarray) -> None:
+    def scan(self, t0: int, freqs: np.ndarray, net: np.ndarray | None = None) -> None:
         """A batch of one over a whole segment from position t0 of its history (chain.Chain's
-        compression): freqs [T, 256] rewritten in place, in one C call (tzip_stages_scan)."""
+        compression): freqs [T, 256] rewritten in place, in one C call (tzip_stages_scan; with `net`,
+        the network's rows where freqs come rewritten by other stages, tzip_stages_scan_net)."""
         n, kinds, states, masks, _, history, _ = self.args
-        self.check(self.lib.tzip_stages_scan(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data))
+        if net is None:
+            self.check(self.lib.tzip_stages_scan(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data))
+            return
+        if net.shape != freqs.shape or net.dtype != np.int32 or not net.flags.c_contiguous:
+            raise ValueError("one C-ordered int32 network row per row")
+        self.check(self.lib.tzip_stages_scan_net(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data,
+                                                 net.ctypes.data))
 
     def check(self, failed: int) -> None:
         """Raise where a stage update failed (its number plus one), as tzip_stages_update reports it."""
@@ -201,14 +210,14 @@ class NativeStages:
             raise MemoryError(f"{self.stages[failed - 1].what} could not grow its state")
 
 
-def scan_rows(stages: NativeStages | StagesInTurn, t0: int, freqs: np.ndarray) -> None:
+def scan_rows(stages: NativeStages | StagesInTurn, t0: int, freqs: np.ndarray, net: np.ndarray | None = None) -> None:
     """Rows t0, t0 + 1, ... of a batch of one rewritten in place (freqs int32 [n, 256], C order) by
     its stages, which learn each row's byte from their history: one C call where every stage is
     native, else the Python stages position by position. Rows scanned in pieces give exactly what
     one scan gives (the states carry on)."""
     if isinstance(stages, NativeStages):
-        stages.scan(t0, freqs)
+        stages.scan(t0, freqs, net)
         return
     for t in range(len(freqs)):
-        freqs[t] = stages.adjust(freqs[t : t + 1], t0 + t)[0]
+        freqs[t] = stages.adjust(freqs[t : t + 1], t0 + t, None if net is None else net[t : t + 1])[0]
         stages.update(t0 + t)
