@@ -328,3 +328,31 @@ def test_the_pipelined_classical_encoder_codes_what_the_one_call_codes(rows_at_o
             bodies.append(alone.code(alone.add(x), len(x)))
             assert piped.code(piped.add(x), len(x), ahead, rows_at_once) == bodies[-1]
     assert [b is None for b in bodies] == [False, False, True, True]
+
+
+def test_only_a_short_text_chain_also_tries_method_8(tiny, monkeypatch):
+    """A text chain's trial codes method 8 beside method 14 where its first segment is under
+    SHORT_TEXT, and not from SHORT_TEXT on (a third way costs speed where method 14 is the smaller)."""
+    monkeypatch.setattr(api, "SHORT_TEXT", 2048)
+    made = chains_made(monkeypatch)
+    text = (ALICE * 2)[:4096]
+    tzip.compress(text[:2047], model=tiny, modality="text")
+    assert made == ["bits-net", "bits", "classical"]
+    made.clear()
+    packed = tzip.compress(text, model=tiny, modality="text", segment_size=2048)
+    assert made[:2] == ["bits-net", "classical"] and "bits" not in made
+    assert tzip.decompress(packed, model=tiny) == text
+
+
+def test_a_forked_method_14_chain_codes_as_the_original(tiny):
+    """A fork of a chain running method 14 (a contest's rival) has the mixer's state and kept row as the
+    original had them: the same segment scanned on both gives the same rows."""
+    from .test_match import network_like
+
+    segs = [np.frombuffer(ALICE[i : i + 1500], dtype=np.uint8) for i in (0, 1500)]
+    c = chain.Chain("bits-net", Layout.text(), 1500)
+    c.scan(c.add(segs[0]), network_like(segs[0], 0))
+    twin = c.fork()
+    start = c.add(segs[1])
+    f = network_like(segs[1], 1)
+    assert np.array_equal(c.scan(start, f.copy()), twin.scan(start, f.copy()))

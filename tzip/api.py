@@ -69,9 +69,9 @@ SCAN_ROWS = 1 << 9
 # the chain carries on the smaller way: a network that has not learnt machine code or bytecode can
 # cost the bit mixer more than it gives (the Java classes of the binary bench set code 12 % larger
 # with it), and text that is not prose can code smaller with the binary contexts alone (a PDF's
-# pages 4.4 %, a build log 8.3 %), while on prose and most logs and tables the network gains. Both chains'
-# states are alive meanwhile; 256 KiB decides as 1 MiB did on every file of the binary bench set,
-# at a quarter of the network's passes.
+# pages 4.4 %, a build log 8.3 %), while on prose and most logs and tables the network gains. The
+# trial's chains' states (two or three) are alive meanwhile; 256 KiB decides as 1 MiB did on every
+# file of the binary bench set, at a quarter of the network's passes.
 TRIAL_BYTES = 1 << 18
 # A trial's way with the network that is behind the smallest by more than TRIAL_MARGIN after a
 # segment stops there: the text contexts on an executable (nasm's first 64 KiB: 48 % larger than
@@ -400,8 +400,8 @@ class TzipCompressor:
         from the segment before, a piece of rows at a time (bounded memory). The network's pass
         over the next piece runs on a thread meanwhile (both are C calls that release the GIL), so
         the two share the cores. A stream's first chain, and each after one that reached
-        CHAIN_LIMIT, starts as a trial: chains with the network (a binary chain's two bit mixers) and
-        without it code its first TRIAL_BYTES, a way with the network stopping where it falls more
+        CHAIN_LIMIT, starts as a trial: chains with the network (a binary chain's two bit mixers, or a
+        short text's) and without it code its first TRIAL_BYTES, a way with the network stopping where it falls more
         than TRIAL_MARGIN behind, and the smallest one's frames are kept and it carries on; a chain that starts
         after a stored, zstd or lzma segment takes the way the last trial or contest kept (a trial
         per chain would double the stages' work on data where zstd wins most segments). After the
@@ -479,7 +479,8 @@ class TzipCompressor:
                 networked = [(run, SymbolEncoder()) for run in coding if method(run.segment_way).network]
                 while k < len(pieces) and pieces[k][0] == i:
                     _, t0, n = pieces[k]
-                    freqs = pending.pop().result()  # 1 KB a byte: this piece's and the next one's are alive
+                    # 1 KB a byte: this piece's and the next one's are alive (and, for method 14, a copy in _scan_ways)
+                    freqs = pending.pop().result()
                     if freqs is None and networked:
                         freqs = network(pieces[k])  # a chain without the network ended: a new trial
                     k += 1

@@ -128,6 +128,8 @@ class Chain:
         With `ahead`, an executor of one worker (its jobs run in order), the stages before the bit
         mixer run there, up to classical.ROWS_AHEAD pieces of rows_at_once positions ahead of it
         (the same bytes)."""
+        if self.reads_network:
+            raise ValueError(f"the {self.running} way reads the network's rows; the classical coder feeds none")
         if ahead is not None:
             return classical.encode_pipelined(self.stages, self.history, t0, n, ahead, rows_at_once)
         return classical.encode(self.stages, self.history, t0, n)

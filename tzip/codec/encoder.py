@@ -30,10 +30,10 @@ def code_length(symbols: np.ndarray, freqs: np.ndarray) -> float:
 
 
 def chain_way(methods, layout: Layout) -> str | None:
-    """The way a chained stream codes its segments: the most refined allowed way for the layout
-    (the one encode_segment picks on text), or None where that way cannot chain (the pixel and sample
-    models keep per-segment arrays) or none with stages is allowed; the stages without the network
-    (classical) only where no way with it is allowed. Binary chains take the bit mixer with binary
+    """The way a chained stream codes its segments: the most refined allowed way for the layout, or
+    None where that way cannot chain (the pixel and sample models keep per-segment arrays) or none
+    with stages is allowed; the stages without the network (classical) only where no way with it is
+    allowed. Binary chains take the bit mixer with binary
     data's contexts (sparse), text chains the text set's with the network's own row (bits-net)."""
     mixers = ("sparse", "bits") if layout.modality == BINARY else ("bits-net", "bits", "sparse")
     for way in ("pixels", "samples", *mixers, "context", "match", "classical"):

@@ -280,7 +280,9 @@ TZIP_API void tzip_bits_predict(bits_state **states, int64_t b, const uint8_t *h
 TZIP_API void tzip_bits_update(bits_state **states, int64_t b, const uint8_t *hist, int64_t stride, int64_t t,
                                const uint8_t *use);
 /* The network's rows of a step, freqs [b][256] before any stage: kept by the flagged segments' mixers
- * of the TZIP_BITS_NET set (tzip_stages_predict does it for its chains) for their next predict. */
+ * of the TZIP_BITS_NET set for their next predict (tzip_stages_predict keeps them for every batch it
+ * runs, tzip_stages_scan_net the rows it is given). The bit-by-bit coder (tzip_classical_*) feeds a
+ * uniform distribution and keeps no row: it is for the other sets only. */
 TZIP_API void tzip_bits_keep(bits_state **states, int64_t b, const uint8_t *use, const int32_t *freqs);
 /* tzip_bits_scan for the TZIP_BITS_NET set: net [n][256] are the network's rows, freqs the incoming. */
 TZIP_API int tzip_bits_scan_net(const int32_t *squash, const int32_t *stretch, const uint8_t *sym, int64_t n,
