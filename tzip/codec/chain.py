@@ -30,7 +30,7 @@ from concurrent.futures import Executor
 import numpy as np
 
 from tzip.codec import classical
-from tzip.codec.pipeline import LAST, stage_batch, stages_of
+from tzip.codec.pipeline import reads_network, stage_batch, stages_of
 from tzip.format.layout import BINARY, TEXT, Layout
 from tzip.format.methods import CHAINABLE, method
 from tzip.stages.protocol import NativeStages, scan_rows
@@ -77,7 +77,7 @@ class Chain:
         # stage-major is exact
         self.front = NativeStages.of(parts[:-1], self.history) if len(parts) > 1 else None
         self.back = NativeStages.of(parts[-1:], self.history)
-        self.reads_network = bool(getattr(LAST.get(stages_of(way)[-1]), "reads_network", False))
+        self.reads_network = reads_network(way)
         for run in (self.stages, self.front, self.back):
             if run is not None:
                 run.set_active(np.ones(1, dtype=bool))

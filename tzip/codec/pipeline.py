@@ -40,6 +40,12 @@ def uses_counts(way: str) -> bool:
     return "counts" in stages_of(way)
 
 
+def reads_network(way: str) -> bool:
+    """Whether a way's last stage reads the network's own rows beside the incoming ones (method 14)."""
+    last = last_stage(way)
+    return last is not None and getattr(LAST[last], "reads_network", False)
+
+
 def last_stage(way: str) -> str | None:
     """The way's layout-specific last stage (pixels, samples, bits), if it has one."""
     stages = stages_of(way)
@@ -74,7 +80,7 @@ def way_frequencies(way: str, symbols: np.ndarray, freqs: np.ndarray, layout: La
             out = match.apply(symbols, freqs)
         elif stage in COUNTS_CONFIG:
             counts.apply(symbols, out, counts.config(COUNTS_CONFIG[stage], layout.modality), in_place=True)
-        elif getattr(LAST[stage], "reads_network", False):  # beside the incoming rows, the network's own
+        elif reads_network(way):  # the last stage: beside the incoming rows, the network's own
             LAST[stage].apply(symbols, out, layout, in_place=True, net=freqs)
         else:
             LAST[stage].apply(symbols, out, layout, in_place=True)

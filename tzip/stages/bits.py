@@ -333,6 +333,7 @@ class BitsBatch(StateBatch):
     def __init__(self, use: list[bool], history: np.ndarray, layout: Layout, contexts: int = WORDS):
         super().__init__(use, history, library(), "tzip_bits", "the bit mixer",
                          lambda lib: lib.tzip_bits_new(*squash_tables(), contexts), lambda: SegmentBits(contexts))
+        self.reads_network = contexts == NET  # only the net set's mixers keep the network's rows
 
     def keep(self, freqs: np.ndarray, active: np.ndarray) -> None:
         """The step's rows [b, 256] as the network gave them, before any stage: what the mixers of

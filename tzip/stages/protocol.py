@@ -143,7 +143,7 @@ class StagesInTurn:
         """net: the network's rows where `freqs` come rewritten by stages before these (a bit mixer of
         the net set keeps them, else the rows as they come)."""
         for stage in self.stages:
-            if hasattr(stage, "keep"):
+            if getattr(stage, "reads_network", False):
                 stage.keep(freqs if net is None else net, self.active)
         for stage in self.stages:
             freqs = stage.adjust(freqs, self.active, t)
