@@ -470,3 +470,24 @@ def test_pack_takes_prose_as_text_beside_text_train(tmp_path, samples):
                "--audio-mb", "0"])
     names = {d.name.split("/")[0]: d.layout.modality for d in Shard(out).docs}
     assert names == {"text-train": 0, "prose-train": 0}
+
+
+def test_training_text_crops_can_have_crlf_line_ends(tmp_path, samples):
+    """With cfg.crlf = 1 every training text crop has CRLF line ends (its features the bytes before
+    each target, as coded), held-out crops stay as stored; with 0 the crops are as before."""
+    w = build.SetWriter(tmp_path, "text-train")
+    w.write("lf.txt", samples["text"].replace(b"\r\n", b"\n") * 100)  # chunks to train on and to hold out
+    w.finish()
+    out = tmp_path / "train.shard"
+    pack.main([str(out), "--cache", str(tmp_path), "--text-mb", "1", "--image-mb", "0", "--audio-mb", "0"])
+    shard = Shard(out)
+    plain = Batches(shard, TrainConfig(shard=str(out), seq=256), val=False, seed=0).batch(8)
+    again = Batches(shard, TrainConfig(shard=str(out), seq=256, crlf=0.0), val=False, seed=0).batch(8)
+    assert torch.equal(plain[2], again[2])
+    feats, _, y, _, _ = Batches(shard, TrainConfig(shard=str(out), seq=256, crlf=1.0), val=False, seed=0).batch(8)
+    for row, f in zip(y.tolist(), feats[..., 0].tolist()):
+        text = bytes(row)
+        assert b"\r\n" in text and b"\n" not in text.replace(b"\r\n", b"") and text.count(b"\r") == text.count(b"\n")
+        assert f[1:] == row[:-1]  # slot 0: the byte before
+    held = Batches(shard, TrainConfig(shard=str(out), seq=256, crlf=1.0), val=True, seed=0).batch(4)[2]
+    assert not any(13 in row for row in held.tolist())

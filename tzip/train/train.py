@@ -52,6 +52,14 @@ class TrainConfig:
     export_to: str = ""  # integer model file written at the end (default OUT/model.tzm)
     max_minutes: float = 0  # stop (and save) after this much wall time; 0 = no limit
     init_from: str = ""  # start a new run from a ckpt.pt or a model file (.tzm), adapting its weights to this config
+    crlf: float = 0.0  # share of training text crops given CRLF line ends: the corpora's text is LF-only, text
+    # written on Windows is CRLF, and a model that never saw "\r\n" loses its place at every line end
+
+
+def with_crlf(text: np.ndarray, length: int) -> np.ndarray:
+    """The first `length` bytes of `text` with every line end made CRLF (a CRLF stays one)."""
+    raw = text.tobytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return np.frombuffer(raw[:length], dtype=np.uint8).copy()
 
 
 def model_order(shard: Shard, doc, start: int, end: int, predictor: int) -> np.ndarray:
@@ -66,12 +74,14 @@ def model_order(shard: Shard, doc, start: int, end: int, predictor: int) -> np.n
 
 
 class Batches:
-    """Random crops of length `seq` from the shard's docs, with features seen from the full doc and,
+    """Random crops of length `seq` from the shard's docs (a share cfg.crlf of training text crops with
+    CRLF line ends), with features seen from the full doc and,
     for a model with hint slots, the shard's hints of the same positions."""
 
     def __init__(self, shard: Shard, cfg: TrainConfig, val: bool, seed: int, predictor: int = 0,
                  hint_slots: int = 0):
         self.shard, self.seq, self.predictor, self.hint_slots = shard, cfg.seq, predictor, hint_slots
+        self.crlf = 0.0 if val or hint_slots else cfg.crlf  # hints are the stored bytes'; held-out crops stay as stored
         if hint_slots:
             if shard.hints is None:
                 raise ValueError(f"the model has hint slots but {shard.path} has no hints: "
@@ -101,7 +111,10 @@ class Batches:
         lay = doc.layout
         start = int(self.rng.integers(0, doc.length - self.seq)) // lay.period * lay.period
         back = min(start, max(lay.offsets))
-        x = torch.from_numpy(model_order(self.shard, doc, start - back, start + self.seq, self.predictor))
+        x = model_order(self.shard, doc, start - back, start + self.seq, self.predictor)
+        if m == TEXT and self.crlf and self.rng.random() < self.crlf:
+            x = with_crlf(x, back + self.seq)
+        x = torch.from_numpy(x)
         feats = feature_indices(x, lay)[back:]
         phase = phase_indices(torch.arange(self.seq), lay)
         hints = None
