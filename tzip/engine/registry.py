@@ -15,7 +15,7 @@ from tzip.engine.modelfile import IntModelFile, ModelFileError, load
 from tzip.errors import TzipError
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # package data: the shipped models and their cards
-DEFAULT_MODEL = "tzip-small-2.tzm"
+DEFAULT_MODEL = "tzip-small-3.tzm"
 _cache: dict[str, Model] = {}
 _ids: dict[Path, str] = {}
 
