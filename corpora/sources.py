@@ -148,6 +148,7 @@ def npm_package(name: str, cache: Path) -> tuple[Path, dict]:
     dest.mkdir(parents=True, exist_ok=True)
     base = name.rsplit("/", 1)[-1]
     tgz = dest / f"{base}-{version}.tgz"
+    sha512 = lambda data: "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()  # noqa: E731
     if not tgz.exists():
         url = f"{NPM_REGISTRY}/{name}/-/{base}-{version}.tgz"
         log(f"downloading {name}@{version}")
@@ -156,10 +157,12 @@ def npm_package(name: str, cache: Path) -> tuple[Path, dict]:
                 data = r.read()
         except OSError as e:
             raise SourceError(f"cannot download {url} ({e}); a copy put at {tgz} is used if its sha512 matches") from e
+        if sha512(data) != integrity:  # never kept: a later build downloads again
+            raise SourceError(f"{url} is not {name}@{version}: its sha512 is {sha512(data)}, the pin {integrity}")
         tmp = tgz.with_suffix(".part")
         tmp.write_bytes(data)
         tmp.replace(tgz)
-    got = "sha512-" + base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+    got = sha512(tgz.read_bytes())
     if got != integrity:
         raise SourceError(f"{tgz} is not {name}@{version}: its sha512 is {got}, the pin {integrity}")
     root = cache / "unpacked" / f"npm-{base}"

