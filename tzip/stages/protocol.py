@@ -197,9 +197,8 @@ class NativeStages:
         the network's rows where freqs come rewritten by other stages, tzip_stages_scan_net)."""
         n, kinds, states, masks, _, history, _ = self.args
         if net is None:
-            self.check(self.lib.tzip_stages_scan(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data))
-            return
-        if net.shape != freqs.shape or net.dtype != np.int32 or not net.flags.c_contiguous:
+            net = freqs  # tzip_stages_scan: the rows as they come are the network's
+        elif net.shape != freqs.shape or net.dtype != np.int32 or not net.flags.c_contiguous:
             raise ValueError("one C-ordered int32 network row per row")
         self.check(self.lib.tzip_stages_scan_net(n, kinds, states, masks, history, t0, len(freqs), freqs.ctypes.data,
                                                  net.ctypes.data))
